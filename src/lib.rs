@@ -1,0 +1,15 @@
+//! nftjail: a native replacement for fail2ban.
+//!
+//! # Layout
+//!
+//! The code follows the pipeline `source → filter → tracker → banner`, with `config`, `state`
+//! and `control` beside it:
+//!
+//! - [`addr`]: ban targets (addresses and CIDR prefixes), parsed once at the edge.
+//! - [`jail`]: the validated jail name every stage shares.
+//! - [`config`]: `nftjail.toml`, `jail.d/` and `filter.d/`, validated with file:line:col errors.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod config;
+pub mod jail;
