@@ -7,11 +7,13 @@
 //!
 //! - [`addr`]: ban targets (addresses and CIDR prefixes), parsed once at the edge.
 //! - [`jail`]: the validated jail name every stage shares.
-//! - [`config`]: `nftjail.toml`, `jail.d/` and `filter.d/`, validated with file:line:col errors.
+//! - [`config`]: `nftjail.toml`, `jail.d/`, `filter.d/`: validated, every error as `PATH:LINE:COL`.
 //! - [`tracker`]: sliding windows, ignore lists, escalation, recidive: failures in, ban orders out.
+//! - [`state`]: the crash-safe state log (bans, history, read positions), group-committed.
 #![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod config;
 pub mod jail;
+pub mod state;
 pub mod tracker;

@@ -1,13 +1,176 @@
 //! Configuration: `nftjail.toml`, `jail.d/*.toml` and `filter.d/*.toml`, read and validated.
 //!
 //! Receives paths; emits a validated, immutable [`Config`] or every [`Diagnostic`] found. Works in
-//! two layers (ripgrep's low/high args): serde structs that mirror the TOML with
-//! `deny_unknown_fields`, then a validation pass that compiles filters, resolves names, merges
-//! defaults into jails and collects *all* errors of all files before refusing. It must never
-//! start anything or touch the system beyond reading files (and resolving `ignoreip` host names).
+//! two layers (ripgrep's low/high args): `raw` mirrors the TOML with `deny_unknown_fields`; `load`
+//! and `jail` validate, resolve names and merge `[defaults]` and the drop-ins into jails, and
+//! collect *all* errors of all files before refusing. It must never start anything or change the
+//! system; it only reads files, resolves `ignoreip` host names and lists the host's addresses
+//! (`ignoreself`).
 
 pub mod diag;
 pub mod duration;
+mod files;
+mod jail;
+mod load;
+pub mod ports;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{BanTime, Span};
+pub use files::{FileId, Files, Place};
+pub use load::load;
+pub use ports::PortSpec;
+
+use crate::jail::JailName;
+use crate::tracker::JailPolicy;
+
+/// Where the main file is when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/nftjail/nftjail.toml";
+/// Where the control socket is when neither `--socket` nor `daemon.socket` say otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/nftjail/nftjail.sock";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/nftjail";
+
+/// A whole, valid configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The main file.
+    pub path: PathBuf,
+    pub daemon: DaemonConfig,
+    pub nftables: NftablesConfig,
+    /// Prometheus endpoint, if any.
+    pub metrics: Option<SocketAddr>,
+    /// Every jail, enabled or not, in the order first defined.
+    pub jails: Vec<JailConfig>,
+    /// Things worth saying that do not stop the daemon (a host name in ignoreip that does not
+    /// resolve, say).
+    pub warnings: Vec<Diagnostic>,
+    /// Every file read.
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn enabled(&self) -> impl Iterator<Item = &JailConfig> {
+        self.jails.iter().filter(|j| j.enabled)
+    }
+
+    /// How long ban history is kept: `dbpurgeage`, but at least the longest recidive window.
+    pub fn history_retention(&self) -> u64 {
+        self.enabled()
+            .filter(|j| matches!(j.kind, JailKind::Recidive))
+            .map(|j| j.policy.findtime)
+            .fold(self.daemon.dbpurgeage, u64::max)
+    }
+}
+
+/// `[daemon]`, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    pub socket: PathBuf,
+    /// Group (name, gid) whose members may send mutating requests besides root.
+    pub socket_group: Option<(String, u32)>,
+    pub state_dir: PathBuf,
+    /// Seconds past bans are remembered.
+    pub dbpurgeage: u64,
+    pub max_clients: usize,
+    pub loglevel: String,
+}
+
+/// `[nftables]`, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftablesConfig {
+    pub table: String,
+    pub hooks: Vec<Hook>,
+    pub verdict: Verdict,
+    pub keep_on_stop: bool,
+}
+
+/// Netfilter hooks nftjail's base chains attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Input,
+    Forward,
+}
+
+/// What happens to a banned packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Drop,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// What feeds a jail.
+#[derive(Debug, Clone)]
+pub enum JailKind {
+    /// Log lines matched by a filter.
+    Log {
+        filter: FilterChoice,
+        source: Source,
+    },
+    /// Bans of the other jails (native recidive).
+    Recidive,
+    /// Nothing: manual bans only.
+    Manual,
+}
+
+/// The filter a log jail uses, as configured.
+#[derive(Debug, Clone)]
+pub struct FilterChoice {
+    pub name: String,
+    pub mode: Option<String>,
+    pub datepattern: Option<String>,
+    pub logtimezone: Option<String>,
+    /// Where the filter name was given (or the jail's name, when defaulted).
+    pub place: Place,
+}
+
+/// Where a log jail reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Files (globs allowed), tailed with inotify; `poll_only` disables inotify.
+    Files { paths: Vec<String>, poll_only: bool },
+    /// The systemd journal, filtered by `FIELD=value` matches; `paths` reads given journal
+    /// directories or files instead of the system journal.
+    Journal {
+        matches: Vec<String>,
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// One jail, validated and merged with `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct JailConfig {
+    pub name: JailName,
+    pub enabled: bool,
+    pub kind: JailKind,
+    pub ports: PortSpec,
+    pub protocols: Vec<Protocol>,
+    pub policy: JailPolicy,
+    /// Commands run after a ban / unban (argv; no shell).
+    pub on_ban: Option<Vec<String>>,
+    pub on_unban: Option<Vec<String>>,
+}
+
+/// Whether a filter of this name ships with nftjail.
+pub(crate) fn builtin_filter_exists(name: &str) -> bool {
+    [
+        "sshd",
+        "postfix",
+        "postfix-sasl",
+        "dovecot",
+        "proftpd",
+        "panel",
+    ]
+    .contains(&name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+//! Validation of one jail: its layers (`[defaults]`, then each drop-in that names it) merged key
+//! by key, the last file winning, and every value checked where it was written.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diag::{Diagnostic, Diagnostics};
+use super::files::{FileId, Files, Place};
+use super::ports::{PortSpec, parse_ports};
+use super::raw::{EscalationRaw, JailRaw, PortRaw};
+use super::{BanTime, FilterChoice, JailConfig, JailKind, Protocol, Source};
+use crate::addr::{BanTarget, canonical};
+use crate::jail::JailName;
+use crate::tracker::{Escalation, IgnoreList, JailPolicy};
+
+/// Built-in defaults, as fail2ban's jail.conf has them.
+const MAXRETRY: i64 = 5;
+const FINDTIME: u64 = 600;
+const BANTIME: u64 = 600;
+const MAXTRACKED: i64 = 100_000;
+
+/// The layers of one jail, lowest first: `[defaults]` of the main file, then each drop-in table.
+pub struct Layers<'a> {
+    pub files: &'a Files,
+    pub layers: Vec<(FileId, &'a JailRaw)>,
+    pub name: &'a JailName,
+    /// The jail's first table header.
+    pub place: &'a Place,
+}
+
+impl Layers<'_> {
+    /// The value of a key from the last layer that sets it, with its file.
+    fn pick<T>(&self, get: impl Fn(&JailRaw) -> Option<&T>) -> Option<(FileId, &T)> {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|(id, raw)| get(raw).map(|v| (*id, v)))
+    }
+
+    /// Like `pick`, for a key of the `escalation` sub-table.
+    fn pick_escalation<T>(
+        &self,
+        get: impl Fn(&EscalationRaw) -> Option<&T>,
+    ) -> Option<(FileId, &T)> {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|(id, raw)| raw.escalation.as_ref().and_then(&get).map(|v| (*id, v)))
+    }
+
+    fn place<T>(&self, file: FileId, value: &Spanned<T>) -> Place {
+        Place {
+            file,
+            span: value.span(),
+        }
+    }
+
+    fn diag<T>(&self, file: FileId, value: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
+        self.files.diag(&self.place(file, value), message)
+    }
+}
+
+/// Validates one jail; `filter_files` are the `filter.d/*.toml` paths (a jail's filter is looked
+/// up there first, then among the built-ins).
+pub fn validate_jail(
+    l: &Layers<'_>,
+    filter_files: &[PathBuf],
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<JailConfig, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let name = l.name.clone();
+    let enabled = l.pick(|r| r.enabled.as_ref()).is_some_and(|(_, e)| *e);
+
+    let int = |key: &str,
+               v: Option<(FileId, &Spanned<i64>)>,
+               min: i64,
+               default: i64,
+               diags: &mut Diagnostics| match v {
+        Some((f, s)) if *s.get_ref() < min => {
+            diags.push(l.diag(
+                f,
+                s,
+                format!("{key} must be at least {min}, not {}", s.get_ref()),
+            ));
+            default
+        }
+        Some((_, s)) => *s.get_ref(),
+        None => default,
+    };
+    let maxretry = int(
+        "maxretry",
+        l.pick(|r| r.maxretry.as_ref()),
+        1,
+        MAXRETRY,
+        &mut diags,
+    );
+    let maxtracked = int(
+        "maxtracked",
+        l.pick(|r| r.maxtracked.as_ref()),
+        1,
+        MAXTRACKED,
+        &mut diags,
+    );
+    let findtime = match l.pick(|r| r.findtime.as_ref()) {
+        Some((f, s)) if s.get_ref().as_secs() == 0 => {
+            diags.push(l.diag(f, s, "findtime must be longer than 0"));
+            FINDTIME
+        }
+        Some((_, s)) => s.get_ref().as_secs(),
+        None => FINDTIME,
+    };
+    let bantime = l
+        .pick(|r| r.bantime.as_ref())
+        .map_or(BanTime::For(Duration::from_secs(BANTIME)), |(_, b)| {
+            *b.get_ref()
+        });
+    let fold_v6 = match l.pick(|r| r.ipv6_prefix.as_ref()) {
+        Some((f, s)) if !(1..=128).contains(s.get_ref()) => {
+            diags.push(l.diag(
+                f,
+                s,
+                format!("ipv6_prefix must be between 1 and 128, not {}", s.get_ref()),
+            ));
+            None
+        }
+        Some((_, s)) if *s.get_ref() == 128 => None,
+        Some((_, s)) => Some(*s.get_ref() as u8),
+        None => None,
+    };
+
+    let escalation = escalation(l, &mut diags);
+    let ignore = ignore_list(l, &mut diags, warnings);
+    let (ports, protocols) = ports_and_protocols(l, &mut diags);
+    let kind = kind(l, filter_files, &mut diags);
+    let recidive = match kind {
+        JailKind::Recidive => Some(int(
+            "maxbans",
+            l.pick(|r| r.maxbans.as_ref()),
+            1,
+            maxretry,
+            &mut diags,
+        ) as u32),
+        _ => {
+            if let Some((f, s)) = l.pick(|r| r.maxbans.as_ref()) {
+                diags.push(l.diag(
+                    f,
+                    s,
+                    "maxbans only applies to the recidive jail (filter = \"recidive\")",
+                ));
+            }
+            None
+        }
+    };
+    let command =
+        |v: Option<(FileId, &Spanned<Vec<String>>)>, key: &str, diags: &mut Diagnostics| {
+            let (f, s) = v?;
+            if s.get_ref().is_empty() || s.get_ref()[0].is_empty() {
+                diags.push(l.diag(
+                    f,
+                    s,
+                    format!("{key} needs a program: [\"/path/to/program\", \"arg\", …]"),
+                ));
+                return None;
+            }
+            Some(s.get_ref().clone())
+        };
+    let on_ban = command(l.pick(|r| r.on_ban.as_ref()), "on_ban", &mut diags);
+    let on_unban = command(l.pick(|r| r.on_unban.as_ref()), "on_unban", &mut diags);
+
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let policy = JailPolicy {
+        name: name.clone(),
+        maxretry: u32::try_from(maxretry).unwrap_or(u32::MAX),
+        findtime,
+        bantime,
+        escalation,
+        ignore: Arc::new(ignore),
+        fold_v6,
+        maxtracked: usize::try_from(maxtracked).unwrap_or(usize::MAX),
+        recidive,
+    };
+    Ok(JailConfig {
+        name,
+        enabled,
+        kind,
+        ports,
+        protocols,
+        policy,
+        on_ban,
+        on_unban,
+    })
+}
+
+fn escalation(l: &Layers<'_>, diags: &mut Diagnostics) -> Escalation {
+    let mut e = Escalation {
+        increment: l
+            .pick_escalation(|e| e.increment.as_ref())
+            .is_some_and(|(_, v)| *v),
+        maxtime: l
+            .pick_escalation(|e| e.maxtime.as_ref())
+            .map(|(_, s)| s.as_secs()),
+        rndtime: l
+            .pick_escalation(|e| e.rndtime.as_ref())
+            .map(|(_, s)| s.as_secs()),
+        overalljails: l
+            .pick_escalation(|e| e.overalljails.as_ref())
+            .is_some_and(|(_, v)| *v),
+        ..Escalation::default()
+    };
+    if let Some((f, factor)) = l.pick_escalation(|e| e.factor.as_ref()) {
+        if *factor.get_ref() > 0.0 && factor.get_ref().is_finite() {
+            e.factor = *factor.get_ref();
+        } else {
+            diags.push(l.diag(
+                f,
+                factor,
+                format!(
+                    "escalation factor must be a positive number, not {}",
+                    factor.get_ref()
+                ),
+            ));
+        }
+    }
+    if let Some((f, m)) = l.pick_escalation(|e| e.multipliers.as_ref()) {
+        if !m.get_ref().is_empty() && m.get_ref().iter().all(|x| *x > 0.0 && x.is_finite()) {
+            e.multipliers = m.get_ref().clone();
+        } else {
+            diags.push(l.diag(
+                f,
+                m,
+                "escalation multipliers must be a non-empty list of positive numbers",
+            ));
+        }
+    }
+    e
+}
+
+fn ignore_list(
+    l: &Layers<'_>,
+    diags: &mut Diagnostics,
+    warnings: &mut Vec<Diagnostic>,
+) -> IgnoreList {
+    let mut list = IgnoreList::default();
+    if let Some((f, entry)) = l.pick(|r| r.ignoreip.as_ref()) {
+        for text in entry.get_ref().clone().into_vec() {
+            // fail2ban allows several entries in one string, separated by spaces or commas.
+            for word in text.split([' ', ',']).filter(|w| !w.is_empty()) {
+                match word.parse::<BanTarget>() {
+                    Ok(t) => list.insert(t),
+                    Err(_) if word.contains('/') || word.parse::<f64>().is_ok() => {
+                        diags.push(l.diag(f, entry, format!("ignoreip: {word:?} is not an address, CIDR prefix or host name")));
+                    }
+                    Err(_) => match (word, 0).to_socket_addrs() {
+                        Ok(addrs) => addrs.for_each(|a| list.insert(BanTarget::addr(a.ip()))),
+                        Err(e) => warnings.push(l.diag(f, entry, format!("ignoreip: host name {word:?} does not resolve ({e}); it is not ignored"))),
+                    },
+                }
+            }
+        }
+    }
+    if l.pick(|r| r.ignoreself.as_ref()).is_none_or(|(_, b)| *b) {
+        for addr in host_addresses() {
+            list.insert(BanTarget::addr(addr));
+        }
+    }
+    list
+}
+
+/// The host's own addresses (fail2ban's `ignoreself`).
+pub fn host_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|ifa| {
+            let a = ifa.address?;
+            if let Some(v4) = a.as_sockaddr_in() {
+                return Some(IpAddr::V4(v4.ip()));
+            }
+            a.as_sockaddr_in6().map(|v6| canonical(IpAddr::V6(v6.ip())))
+        })
+        .collect()
+}
+
+fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (PortSpec, Vec<Protocol>) {
+    let ports = match l.pick(|r| r.port.as_ref()) {
+        None => PortSpec::All,
+        Some((f, values)) => {
+            let words: Vec<String> = values
+                .get_ref()
+                .clone()
+                .into_vec()
+                .into_iter()
+                .map(|p| match p {
+                    PortRaw::Number(n) => n.to_string(),
+                    PortRaw::Text(t) => t,
+                })
+                .collect();
+            match parse_ports(words.iter().map(String::as_str)) {
+                Ok(p) => p,
+                Err(e) => {
+                    diags.push(l.diag(f, values, format!("port: {e}")));
+                    PortSpec::All
+                }
+            }
+        }
+    };
+    let mut protocols = Vec::new();
+    match l.pick(|r| r.protocol.as_ref()) {
+        None => protocols.push(Protocol::Tcp),
+        Some((f, values)) => {
+            for word in values
+                .get_ref()
+                .clone()
+                .into_vec()
+                .iter()
+                .flat_map(|w| w.split(',').map(str::trim).collect::<Vec<_>>())
+            {
+                let new: &[Protocol] = match word.to_ascii_lowercase().as_str() {
+                    "tcp" => &[Protocol::Tcp],
+                    "udp" => &[Protocol::Udp],
+                    "all" => &[Protocol::Tcp, Protocol::Udp],
+                    other => {
+                        diags.push(l.diag(
+                            f,
+                            values,
+                            format!("protocol {other:?}: use \"tcp\", \"udp\" or \"all\""),
+                        ));
+                        &[]
+                    }
+                };
+                for p in new {
+                    if !protocols.contains(p) {
+                        protocols.push(*p);
+                    }
+                }
+            }
+        }
+    }
+    (ports, protocols)
+}
+
+/// What feeds the jail: a log (through a filter), the other jails' bans (recidive), or nothing.
+fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> JailKind {
+    let filter = l.pick(|r| r.filter.as_ref());
+    let (filter_name, filter_place) = match filter {
+        Some((f, s)) => (s.get_ref().clone(), l.place(f, s)),
+        None => (l.name.to_string(), l.place.clone()),
+    };
+    let logpath = l.pick(|r| r.logpath.as_ref());
+    let backend = l.pick(|r| r.backend.as_ref());
+    let backend_name = backend.map_or("auto", |(_, b)| b.get_ref().as_str());
+    if !["auto", "file", "polling", "journal", "systemd"].contains(&backend_name) {
+        let (f, b) = backend.expect("invariant: a non-default name came from a layer");
+        diags.push(l.diag(
+            f,
+            b,
+            format!("backend {backend_name:?}: use \"auto\", \"file\", \"polling\" or \"journal\""),
+        ));
+    }
+    let journal = matches!(backend_name, "journal" | "systemd")
+        || (backend_name == "auto"
+            && logpath.is_none()
+            && l.pick(|r| r.journalmatch.as_ref()).is_some());
+
+    if filter_name == "recidive" {
+        if let Some((f, p)) = logpath {
+            diags.push(l.diag(f, p, "the recidive jail reads no log: it counts the bans of the other jails (remove logpath)"));
+        }
+        return JailKind::Recidive;
+    }
+    if logpath.is_none() && !journal {
+        if let Some((f, s)) = filter {
+            diags.push(l.diag(
+                f,
+                s,
+                "this jail has a filter but nothing to read: set logpath, or backend = \"journal\"",
+            ));
+        }
+        return JailKind::Manual;
+    }
+    let known = filter_files
+        .iter()
+        .any(|p| p.file_stem().is_some_and(|s| s == filter_name.as_str()))
+        || crate::config::builtin_filter_exists(&filter_name);
+    if !known {
+        diags.push(l.files.diag(
+            &filter_place,
+            format!(
+                "unknown filter {filter_name:?} (not in filter.d/ nor among the built-in filters)"
+            ),
+        ));
+    }
+    let source = if journal {
+        let matches = l
+            .pick(|r| r.journalmatch.as_ref())
+            .map(|(_, m)| m.get_ref().clone().into_vec())
+            .unwrap_or_default();
+        if let Some((f, m)) = l.pick(|r| r.journalmatch.as_ref()) {
+            for word in m.get_ref().clone().into_vec() {
+                if word != "+"
+                    && !word.split_once('=').is_some_and(|(k, _)| {
+                        !k.is_empty()
+                            && k.bytes()
+                                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                    })
+                {
+                    diags.push(l.diag(f, m, format!("journalmatch {word:?}: write FIELD=value, e.g. \"_SYSTEMD_UNIT=ssh.service\"")));
+                }
+            }
+        }
+        let paths = l
+            .pick(|r| r.journalpath.as_ref())
+            .map(|(_, p)| {
+                p.get_ref()
+                    .clone()
+                    .into_vec()
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Source::Journal { matches, paths }
+    } else {
+        let (f, p) = logpath.expect("invariant: a file jail has a logpath");
+        let paths = p.get_ref().clone().into_vec();
+        for path in &paths {
+            if !path.starts_with('/') {
+                diags.push(l.diag(f, p, format!("logpath {path:?} must be absolute")));
+            }
+        }
+        if paths.is_empty() {
+            diags.push(l.diag(f, p, "logpath is empty"));
+        }
+        Source::Files {
+            paths,
+            poll_only: backend_name == "polling",
+        }
+    };
+    let text = |v: Option<(FileId, &Spanned<String>)>| v.map(|(_, s)| s.get_ref().clone());
+    JailKind::Log {
+        filter: FilterChoice {
+            name: filter_name,
+            mode: text(l.pick(|r| r.mode.as_ref())),
+            datepattern: text(l.pick(|r| r.datepattern.as_ref())),
+            logtimezone: text(l.pick(|r| r.logtimezone.as_ref())),
+            place: filter_place,
+        },
+        source,
+    }
+}
