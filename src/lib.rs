@@ -15,5 +15,6 @@
 pub mod addr;
 pub mod config;
 pub mod jail;
+pub mod source;
 pub mod state;
 pub mod tracker;

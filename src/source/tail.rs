@@ -1,0 +1,289 @@
+//! Following one log file by path, through rotation and truncation, without losing lines.
+//!
+//! Receives a path, a start position and "look again" calls; emits complete lines (without
+//! their newline) and the position reached. It keeps the file's identity (device, inode) and
+//! offset, so it notices:
+//! - **rename rotation** (`logrotate` default): the path now names another inode. The old
+//!   descriptor is drained to its end first, then kept a few more rounds (a daemon may still
+//!   write to it before it reopens its log), and the new file is read from its start;
+//! - **copytruncate**: the file is shorter than the offset: read again from 0 (a line written
+//!   between the copy and the truncation is lost; that is inherent to copytruncate);
+//! - **deletion**: the old descriptor is drained and the path is watched until it reappears.
+//!
+//! Lines longer than `max_line` are skipped and counted. It never blocks on anything but the
+//! reads of a regular file and never interprets the bytes of a line.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::state::Position;
+
+/// Bytes read per system call.
+const CHUNK: usize = 256 * 1024;
+/// Rounds a rotated-away file is still drained after the switch.
+const RETIRED_ROUNDS: u32 = 5;
+
+/// Where to start reading a file seen for the first time in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// At its end: old lines are history (first sight, fail2ban's `tail`).
+    End,
+    /// Where a previous run stopped, if it is still the same file.
+    Saved(Position),
+}
+
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    /// Bytes read so far.
+    offset: u64,
+    /// Bytes of an unfinished last line.
+    partial: Vec<u8>,
+    /// Inside an over-long line: drop bytes until the next newline.
+    discarding: bool,
+}
+
+impl Open {
+    fn new(file: File, meta: &Metadata, offset: u64) -> Open {
+        Open {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset,
+            partial: Vec::new(),
+            discarding: false,
+        }
+    }
+
+    /// Reads to the end of the file, delivering complete lines.
+    fn drain(
+        &mut self,
+        buffer: &mut [u8],
+        max_line: usize,
+        too_long: &mut u64,
+        line: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<()> {
+        loop {
+            let n = match self.file.read_at(buffer, self.offset) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.offset += n as u64;
+            self.split(&buffer[..n], max_line, too_long, &mut *line);
+        }
+    }
+
+    fn split(
+        &mut self,
+        mut data: &[u8],
+        max_line: usize,
+        too_long: &mut u64,
+        line: &mut dyn FnMut(&[u8]),
+    ) {
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let (head, rest) = (&data[..i], &data[i + 1..]);
+            data = rest;
+            if self.discarding {
+                self.discarding = false;
+                continue;
+            }
+            if self.partial.is_empty() {
+                if head.len() > max_line {
+                    *too_long += 1;
+                } else {
+                    line(trim_cr(head));
+                }
+            } else if self.partial.len() + head.len() > max_line {
+                self.partial.clear();
+                *too_long += 1;
+            } else {
+                self.partial.extend_from_slice(head);
+                line(trim_cr(&self.partial));
+                self.partial.clear();
+            }
+        }
+        if self.discarding || data.is_empty() {
+            return;
+        }
+        if self.partial.len() + data.len() > max_line {
+            self.partial.clear();
+            self.discarding = true;
+            *too_long += 1;
+        } else {
+            self.partial.extend_from_slice(data);
+        }
+    }
+
+    /// The file is closed for good: an unfinished last line is delivered as it is.
+    fn finish(mut self, line: &mut dyn FnMut(&[u8])) {
+        if !self.partial.is_empty() && !self.discarding {
+            line(trim_cr(&self.partial));
+        }
+        self.partial.clear();
+    }
+
+    /// Where the first undelivered line starts.
+    fn position(&self) -> Position {
+        let pending = if self.discarding {
+            0
+        } else {
+            self.partial.len() as u64
+        };
+        Position::File {
+            dev: self.dev,
+            ino: self.ino,
+            offset: self.offset.saturating_sub(pending),
+        }
+    }
+}
+
+/// One followed file.
+pub struct Tailer {
+    path: PathBuf,
+    current: Option<Open>,
+    /// A rotated-away file still drained for a few rounds.
+    retired: Option<(Open, u32)>,
+    max_line: usize,
+    buffer: Vec<u8>,
+    start: Option<Start>,
+    too_long: u64,
+    rotations: u64,
+}
+
+impl Tailer {
+    pub fn new(path: &Path, start: Start, max_line: usize) -> Tailer {
+        Tailer {
+            path: path.to_path_buf(),
+            current: None,
+            retired: None,
+            max_line: max_line.max(1),
+            buffer: vec![0; CHUNK],
+            start: Some(start),
+            too_long: 0,
+            rotations: 0,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads everything new and calls `line` for each complete line.
+    pub fn poll(&mut self, line: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        if let Some((mut old, rounds)) = self.retired.take() {
+            old.drain(
+                &mut self.buffer,
+                self.max_line,
+                &mut self.too_long,
+                &mut *line,
+            )?;
+            if rounds > 1 {
+                self.retired = Some((old, rounds - 1));
+            } else {
+                old.finish(&mut *line);
+            }
+        }
+        if let Some(open) = self.current.as_mut() {
+            open.drain(
+                &mut self.buffer,
+                self.max_line,
+                &mut self.too_long,
+                &mut *line,
+            )?;
+        }
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_file() => m,
+            // Gone (rotated away and not yet recreated) or not a file: keep what is open.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Missing at start: when it appears, it is a new file, read whole.
+                if self.current.is_none() {
+                    self.start = None;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match self.current.as_mut() {
+            Some(open) if open.dev == meta.dev() && open.ino == meta.ino() => {
+                if meta.len() < open.offset {
+                    // copytruncate: the file was emptied under us.
+                    open.offset = 0;
+                    open.partial.clear();
+                    open.discarding = false;
+                    self.rotations += 1;
+                }
+            }
+            _ => {
+                let file = match File::open(&self.path) {
+                    Ok(f) => f,
+                    // Replaced between stat and open: the next round catches it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let meta = file.metadata()?;
+                let offset = self.first_offset(&meta);
+                if let Some(old) = self.current.take() {
+                    if let Some((older, _)) = self.retired.take() {
+                        older.finish(&mut *line);
+                    }
+                    self.retired = Some((old, RETIRED_ROUNDS));
+                    self.rotations += 1;
+                }
+                self.current = Some(Open::new(file, &meta, offset));
+            }
+        }
+        let open = self
+            .current
+            .as_mut()
+            .expect("invariant: a file is open here");
+        open.drain(&mut self.buffer, self.max_line, &mut self.too_long, line)
+    }
+
+    /// The position to persist: the start of the first line not yet delivered.
+    pub fn position(&self) -> Option<Position> {
+        self.current.as_ref().map(Open::position)
+    }
+
+    /// Lines skipped for being longer than `max_line`.
+    pub fn too_long(&self) -> u64 {
+        self.too_long
+    }
+
+    /// Rotations and truncations noticed.
+    pub fn rotations(&self) -> u64 {
+        self.rotations
+    }
+
+    fn first_offset(&mut self, meta: &Metadata) -> u64 {
+        match self.start.take() {
+            None => 0,
+            Some(Start::End) => meta.len(),
+            Some(Start::Saved(Position::File { dev, ino, offset }))
+                if dev == meta.dev() && ino == meta.ino() =>
+            {
+                if offset <= meta.len() {
+                    offset
+                } else {
+                    0
+                }
+            }
+            // Another file than the one saved: it was rotated in since; all of it is new.
+            Some(Start::Saved(_)) => 0,
+        }
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests;
