@@ -266,16 +266,13 @@ impl Tailer {
         match self.start.take() {
             None => 0,
             Some(Start::End) => meta.len(),
+            // The same file as saved, not truncated since: resume exactly.
             Some(Start::Saved(Position::File { dev, ino, offset }))
-                if dev == meta.dev() && ino == meta.ino() =>
+                if dev == meta.dev() && ino == meta.ino() && offset <= meta.len() =>
             {
-                if offset <= meta.len() {
-                    offset
-                } else {
-                    0
-                }
+                offset
             }
-            // Another file than the one saved: it was rotated in since; all of it is new.
+            // Truncated, or another file than the one saved (rotated in since): all of it is new.
             Some(Start::Saved(_)) => 0,
         }
     }
