@@ -7,4 +7,78 @@
 //! filter does), never drop one silently (over-long lines are counted) and never stop because
 //! of a missing, rotated or unreadable file: it reports and keeps watching.
 
+pub mod files;
+pub mod journal;
 pub mod tail;
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use crate::state::Position;
+
+/// One thing a source read.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// A line of a file, without its newline.
+    Line(&'a [u8]),
+    /// A journal entry.
+    Journal(JournalItem<'a>),
+}
+
+/// The fields of a journal entry a filter needs.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalItem<'a> {
+    pub message: &'a [u8],
+    pub identifier: Option<&'a str>,
+    pub pid: Option<u32>,
+    /// `__REALTIME_TIMESTAMP`: microseconds since the Unix epoch.
+    pub realtime_usec: u64,
+}
+
+/// Where a source delivers. Runs on the source's thread.
+pub trait Sink: Send + 'static {
+    fn item(&mut self, item: Item<'_>);
+    /// After a round of reads: the positions reached (persist them once what came before is
+    /// handled) and how many items were skipped so far (over-long lines).
+    fn checkpoint(&mut self, positions: &[(String, Position)], skipped: u64);
+}
+
+/// A running source: stop it and wait for its thread.
+pub struct SourceHandle {
+    thread: Option<JoinHandle<()>>,
+    stop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl SourceHandle {
+    pub fn new(thread: JoinHandle<()>, stop: impl FnOnce() + Send + 'static) -> SourceHandle {
+        SourceHandle {
+            thread: Some(thread),
+            stop: Some(Box::new(stop)),
+        }
+    }
+
+    /// Asks the source to stop after its current round and waits for it.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SourceHandle {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The key a position is saved under: `jail:path` for files, `jail:journal` for the journal.
+pub fn position_key(jail: &str, path: &Path) -> String {
+    format!("{jail}:{}", path.display())
+}

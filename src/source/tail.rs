@@ -30,6 +30,8 @@ const RETIRED_ROUNDS: u32 = 5;
 pub enum Start {
     /// At its end: old lines are history (first sight, fail2ban's `tail`).
     End,
+    /// At its beginning: the file is new (it appeared while we were watching).
+    Beginning,
     /// Where a previous run stopped, if it is still the same file.
     Saved(Position),
 }
@@ -264,7 +266,7 @@ impl Tailer {
 
     fn first_offset(&mut self, meta: &Metadata) -> u64 {
         match self.start.take() {
-            None => 0,
+            None | Some(Start::Beginning) => 0,
             Some(Start::End) => meta.len(),
             // The same file as saved, not truncated since: resume exactly.
             Some(Start::Saved(Position::File { dev, ino, offset }))
