@@ -10,10 +10,12 @@
 //! - [`config`]: `nftjail.toml`, `jail.d/`, `filter.d/`: validated, every error as `PATH:LINE:COL`.
 //! - [`tracker`]: sliding windows, ignore lists, escalation, recidive: failures in, ban orders out.
 //! - [`state`]: the crash-safe state log (bans, history, read positions), group-committed.
+//! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
 #![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod config;
+pub mod control;
 pub mod jail;
 pub mod source;
 pub mod state;

@@ -1,0 +1,45 @@
+//! The control socket: how `nftjail status / ban / unban / banned / reload` (and a hosting
+//! panel) talk to the running daemon.
+//!
+//! `protocol` is the one definition of the wire format, shared by both ends; `server` is the
+//! daemon's side (it turns requests into [`Call`]s for the core); `client` is the CLI's side.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+use tokio::sync::oneshot;
+
+use crate::addr::BanTarget;
+use crate::config::BanTime;
+use protocol::{Rejected, Reply};
+
+/// A request decoded and checked at the edge, for the daemon's core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Status {
+        jail: Option<String>,
+    },
+    Ban {
+        jail: String,
+        targets: Vec<BanTarget>,
+        length: Option<BanTime>,
+        rejected: Vec<Rejected>,
+    },
+    /// `target: None` with `all`: everything in `jail`.
+    Unban {
+        target: Option<BanTarget>,
+        jail: Option<String>,
+        all: bool,
+    },
+    Banned {
+        jail: Option<String>,
+    },
+    Reload,
+}
+
+/// A command and where its reply goes.
+pub struct Call {
+    pub command: Command,
+    pub reply: oneshot::Sender<Reply>,
+}

@@ -1,0 +1,372 @@
+//! The control protocol, shared by the daemon and the client.
+//!
+//! Framing: one JSON object per line, each way. A request line longer than [`MAX_REQUEST`] is
+//! refused. A bulk ban (`"stream": true`) is followed by one address per line (each also capped),
+//! ended by an empty line or by the client closing its side, so a blocklist of any length goes
+//! in one request without one giant line. Every request gets exactly one reply line:
+//! `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. The JSON shapes are documented in the
+//! README ("Control socket and JSON output") and are stable: fields may be added, never renamed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::BanTarget;
+use crate::tracker::{JailStats, Origin};
+
+/// The longest request line accepted.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Is the daemon alive? (never mutates)
+    Ping,
+    Status {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    /// Bans `targets` (and, with `stream`, every address line that follows).
+    Ban {
+        jail: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<String>,
+        /// fail2ban notation (`1h`, `180d`, `-1`); the jail's bantime when absent.
+        #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+        length: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
+    },
+    /// Unbans `target` from `jail` (all jails when absent), or everything in `jail` with `all`.
+    Unban {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all: bool,
+    },
+    Banned {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    Reload,
+}
+
+impl Request {
+    /// Whether the request changes anything (and so needs a privileged peer).
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Request::Ban { .. } | Request::Unban { .. } | Request::Reload
+        )
+    }
+}
+
+/// One jail in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JailSummary {
+    pub name: String,
+    /// `log`, `recidive` or `manual`.
+    pub kind: String,
+    #[serde(flatten)]
+    pub stats: JailStatsReply,
+}
+
+/// The counters of a jail (fail2ban-client's names).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JailStatsReply {
+    pub currently_failed: usize,
+    pub total_failed: u64,
+    pub currently_banned: usize,
+    pub total_banned: u64,
+    #[serde(default)]
+    pub ignored: u64,
+    #[serde(default)]
+    pub evicted: u64,
+}
+
+impl From<JailStats> for JailStatsReply {
+    fn from(s: JailStats) -> JailStatsReply {
+        JailStatsReply {
+            currently_failed: s.currently_failed,
+            total_failed: s.total_failed,
+            currently_banned: s.currently_banned,
+            total_banned: s.total_banned,
+            ignored: s.ignored,
+            evicted: s.evicted,
+        }
+    }
+}
+
+/// One log source of a jail in `status JAIL`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// A file path, or `journal`.
+    pub name: String,
+    /// Byte offset for files, cursor for the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    pub lines: u64,
+    pub failures: u64,
+    /// Lines skipped as unreadable (invalid UTF-8, binary, too long, no timestamp).
+    pub skipped: u64,
+}
+
+/// `status JAIL`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JailDetail {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    pub sources: Vec<SourceStatus>,
+    #[serde(flatten)]
+    pub stats: JailStatsReply,
+    pub maxretry: u32,
+    pub findtime: u64,
+    /// Seconds, or `null` when permanent.
+    pub bantime: Option<u64>,
+    /// The nftables sets holding this jail's bans.
+    pub sets: Vec<String>,
+    pub banned: Vec<String>,
+}
+
+/// One active ban in `banned`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BanEntry {
+    pub jail: String,
+    pub target: String,
+    /// Unix seconds.
+    pub since: i64,
+    /// Unix seconds, `null` when permanent.
+    pub expires: Option<i64>,
+    pub count: u32,
+    pub origin: Origin,
+}
+
+/// An input a bulk ban could not use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// 1-based line of the streamed list (0 for `targets`).
+    pub line: usize,
+    pub text: String,
+    pub error: String,
+}
+
+/// A reply. `ok` tells success; the other fields depend on the request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `PATH:LINE:COL: message` lines of a refused reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jails: Option<Vec<JailSummary>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jail: Option<JailDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bans: Option<Vec<BanEntry>>,
+    /// Bans newly made by a `ban`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned: Option<usize>,
+    /// Bans whose timeout a `ban` refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+    /// `unban`: `JAIL TARGET` pairs removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unbanned: Option<Vec<(String, String)>>,
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply {
+            ok: true,
+            ..Reply::default()
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(message.into()),
+            ..Reply::default()
+        }
+    }
+
+    /// The reply as one line (with its newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("invariant: replies serialize");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// Why a request line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(
+        "request too large (the limit is {MAX_REQUEST} bytes; stream long address lists with \"stream\": true)"
+    )]
+    TooLarge,
+    #[error("request is not UTF-8")]
+    NotUtf8,
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// Decodes one request line (without its newline).
+pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
+    if line.len() > MAX_REQUEST {
+        return Err(RequestError::TooLarge);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| RequestError::NotUtf8)?;
+    serde_json::from_str(text.trim()).map_err(|e| RequestError::Malformed(e.to_string()))
+}
+
+/// Encodes a request as one line (with its newline).
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    let mut line = serde_json::to_vec(request).expect("invariant: requests serialize");
+    line.push(b'\n');
+    line
+}
+
+/// Parses one line of a streamed blocklist: an address or CIDR, optionally followed by a
+/// comment (`#` or `;`) — the formats of common public blocklists. `Ok(None)` for a blank or
+/// comment-only line.
+pub fn parse_list_line(line: &str) -> Result<Option<BanTarget>, String> {
+    let text = line.split(['#', ';']).next().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    // Some lists carry extra columns after the address.
+    let word = text.split_whitespace().next().unwrap_or(text);
+    word.parse::<BanTarget>()
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_through_their_json() {
+        let requests = [
+            Request::Ping,
+            Request::Status { jail: None },
+            Request::Status {
+                jail: Some("sshd".into()),
+            },
+            Request::Ban {
+                jail: "sshd".into(),
+                targets: vec!["192.0.2.1".into()],
+                length: Some("1h".into()),
+                stream: false,
+            },
+            Request::Ban {
+                jail: "manual".into(),
+                targets: vec![],
+                length: None,
+                stream: true,
+            },
+            Request::Unban {
+                target: Some("192.0.2.1".into()),
+                jail: None,
+                all: false,
+            },
+            Request::Unban {
+                target: None,
+                jail: Some("sshd".into()),
+                all: true,
+            },
+            Request::Banned { jail: None },
+            Request::Reload,
+        ];
+        for r in requests {
+            let line = encode_request(&r);
+            assert_eq!(
+                decode_request(line.strip_suffix(b"\n").unwrap()),
+                Ok(r.clone()),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+        assert_eq!(
+            encode_request(&Request::Status { jail: None }),
+            b"{\"command\":\"status\"}\n"
+        );
+        assert_eq!(
+            decode_request(
+                br#"{"command":"ban","jail":"sshd","targets":["192.0.2.1"],"for":"1h"}"#
+            )
+            .unwrap()
+            .mutates(),
+            true
+        );
+    }
+
+    #[test]
+    fn hostile_lines_are_refused_with_a_reason() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"", "malformed"),
+            (b"garbage", "malformed"),
+            (b"{\"command\":\"selfdestruct\"}", "unknown variant"),
+            (b"{\"command\":\"status\",\"extra\":1}", "unknown field"),
+            (b"\xff\xfe", "not UTF-8"),
+            (b"[1,2,3]", "malformed"),
+        ];
+        for (line, needle) in cases {
+            let err = decode_request(line).unwrap_err().to_string();
+            assert!(
+                err.contains(needle),
+                "{:?}: {err}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let huge = vec![b' '; MAX_REQUEST + 1];
+        assert_eq!(decode_request(&huge), Err(RequestError::TooLarge));
+    }
+
+    #[test]
+    fn blocklist_lines() {
+        assert_eq!(
+            parse_list_line("192.0.2.1"),
+            Ok(Some("192.0.2.1".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_list_line("  198.51.100.0/24 ; SBL12345"),
+            Ok(Some("198.51.100.0/24".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_list_line("2001:db8::1 # scanner"),
+            Ok(Some("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_list_line("203.0.113.9\t17\t2026-11-01"),
+            Ok(Some("203.0.113.9".parse().unwrap()))
+        );
+        assert_eq!(parse_list_line("# header"), Ok(None));
+        assert_eq!(parse_list_line(""), Ok(None));
+        assert!(parse_list_line("not-an-ip").is_err());
+    }
+
+    #[test]
+    fn replies_omit_empty_fields() {
+        assert_eq!(
+            String::from_utf8(Reply::ok().to_line()).unwrap(),
+            "{\"ok\":true}\n"
+        );
+        assert_eq!(
+            String::from_utf8(Reply::error("no such jail").to_line()).unwrap(),
+            "{\"ok\":false,\"error\":\"no such jail\"}\n"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The server against well-behaved and hostile clients, with a stand-in core.
+
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+
+use super::*;
+use crate::control::protocol::encode_request;
+
+/// Binds a socket in a temp dir and serves it with a core that answers every call with a
+/// summary of the command. Returns the socket path, the temp dir and the shutdown token.
+async fn server(max_clients: usize) -> (PathBuf, tempfile::TempDir, CancellationToken) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run/nftjail.sock");
+    let socket = bind(&path, None).unwrap();
+    let (tx, mut rx) = mpsc::channel::<Call>(16);
+    tokio::spawn(async move {
+        while let Some(call) = rx.recv().await {
+            let reply = match call.command {
+                Command::Ban {
+                    targets, rejected, ..
+                } => Reply {
+                    banned: Some(targets.len()),
+                    rejected,
+                    ..Reply::ok()
+                },
+                Command::Status { jail } => Reply {
+                    error: jail,
+                    ..Reply::ok()
+                },
+                other => Reply {
+                    error: Some(format!("{other:?}")),
+                    ..Reply::ok()
+                },
+            };
+            let _ = call.reply.send(reply);
+        }
+    });
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(
+        socket,
+        Access {
+            group: None,
+            max_clients,
+        },
+        tx,
+        shutdown.clone(),
+    ));
+    (path, dir, shutdown)
+}
+
+async fn ask(path: &Path, bytes: &[u8]) -> String {
+    let mut s = UnixStream::connect(path).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    line
+}
+
+#[tokio::test]
+async fn socket_is_0660_and_answers_requests() {
+    let (path, _dir, _stop) = server(8).await;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    assert!(
+        ask(&path, b"{\"command\":\"ping\"}\n")
+            .await
+            .starts_with("{\"ok\":true,\"version\":")
+    );
+    assert_eq!(
+        ask(&path, b"{\"command\":\"status\",\"jail\":\"sshd\"}\n").await,
+        "{\"ok\":true,\"error\":\"sshd\"}\n"
+    );
+}
+
+#[tokio::test]
+async fn garbage_and_bad_values_get_error_replies_and_the_connection_survives() {
+    let (path, _dir, _stop) = server(8).await;
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"\x00\x01garbage\xff\n{\"command\":\"nope\"}\n{\"command\":\"ban\",\"jail\":\"sshd\",\"targets\":[\"1.2.3.4\"],\"for\":\"forever-ish\"}\n{\"command\":\"unban\"}\n{\"command\":\"ping\"}\n").await.unwrap();
+    let mut reader = BufReader::new(s);
+    let mut replies = Vec::new();
+    for _ in 0..5 {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        replies.push(line);
+    }
+    assert!(replies[0].contains("not UTF-8"), "{replies:?}");
+    assert!(replies[1].contains("unknown variant"), "{replies:?}");
+    assert!(replies[2].contains("not a duration"), "{replies:?}");
+    assert!(replies[3].contains("unban needs an address"), "{replies:?}");
+    assert!(replies[4].contains("\"ok\":true"), "{replies:?}");
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_request_is_refused_without_buffering_it() {
+    let (path, _dir, _stop) = server(8).await;
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    let huge = vec![b'x'; 10 * 1024 * 1024];
+    let writer = tokio::spawn(async move {
+        // The server may close before all of it is sent.
+        let _ = s.write_all(&huge).await;
+        let _ = s.write_all(b"\n").await;
+        s
+    });
+    let mut s = writer.await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.contains("request too large"), "{reply}");
+    assert!(
+        ask(&path, b"{\"command\":\"ping\"}\n")
+            .await
+            .contains("\"ok\":true"),
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn silent_clients_do_not_starve_status() {
+    let (path, _dir, _stop) = server(128).await;
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(UnixStream::connect(&path).await.unwrap());
+    }
+    let start = Instant::now();
+    let reply = ask(&path, b"{\"command\":\"status\"}\n").await;
+    assert!(reply.contains("\"ok\":true"), "{reply}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn clients_beyond_the_cap_are_told_so() {
+    let (path, _dir, _stop) = server(2).await;
+    let _a = UnixStream::connect(&path).await.unwrap();
+    let _b = UnixStream::connect(&path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reply = ask(&path, b"{\"command\":\"status\"}\n").await;
+    assert!(reply.contains("too many clients"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_streamed_blocklist_of_100k_lines_becomes_one_call() {
+    let (path, _dir, _stop) = server(8).await;
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    let header = encode_request(&Request::Ban {
+        jail: "manual".into(),
+        targets: vec![],
+        length: Some("1d".into()),
+        stream: true,
+    });
+    let mut body = header;
+    body.extend_from_slice(b"# a blocklist\n");
+    for n in 0..100_000u32 {
+        body.extend_from_slice(
+            format!("10.{}.{}.{}\n", n >> 16, (n >> 8) & 255, n & 255).as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"not-an-address\n\n");
+    s.write_all(&body).await.unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let reply: Reply = serde_json::from_str(&line).unwrap();
+    assert_eq!(reply.banned, Some(100_000));
+    assert_eq!(reply.rejected.len(), 1);
+    assert_eq!(reply.rejected[0].line, 100_002);
+}
+
+#[tokio::test]
+async fn stale_sockets_are_replaced_and_other_files_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // leaves a stale socket file
+    let live = bind(&path, None).unwrap();
+    let err = bind(&path, None).err().unwrap();
+    assert!(err.to_string().contains("is in use"), "{err}");
+    drop(live);
+    assert!(!path.exists(), "dropping the socket removes it");
+    std::fs::write(&path, "precious").unwrap();
+    let err = bind(&path, None).err().unwrap();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[tokio::test]
+async fn mutating_requests_need_root_here_we_are_root() {
+    // The peer is this test process. As root it may ban; the refusal of a non-root peer is
+    // exercised end to end in tests/nftjail/control.rs (a client run under setpriv).
+    let (path, _dir, _stop) = server(8).await;
+    let reply = ask(
+        &path,
+        b"{\"command\":\"ban\",\"jail\":\"sshd\",\"targets\":[\"192.0.2.1\"]}\n",
+    )
+    .await;
+    if nix::unistd::geteuid().is_root() {
+        assert!(reply.contains("\"banned\":1"), "{reply}");
+    } else {
+        assert!(reply.contains("permission denied"), "{reply}");
+    }
+}
