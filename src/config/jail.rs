@@ -272,6 +272,26 @@ fn ignore_list(
     list
 }
 
+/// Whether a `logpath` entry (a path, or a pattern with `*`/`?` in its last component) names
+/// an existing file now.
+fn any_file_exists(pattern: &str) -> bool {
+    let path = std::path::Path::new(pattern);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !name.contains(['*', '?']) {
+        return path.is_file();
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| crate::source::files::wildcard(name.as_bytes(), n.as_bytes()))
+        })
+    })
+}
+
 /// The host's own addresses (fail2ban's `ignoreself`).
 pub fn host_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
@@ -364,10 +384,23 @@ fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> Ja
             format!("backend {backend_name:?}: use \"auto\", \"file\", \"polling\" or \"journal\""),
         ));
     }
-    let journal = matches!(backend_name, "journal" | "systemd")
-        || (backend_name == "auto"
-            && logpath.is_none()
-            && l.pick(|r| r.journalmatch.as_ref()).is_some());
+    let journalmatch = l.pick(|r| r.journalmatch.as_ref());
+    // `auto` with both a logpath and a journalmatch reads the files if any of them exists, and
+    // the journal otherwise: one jail file serves hosts with and without a syslog daemon.
+    let journal = match backend_name {
+        "journal" | "systemd" => true,
+        "auto" => {
+            journalmatch.is_some()
+                && logpath.is_none_or(|(_, p)| {
+                    !p.get_ref()
+                        .clone()
+                        .into_vec()
+                        .iter()
+                        .any(|path| any_file_exists(path))
+                })
+        }
+        _ => false,
+    };
 
     if filter_name == "recidive" {
         if let Some((f, p)) = logpath {
@@ -375,6 +408,7 @@ fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> Ja
         }
         return JailKind::Recidive;
     }
+    let logpath = if journal { None } else { logpath };
     if logpath.is_none() && !journal {
         if let Some((f, s)) = filter {
             diags.push(l.diag(

@@ -306,3 +306,55 @@ fn wrong_value_types_say_what_was_expected() {
     );
     assert!(errors[1].starts_with("jail.d/x.toml:5:9: invalid type: boolean `true`, expected a port number or a service name"), "{errors:?}");
 }
+
+#[test]
+fn auto_backend_reads_files_when_they_exist_and_the_journal_otherwise() {
+    let d = Dir::new("");
+    let log = d.0.path().join("auth.log");
+    let jail = format!(
+        "[sshd]\nenabled = true\nlogpath = [\"{}\", \"/nonexistent/secure\"]\njournalmatch = [\"_SYSTEMD_UNIT=ssh.service\"]\n",
+        log.display()
+    );
+    d.write("jail.d/sshd.toml", &jail);
+    let source = |c: &Config| match &c.jails[0].kind {
+        JailKind::Log { source, .. } => source.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        matches!(source(&d.load().unwrap()), Source::Journal { .. }),
+        "no log file: the journal"
+    );
+    fs::write(&log, "").unwrap();
+    assert!(
+        matches!(source(&d.load().unwrap()), Source::Files { .. }),
+        "auth.log exists: the files"
+    );
+}
+
+#[test]
+fn the_shipped_configuration_loads_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = Dir::new(&fs::read_to_string(root.join("dist/nftjail.toml")).unwrap());
+    let mut names = Vec::new();
+    for entry in fs::read_dir(root.join("jails")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        d.write(
+            &format!("jail.d/{name}"),
+            &fs::read_to_string(&path).unwrap(),
+        );
+        names.push(name);
+    }
+    let c = d.load().unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let enabled: Vec<&str> = c.enabled().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        enabled,
+        ["manual", "recidive", "sshd"],
+        "sshd is protected out of the box"
+    );
+    assert_eq!(c.jails.len(), names.len());
+    let sshd = c.jails.iter().find(|j| j.name.as_str() == "sshd").unwrap();
+    assert_eq!(sshd.ports, PortSpec::List(vec![(22, 22)]));
+    assert!(sshd.policy.escalation.increment);
+}

@@ -305,7 +305,11 @@ mod tests {
         );
         let ban = br#"{"command":"ban","jail":"sshd","targets":["192.0.2.1"],"for":"1h"}"#;
         assert!(decode_request(ban).unwrap().mutates());
-        assert!(!decode_request(br#"{"command":"banned"}"#).unwrap().mutates());
+        assert!(
+            !decode_request(br#"{"command":"banned"}"#)
+                .unwrap()
+                .mutates()
+        );
     }
 
     #[test]

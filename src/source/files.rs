@@ -85,7 +85,7 @@ impl Pattern {
 }
 
 /// Shell-style matching of `*` and `?` (no character classes).
-fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+pub(crate) fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while n < name.len() {
