@@ -8,12 +8,16 @@
 //! - [`addr`]: ban targets (addresses and CIDR prefixes), parsed once at the edge.
 //! - [`jail`]: the validated jail name every stage shares.
 //! - [`config`]: `nftjail.toml`, `jail.d/`, `filter.d/`: validated, every error as `PATH:LINE:COL`.
+//! - [`source`]: log files (tailed through rotation) and the systemd journal, one thread each.
 //! - [`tracker`]: sliding windows, ignore lists, escalation, recidive: failures in, ban orders out.
+//! - [`banner`]: the banner stage; its [`banner::backend`] writes bans into nftables sets over
+//!   netlink (and has an in-memory twin for tests and benches).
 //! - [`state`]: the crash-safe state log (bans, history, read positions), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod banner;
 pub mod config;
 pub mod control;
 pub mod jail;
