@@ -10,9 +10,9 @@ use toml::Spanned;
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::files::{FileId, Files, Place};
-use super::ports::{PortSpec, parse_ports};
+use super::ports::parse_ports;
 use super::raw::{EscalationRaw, JailRaw, PortRaw};
-use super::{BanTime, FilterChoice, JailConfig, JailKind, Protocol, Source};
+use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
 use crate::addr::{BanTarget, canonical};
 use crate::jail::JailName;
 use crate::tracker::{Escalation, IgnoreList, JailPolicy};
@@ -308,9 +308,9 @@ pub fn host_addresses() -> Vec<IpAddr> {
         .collect()
 }
 
-fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (PortSpec, Vec<Protocol>) {
+fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (Ports, Vec<Protocol>) {
     let ports = match l.pick(|r| r.port.as_ref()) {
-        None => PortSpec::All,
+        None => Ports::All,
         Some((f, values)) => {
             let words: Vec<String> = values
                 .get_ref()
@@ -326,7 +326,7 @@ fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (PortSpec, Ve
                 Ok(p) => p,
                 Err(e) => {
                     diags.push(l.diag(f, values, format!("port: {e}")));
-                    PortSpec::All
+                    Ports::All
                 }
             }
         }

@@ -22,7 +22,7 @@ pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{BanTime, Span};
 pub use files::{FileId, Files, Place};
 pub use load::load;
-pub use ports::PortSpec;
+pub use crate::banner::backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
 
 use crate::jail::JailName;
 use crate::tracker::JailPolicy;
@@ -56,6 +56,16 @@ impl Config {
         self.jails.iter().filter(|j| j.enabled)
     }
 
+    /// The nftables layout this configuration asks for: a rule set per enabled jail.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            table: self.nftables.table.clone(),
+            hooks: self.nftables.hooks.clone(),
+            verdict: self.nftables.verdict,
+            jails: self.enabled().map(|j| JailRules { name: j.name.clone(), ports: j.ports.clone(), protocols: j.protocols.clone() }).collect(),
+        }
+    }
+
     /// How long ban history is kept: `dbpurgeage`, but at least the longest recidive window.
     pub fn history_retention(&self) -> u64 {
         self.enabled()
@@ -85,26 +95,6 @@ pub struct NftablesConfig {
     pub hooks: Vec<Hook>,
     pub verdict: Verdict,
     pub keep_on_stop: bool,
-}
-
-/// Netfilter hooks nftjail's base chains attach to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Hook {
-    Input,
-    Forward,
-}
-
-/// What happens to a banned packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    Drop,
-    Reject,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
 }
 
 /// What feeds a jail.
@@ -151,7 +141,7 @@ pub struct JailConfig {
     pub name: JailName,
     pub enabled: bool,
     pub kind: JailKind,
-    pub ports: PortSpec,
+    pub ports: Ports,
     pub protocols: Vec<Protocol>,
     pub policy: JailPolicy,
     /// Commands run after a ban / unban (argv; no shell).

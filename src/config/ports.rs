@@ -8,14 +8,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// Ports a jail's rules match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortSpec {
-    /// Every port of every protocol.
-    All,
-    /// Inclusive ranges, sorted and merged.
-    List(Vec<(u16, u16)>),
-}
+use super::{PortRange, Ports};
 
 /// The services the shipped jails name, in case `/etc/services` is missing.
 const BUILT_IN: &[(&str, u16)] = &[
@@ -102,12 +95,13 @@ fn parse_word(word: &str) -> Result<(u16, u16), String> {
 }
 
 /// Parses a jail's `port` values (each may hold several comma-separated words).
-pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<PortSpec, String> {
+/// Ranges come out sorted and merged.
+pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Ports, String> {
     let mut ranges = Vec::new();
     for value in values {
         for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             if word.eq_ignore_ascii_case("all") || word == "0:65535" || word == "1:65535" {
-                return Ok(PortSpec::All);
+                return Ok(Ports::All);
             }
             ranges.push(parse_word(word)?);
         }
@@ -125,40 +119,50 @@ pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Port
             _ => merged.push((first, last)),
         }
     }
-    Ok(PortSpec::List(merged))
+    Ok(Ports::List(merged.into_iter().map(|(first, last)| PortRange { first, last }).collect()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ports(words: &[&str]) -> Result<PortSpec, String> {
-        parse_ports(words.iter().copied())
+    fn ports(words: &[&str]) -> Result<Spec, String> {
+        parse_ports(words.iter().copied()).map(|p| match p {
+            Ports::All => Spec::All,
+            Ports::List(l) => Spec::List(l.iter().map(|r| (r.first, r.last)).collect()),
+        })
+    }
+
+    /// The ports as plain pairs, for short expectations.
+    #[derive(Debug, PartialEq)]
+    enum Spec {
+        All,
+        List(Vec<(u16, u16)>),
     }
 
     #[test]
     fn names_numbers_ranges_and_lists() {
-        assert_eq!(ports(&["ssh"]), Ok(PortSpec::List(vec![(22, 22)])));
+        assert_eq!(ports(&["ssh"]), Ok(Spec::List(vec![(22, 22)])));
         assert_eq!(
             ports(&["smtp,submission", "465"]),
-            Ok(PortSpec::List(vec![(25, 25), (465, 465), (587, 587)]))
+            Ok(Spec::List(vec![(25, 25), (465, 465), (587, 587)]))
         );
         assert_eq!(
             ports(&["49152:65534"]),
-            Ok(PortSpec::List(vec![(49152, 65534)]))
+            Ok(Spec::List(vec![(49152, 65534)]))
         );
-        assert_eq!(ports(&["20-21", "ftp"]), Ok(PortSpec::List(vec![(20, 21)])));
-        assert_eq!(ports(&["ftp-data"]), Ok(PortSpec::List(vec![(20, 20)])));
-        assert_eq!(ports(&["sieve"]), Ok(PortSpec::List(vec![(4190, 4190)])));
-        assert_eq!(ports(&["ssh", "all"]), Ok(PortSpec::All));
-        assert_eq!(ports(&["0:65535"]), Ok(PortSpec::All));
+        assert_eq!(ports(&["20-21", "ftp"]), Ok(Spec::List(vec![(20, 21)])));
+        assert_eq!(ports(&["ftp-data"]), Ok(Spec::List(vec![(20, 20)])));
+        assert_eq!(ports(&["sieve"]), Ok(Spec::List(vec![(4190, 4190)])));
+        assert_eq!(ports(&["ssh", "all"]), Ok(Spec::All));
+        assert_eq!(ports(&["0:65535"]), Ok(Spec::All));
     }
 
     #[test]
     fn adjacent_and_overlapping_ranges_merge() {
         assert_eq!(
             ports(&["100:200", "150:250", "251", "300"]),
-            Ok(PortSpec::List(vec![(100, 251), (300, 300)]))
+            Ok(Spec::List(vec![(100, 251), (300, 300)]))
         );
     }
 

@@ -77,7 +77,7 @@ fn defaults_and_drop_ins_merge_key_by_key_last_file_wins() {
     );
     assert_eq!(
         j.ports,
-        PortSpec::List(vec![(22, 22), (2222, 2222)]),
+        Ports::List(vec![PortRange::single(22), PortRange::single(2222)]),
         "90-local.toml replaces the list"
     );
     assert_eq!(
@@ -355,6 +355,6 @@ fn the_shipped_configuration_loads_clean() {
     );
     assert_eq!(c.jails.len(), names.len());
     let sshd = c.jails.iter().find(|j| j.name.as_str() == "sshd").unwrap();
-    assert_eq!(sshd.ports, PortSpec::List(vec![(22, 22)]));
+    assert_eq!(sshd.ports, Ports::List(vec![PortRange::single(22)]));
     assert!(sshd.policy.escalation.increment);
 }

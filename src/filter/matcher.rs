@@ -1,0 +1,401 @@
+//! The per-source matcher: one raw line (or journal entry) in, one [`Outcome`] out.
+//!
+//! Receives lines as bytes, without their newline, with the wall clock `now`; emits
+//! [`Outcome`]s. It owns what a log source needs beyond the shared [`Filter`]: the multi-line
+//! session table, reusable capture slots and the last resolved timestamp. The order of work
+//! keeps the common case cheap: length and NUL checks, UTF-8 check, the prefix parsed by hand,
+//! the daemon check, one keyword pass, then only the candidate regexes; the time is resolved
+//! only for a failure or a session binding. It never panics, never does I/O, and allocates only
+//! for a [`Failure`]'s user name (and, rarely, when a full session table is pruned).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use regex::CaptureLocations;
+
+use super::compile::RuleKind;
+use super::host;
+use super::prefix::{self, PrefixError, PrefixKind};
+use super::session::{SessionKey, SessionTable};
+use super::time::{Resolved, Stamp};
+use super::{Failure, Filter, JournalEntry, Outcome, SkipReason};
+
+/// Longest line examined, in bytes; longer lines are [`SkipReason::TooLong`].
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Matches the lines of one log source against a shared filter.
+#[derive(Debug)]
+pub struct Matcher {
+    filter: Arc<Filter>,
+    state: State,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Capture slots, one per rule.
+    locs: Vec<CaptureLocations>,
+    prefix_locs: Option<CaptureLocations>,
+    candidates: Vec<u64>,
+    sessions: SessionTable,
+    /// The last stamp resolved, with the minute of `now` it was resolved at.
+    last_time: Option<(Stamp, i64, Resolved)>,
+}
+
+impl Matcher {
+    pub fn new(filter: Arc<Filter>) -> Matcher {
+        let state = State {
+            locs: filter
+                .rules
+                .iter()
+                .map(|r| r.regex.capture_locations())
+                .collect(),
+            prefix_locs: match &filter.prefix {
+                PrefixKind::Regex(p) => Some(p.regex.capture_locations()),
+                _ => None,
+            },
+            candidates: vec![0; filter.prefilter.words()],
+            sessions: SessionTable::default(),
+            last_time: None,
+        };
+        Matcher { filter, state }
+    }
+
+    pub fn filter(&self) -> &Arc<Filter> {
+        &self.filter
+    }
+
+    /// Open multi-line sessions (for status and tests).
+    pub fn sessions(&self) -> usize {
+        self.state.sessions.len()
+    }
+
+    /// One raw line from a file (without its newline). `now` is the wall clock (used to infer
+    /// a missing year and to resolve times without a zone). Never panics on any input.
+    pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
+        let text = match readable(line) {
+            Ok(text) => text,
+            Err(reason) => return Outcome::Skipped(reason),
+        };
+        if text.is_empty() {
+            return Outcome::NoMatch;
+        }
+        let filter = &*self.filter;
+        let header = match prefix::parse(
+            &filter.prefix,
+            filter.datepattern.as_ref(),
+            text,
+            self.state.prefix_locs.as_mut(),
+        ) {
+            Ok(header) => header,
+            Err(PrefixError::NoTimestamp) => return Outcome::Skipped(SkipReason::NoTimestamp),
+            Err(PrefixError::NoPrefix) => return Outcome::Skipped(SkipReason::NoPrefix),
+        };
+        self.state.message(
+            filter,
+            header.message,
+            header.tag,
+            header.pid,
+            header.stamp,
+            now,
+        )
+    }
+
+    /// One systemd-journal entry: no prefix to parse, the fields are given.
+    pub fn feed_journal(&mut self, entry: &JournalEntry<'_>, now: DateTime<Utc>) -> Outcome {
+        let message = match readable(entry.message) {
+            Ok(text) => text,
+            Err(reason) => return Outcome::Skipped(reason),
+        };
+        let stamp = Stamp::Epoch {
+            seconds: (entry.realtime_usec / 1_000_000) as i64,
+            nanos: (entry.realtime_usec % 1_000_000) as u32 * 1000,
+        };
+        let filter = &*self.filter;
+        self.state.message(
+            filter,
+            message,
+            entry.identifier,
+            entry.pid,
+            Some(stamp),
+            now,
+        )
+    }
+}
+
+/// The line as text, or why it cannot be read.
+fn readable(line: &[u8]) -> Result<&str, SkipReason> {
+    if line.len() > MAX_LINE {
+        return Err(SkipReason::TooLong);
+    }
+    if memchr::memchr(0, line).is_some() {
+        return Err(SkipReason::Binary);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| SkipReason::InvalidUtf8)?;
+    Ok(text.strip_suffix('\r').unwrap_or(text))
+}
+
+impl State {
+    fn message(
+        &mut self,
+        filter: &Filter,
+        message: &str,
+        tag: Option<&str>,
+        pid: Option<u32>,
+        stamp: Option<Stamp>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        if !filter.accepts_daemon(tag) {
+            return Outcome::NoMatch;
+        }
+        if !filter.prefilter.candidates(message, &mut self.candidates) {
+            return Outcome::NoMatch;
+        }
+        let session = match (tag, pid) {
+            (Some(tag), Some(pid)) if filter.has_sessions => Some(SessionKey::new(tag, pid)),
+            _ => None,
+        };
+        for (index, rule) in filter.rules.iter().enumerate() {
+            if self.candidates[index / 64] & (1 << (index % 64)) == 0 {
+                continue;
+            }
+            if rule.kind == RuleKind::Ignore {
+                if rule.regex.is_match(message) {
+                    return Outcome::Ignored;
+                }
+                continue;
+            }
+            if matches!(rule.kind, RuleKind::SessionFail | RuleKind::Session) && session.is_none() {
+                continue;
+            }
+            let locs = &mut self.locs[index];
+            if rule.regex.captures_read(locs, message).is_none() {
+                continue;
+            }
+            let group = |slot: Option<usize>| {
+                slot.and_then(|i| locs.get(i))
+                    .map(|(start, end)| &message[start..end])
+            };
+            let found = group(rule.host).and_then(host::address);
+            if rule.host.is_some() && found.is_none() {
+                continue; // `<HOST>` caught something that is no address
+            }
+            let user = group(rule.user).filter(|u| !u.is_empty());
+            let Some(time) = self.resolve(filter, stamp, now) else {
+                return Outcome::Skipped(SkipReason::NoTimestamp);
+            };
+            let host = match (rule.kind, found, session) {
+                (RuleKind::SessionFail, _, Some(key)) => match self.sessions.lookup(key, time.at) {
+                    Some(addr) => addr,
+                    None => {
+                        self.sessions.hold(key, time);
+                        return Outcome::NoMatch;
+                    }
+                },
+                (_, Some(addr), _) => addr,
+                _ => continue,
+            };
+            let held = match session {
+                Some(key) if rule.kind != RuleKind::SessionFail => {
+                    self.sessions.bind(key, host, time.at)
+                }
+                _ => None,
+            };
+            let time = match (rule.kind, held) {
+                (RuleKind::Session, Some(held)) => held,
+                (RuleKind::Session, None) => continue,
+                _ => time,
+            };
+            let user = if rule.kind == RuleKind::Session {
+                None
+            } else {
+                user
+            };
+            return Outcome::Failure(Failure {
+                host,
+                time: time.time,
+                at: time.at,
+                user: user.map(str::to_string),
+            });
+        }
+        Outcome::NoMatch
+    }
+
+    /// The line's time (or `now` when the filter says lines carry none), cached per stamp.
+    fn resolve(
+        &mut self,
+        filter: &Filter,
+        stamp: Option<Stamp>,
+        now: DateTime<Utc>,
+    ) -> Option<Resolved> {
+        let Some(stamp) = stamp else {
+            return Some(Resolved {
+                time: filter.zone.wall_clock(now),
+                at: now.timestamp(),
+            });
+        };
+        let minute = now.timestamp().div_euclid(60);
+        if let Some((last, at_minute, resolved)) = self.last_time
+            && last == stamp
+            && at_minute == minute
+        {
+            return Some(resolved);
+        }
+        let resolved = stamp.resolve(filter.zone, now)?;
+        self.last_time = Some((stamp, minute, resolved));
+        Some(resolved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{FilterFile, FilterOptions, LogTimeZone};
+    use std::path::Path;
+
+    fn now() -> DateTime<Utc> {
+        chrono::NaiveDateTime::parse_from_str("2026-11-23 12:00:00", "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+    }
+
+    fn matcher(text: &str, mode: Option<&str>) -> Matcher {
+        let file = FilterFile::parse(Path::new("t.toml"), text).unwrap();
+        let options = FilterOptions {
+            mode: mode.map(str::to_string),
+            timezone: LogTimeZone::Fixed(chrono::FixedOffset::east_opt(0).unwrap()),
+            ..FilterOptions::default()
+        };
+        Matcher::new(Arc::new(file.compile(&options).unwrap()))
+    }
+
+    fn show(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Failure(f) => format!(
+                "{} {} {}",
+                f.host,
+                f.time.format("%Y-%m-%dT%H:%M:%S"),
+                f.user.as_deref().unwrap_or("-")
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    const SESSIONS: &str = r#"
+        daemons = ["sshd", "sshd-session"]
+        [modes.normal]
+        failregex = ['^Invalid user (?P<user>\S+) from <HOST> port \d+$']
+        ignoreregex = ['^Invalid user trusted from']
+        sessionregex = ['^Connection from <HOST> port \d+']
+        sessionfailregex = ['^kex_exchange_identification: ']
+    "#;
+
+    #[test]
+    fn outcomes_of_lines() {
+        let mut m = matcher(SESSIONS, None);
+        let cases: &[(&[u8], &str)] = &[
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22", "192.0.2.1 2026-11-23T07:18:36 bob"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user trusted from 192.0.2.1 port 22", "Ignored"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 300.0.2.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:36 h cron[1]: Invalid user bob from 192.0.2.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: Accepted password for bob", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\r", "192.0.2.1 2026-11-23T07:18:36 bob"),
+            (b"Feb 30 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22", "Skipped(NoTimestamp)"),
+            (b"not a syslog line", "Skipped(NoTimestamp)"),
+            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe", "Skipped(InvalidUtf8)"),
+            (b"Nov 23 07:18:36 h sshd[1]: a\0b", "Skipped(Binary)"),
+            (b"", "NoMatch"),
+            // Sessions: a line without an address is attributed to its process's address.
+            (b"Nov 23 07:18:37 h sshd-session[77]: Connection from 2001:db8::9 port 4000 on 10.0.0.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd-session[77]: kex_exchange_identification: Connection closed by remote host", "2001:db8::9 2026-11-23T07:18:38 -"),
+            (b"Nov 23 07:18:38 h sshd-session[78]: kex_exchange_identification: read: Connection reset by peer", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd[77]: kex_exchange_identification: read: Connection reset by peer", "NoMatch"),
+            // Too old: the session is forgotten; the failure waits for its address.
+            (b"Nov 23 07:30:00 h sshd-session[77]: kex_exchange_identification: Connection closed by remote host", "NoMatch"),
+            (b"Nov 23 07:30:01 h sshd-session[77]: Connection from 192.0.2.5 port 4000 on 10.0.0.1 port 22", "192.0.2.5 2026-11-23T07:30:00 -"),
+            (b"Nov 23 07:30:02 h sshd-session[77]: Connection from 192.0.2.5 port 4000 on 10.0.0.1 port 22", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "line {:?}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(
+            show(m.feed_line(&vec![b'a'; MAX_LINE + 1], now())),
+            "Skipped(TooLong)"
+        );
+    }
+
+    #[test]
+    fn journal_entries_use_their_fields() {
+        let mut m = matcher(SESSIONS, None);
+        let entry = JournalEntry {
+            message: b"Invalid user eve from ::ffff:198.51.100.7 port 1",
+            identifier: Some("sshd-session"),
+            pid: Some(9),
+            realtime_usec: 1_795_418_316_250_000,
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())),
+            "198.51.100.7 2026-11-23T07:18:36 eve"
+        );
+        let other = JournalEntry {
+            identifier: Some("cron"),
+            ..entry
+        };
+        assert_eq!(m.feed_journal(&other, now()), Outcome::NoMatch);
+        let binary = JournalEntry {
+            message: b"\0\0",
+            ..entry
+        };
+        assert_eq!(
+            m.feed_journal(&binary, now()),
+            Outcome::Skipped(SkipReason::Binary)
+        );
+    }
+
+    #[test]
+    fn lines_without_time_use_now() {
+        let mut m = matcher(
+            "prefix = \"plain\"\ndatepattern = \"none\"\n[modes.normal]\nfailregex = ['^fail <HOST>']\n",
+            None,
+        );
+        assert_eq!(
+            show(m.feed_line(b"fail 192.0.2.3", now())),
+            "192.0.2.3 2026-11-23T12:00:00 -"
+        );
+    }
+
+    // Regression: random bytes through every path must never panic.
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut m = matcher(SESSIONS, None);
+        let mut plain = matcher(
+            "prefix = \"plain\"\n[modes.normal]\nfailregex = ['<HOST>']\n",
+            None,
+        );
+        let mut r5424 = matcher(
+            "prefix = \"rfc5424\"\n[modes.normal]\nfailregex = ['<HOST>']\n",
+            None,
+        );
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"Nov 23 07:18:36 h sshd[1]: <>-:.[]0123456789abcdef\xff\xc3\x00\t\r ";
+        for _ in 0..20_000 {
+            let len = (next() % 120) as usize;
+            let line: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            m.feed_line(&line, now());
+            plain.feed_line(&line, now());
+            r5424.feed_line(&line, now());
+            let raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            m.feed_line(&raw, now());
+            plain.feed_line(&raw, now());
+            r5424.feed_line(&raw, now());
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Multi-line sessions: which address a daemon process (tag + PID) is talking to.
+//!
+//! Receives bindings (a line of process `sshd[4242]` named address A at time T), lookups (a
+//! failure line of `sshd[4242]` without an address) and held failures (such a line before any
+//! line named the address: sshd logs `kex_exchange_identification: …` first and
+//! `Connection closed by A port N` after); emits the bound address, or the held failure once a
+//! binding names its address. The table is
+//! bounded so a flood of connections cannot grow it: at most [`CAPACITY`] sessions, each
+//! forgotten [`MAX_AGE`] seconds (log time) after it was last bound. When the table is full,
+//! expired sessions are dropped first, then the least recently bound half. Its memory is
+//! reserved once, at the first binding, so bindings allocate only while a full table is
+//! pruned. It never sees text.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::time::Resolved;
+
+/// Most sessions remembered per log source. sshd's own `MaxStartups` keeps far fewer
+/// connections in their pre-authentication phase, which is when sessions matter.
+pub const CAPACITY: usize = 4096;
+
+/// Seconds of log time after which a session's address is forgotten (a PID may be reused).
+/// Well above sshd's default `LoginGraceTime` of 120 s.
+pub const MAX_AGE: i64 = 600;
+
+/// A daemon process: a hash of its tag and its PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    tag: u64,
+    pid: u32,
+}
+
+impl SessionKey {
+    pub fn new(tag: &str, pid: u32) -> SessionKey {
+        // FNV-1a: tags are short and trusted to be few; collisions only matter with equal PIDs.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in tag.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        SessionKey { tag: hash, pid }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    addr: Option<IpAddr>,
+    at: i64,
+    tick: u64,
+    /// A failure of this session seen before its address.
+    held: Option<Resolved>,
+}
+
+/// The open sessions of one log source.
+#[derive(Debug)]
+pub struct SessionTable {
+    map: HashMap<SessionKey, Entry>,
+    capacity: usize,
+    tick: u64,
+}
+
+impl Default for SessionTable {
+    fn default() -> SessionTable {
+        SessionTable::with_capacity(CAPACITY)
+    }
+}
+
+impl SessionTable {
+    pub fn with_capacity(capacity: usize) -> SessionTable {
+        SessionTable {
+            map: HashMap::new(),
+            capacity: capacity.max(2),
+            tick: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Remembers that session `key` talks to `addr`, as of log time `at`. Returns the failure
+    /// held for this session, if any (and forgets it).
+    pub fn bind(&mut self, key: SessionKey, addr: IpAddr, at: i64) -> Option<Resolved> {
+        let held = self
+            .map
+            .get(&key)
+            .and_then(|e| e.held)
+            .filter(|h| at - h.at <= MAX_AGE);
+        self.insert(
+            key,
+            Entry {
+                addr: Some(addr),
+                at,
+                tick: 0,
+                held: None,
+            },
+        );
+        held
+    }
+
+    /// Holds a failure of session `key` until a line names the session's address.
+    pub fn hold(&mut self, key: SessionKey, failure: Resolved) {
+        self.insert(
+            key,
+            Entry {
+                addr: None,
+                at: failure.at,
+                tick: 0,
+                held: Some(failure),
+            },
+        );
+    }
+
+    /// The address of session `key`, unless unknown or older than [`MAX_AGE`] at `at`.
+    pub fn lookup(&self, key: SessionKey, at: i64) -> Option<IpAddr> {
+        let entry = self.map.get(&key)?;
+        entry.addr.filter(|_| at - entry.at <= MAX_AGE)
+    }
+
+    fn insert(&mut self, key: SessionKey, mut entry: Entry) {
+        if self.map.capacity() == 0 {
+            self.map.reserve(self.capacity);
+        }
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            self.evict(entry.at);
+        }
+        self.tick += 1;
+        entry.tick = self.tick;
+        self.map.insert(key, entry);
+    }
+
+    fn evict(&mut self, at: i64) {
+        self.map.retain(|_, e| at - e.at <= MAX_AGE);
+        if self.map.len() >= self.capacity * 3 / 4 {
+            // Drop the least recently bound half: entries older than the median tick.
+            let mut ticks: Vec<u64> = self.map.values().map(|e| e.tick).collect();
+            let middle = ticks.len() / 2;
+            let (_, median, _) = ticks.select_nth_unstable(middle);
+            let median = *median;
+            self.map.retain(|_, e| e.tick >= median);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(n.into())
+    }
+
+    #[test]
+    fn binds_and_forgets_by_age() {
+        let mut t = SessionTable::default();
+        let k = SessionKey::new("sshd-session", 4242);
+        assert_eq!(t.bind(k, ip(1), 1000), None);
+        assert_eq!(t.lookup(k, 1000), Some(ip(1)));
+        assert_eq!(t.lookup(k, 1000 + MAX_AGE), Some(ip(1)));
+        assert_eq!(t.lookup(k, 1001 + MAX_AGE), None);
+        assert_eq!(t.lookup(SessionKey::new("sshd", 4242), 1000), None);
+        assert_eq!(t.lookup(SessionKey::new("sshd-session", 4243), 1000), None);
+        t.bind(k, ip(2), 1100);
+        assert_eq!(t.lookup(k, 1100), Some(ip(2)));
+    }
+
+    #[test]
+    fn held_failures_wait_for_their_address() {
+        let mut t = SessionTable::default();
+        let k = SessionKey::new("sshd", 7);
+        let failure = |at| Resolved {
+            time: chrono::DateTime::from_timestamp(at, 0).unwrap().naive_utc(),
+            at,
+        };
+        t.hold(k, failure(100));
+        assert_eq!(t.lookup(k, 100), None);
+        assert_eq!(t.bind(k, ip(9), 101), Some(failure(100)));
+        assert_eq!(t.bind(k, ip(9), 102), None, "a held failure is given once");
+        t.hold(SessionKey::new("sshd", 8), failure(100));
+        assert_eq!(
+            t.bind(SessionKey::new("sshd", 8), ip(9), 101 + MAX_AGE),
+            None,
+            "too old"
+        );
+    }
+
+    #[test]
+    fn a_flood_stays_bounded_and_keeps_recent_sessions() {
+        let mut t = SessionTable::with_capacity(100);
+        for pid in 0..10_000u32 {
+            t.bind(SessionKey::new("sshd", pid), ip(pid), 5000);
+            assert!(t.len() <= 100, "{} sessions", t.len());
+        }
+        assert_eq!(
+            t.lookup(SessionKey::new("sshd", 9_999), 5000),
+            Some(ip(9_999))
+        );
+        assert_eq!(t.lookup(SessionKey::new("sshd", 0), 5000), None);
+    }
+
+    #[test]
+    fn expired_sessions_go_first() {
+        let mut t = SessionTable::with_capacity(10);
+        for pid in 0..9u32 {
+            t.bind(SessionKey::new("sshd", pid), ip(pid), 0);
+        }
+        t.bind(SessionKey::new("sshd", 100), ip(100), 0);
+        t.bind(SessionKey::new("sshd", 101), ip(101), 2 * MAX_AGE);
+        assert_eq!(t.len(), 1);
+    }
+}

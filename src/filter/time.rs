@@ -1,0 +1,683 @@
+//! Timestamps: the known formats a log line starts with, the log's time zone, and the year a
+//! syslog date does not carry.
+//!
+//! Receives the bytes where a timestamp may start; emits a [`Stamp`] (the fields as written) and,
+//! once a line is worth it, the resolved time: the log's own wall-clock time and the same instant
+//! as Unix seconds. It never reads the clock: `now` is always an argument. It never allocates.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, Local, NaiveDate, NaiveDateTime, Offset, TimeZone,
+    Utc,
+};
+
+/// The zone of times a log writes without an offset (fail2ban's `logtimezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogTimeZone {
+    /// The host's local zone (with its daylight saving rules).
+    #[default]
+    Local,
+    /// A fixed offset east of UTC.
+    Fixed(FixedOffset),
+}
+
+impl LogTimeZone {
+    /// `now` as wall-clock time in this zone.
+    pub fn wall_clock(&self, now: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            LogTimeZone::Local => now.with_timezone(&Local).naive_local(),
+            LogTimeZone::Fixed(offset) => now.with_timezone(offset).naive_local(),
+        }
+    }
+
+    /// Unix seconds of a wall-clock time in this zone. In a daylight-saving gap the time is
+    /// taken as if the clock had already moved; in an overlap, the earlier instant wins.
+    pub fn to_unix(&self, wall: NaiveDateTime) -> i64 {
+        match self {
+            LogTimeZone::Fixed(offset) => {
+                wall.and_utc().timestamp() - i64::from(offset.local_minus_utc())
+            }
+            LogTimeZone::Local => match Local.from_local_datetime(&wall).earliest() {
+                Some(t) => t.timestamp(),
+                None => {
+                    let offset = Local.offset_from_utc_datetime(&wall).fix();
+                    wall.and_utc().timestamp() - i64::from(offset.local_minus_utc())
+                }
+            },
+        }
+    }
+
+    /// The wall-clock time of Unix seconds `at` in this zone.
+    pub fn from_unix(&self, at: i64, nanos: u32) -> Option<NaiveDateTime> {
+        let utc = DateTime::<Utc>::from_timestamp(at, nanos)?;
+        Some(self.wall_clock(utc))
+    }
+}
+
+impl fmt::Display for LogTimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTimeZone::Local => f.write_str("local"),
+            LogTimeZone::Fixed(offset) if offset.local_minus_utc() == 0 => f.write_str("UTC"),
+            LogTimeZone::Fixed(offset) => write!(f, "UTC{offset}"),
+        }
+    }
+}
+
+/// Why a text is not a log time zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a time zone (write local, UTC, UTC+0200, +02:00 or -0500)")]
+pub struct TimeZoneError(pub String);
+
+impl FromStr for LogTimeZone {
+    type Err = TimeZoneError;
+
+    fn from_str(text: &str) -> Result<LogTimeZone, TimeZoneError> {
+        let err = || TimeZoneError(text.to_string());
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("local") {
+            return Ok(LogTimeZone::Local);
+        }
+        let rest = ["UTC", "GMT", "Z"]
+            .iter()
+            .find_map(|name| {
+                trimmed
+                    .get(..name.len())
+                    .filter(|head| head.eq_ignore_ascii_case(name))
+                    .map(|_| &trimmed[name.len()..])
+            })
+            .unwrap_or(trimmed);
+        if rest.is_empty() {
+            return if rest.len() == trimmed.len() {
+                Err(err())
+            } else {
+                Ok(utc())
+            };
+        }
+        let (offset, used) = parse_offset(rest.as_bytes()).ok_or_else(err)?;
+        if used != rest.len() {
+            return Err(err());
+        }
+        Ok(LogTimeZone::Fixed(offset))
+    }
+}
+
+fn utc() -> LogTimeZone {
+    LogTimeZone::Fixed(FixedOffset::east_opt(0).expect("invariant: zero offset is valid"))
+}
+
+/// A timestamp as a line wrote it, before its year and zone are settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// A calendar date and time of day.
+    Civil {
+        /// `None` for syslog dates, which carry no year.
+        year: Option<i32>,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+        nanos: u32,
+        /// Seconds east of UTC when the stamp carried an offset.
+        offset: Option<i32>,
+    },
+    /// Seconds since the Unix epoch (with an optional fraction).
+    Epoch { seconds: i64, nanos: u32 },
+}
+
+/// A time resolved against the log's zone and `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The log's own wall-clock time.
+    pub time: NaiveDateTime,
+    /// The same instant, Unix seconds.
+    pub at: i64,
+}
+
+impl Stamp {
+    /// Resolves the stamp: fills a missing year from `now` (the latest year that does not put
+    /// the date more than one day after `now`), applies the offset or the log's zone. `None`
+    /// when the fields are no date (February 30th, hour 25).
+    pub fn resolve(&self, zone: LogTimeZone, now: DateTime<Utc>) -> Option<Resolved> {
+        match *self {
+            Stamp::Epoch { seconds, nanos } => Some(Resolved {
+                time: zone.from_unix(seconds, nanos)?,
+                at: seconds,
+            }),
+            Stamp::Civil {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                nanos,
+                offset,
+            } => {
+                let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+                let date = match year {
+                    Some(year) => NaiveDate::from_ymd_opt(year, month, day)?,
+                    None => infer_year(month, day, time, zone, offset, now)?,
+                };
+                let wall = date.and_time(time);
+                let at = match offset {
+                    Some(east) => wall.and_utc().timestamp() - i64::from(east),
+                    None => zone.to_unix(wall),
+                };
+                Some(Resolved { time: wall, at })
+            }
+        }
+    }
+}
+
+/// The date of a year-less `month day time`: the latest of next year, this year and the four
+/// before (leap days) that is not more than one day after `now`, as seen on the log's clock.
+fn infer_year(
+    month: u32,
+    day: u32,
+    time: chrono::NaiveTime,
+    zone: LogTimeZone,
+    offset: Option<i32>,
+    now: DateTime<Utc>,
+) -> Option<NaiveDate> {
+    let wall_now = match offset.and_then(FixedOffset::east_opt) {
+        Some(east) => now.with_timezone(&east).naive_local(),
+        None => zone.wall_clock(now),
+    };
+    let limit = wall_now + Duration::days(1);
+    let this_year = wall_now.year();
+    (0..6)
+        .map(|back| this_year + 1 - back)
+        .filter_map(|year| NaiveDate::from_ymd_opt(year, month, day))
+        .find(|date| date.and_time(time) <= limit)
+}
+
+/// Parses one of the known formats at the start of `text`; returns the stamp and its length.
+///
+/// Known: ISO 8601 / RFC 3339 (`2026-11-23T07:18:36.123+01:00`, also with a space, a comma
+/// fraction, `Z`, `+0100`, ` -0500`), `2026/11/23 07:18:36`, DirectAdmin's
+/// `2026:11:23-07:18:36`, syslog's `Nov 23 07:18:36` (space-padded day), Apache's
+/// `23/Nov/2026:07:18:36 +0000`, and epoch seconds of 10 digits (`1795418316.123`).
+pub fn parse_known(text: &[u8]) -> Option<(Stamp, usize)> {
+    match text.first()? {
+        b'0'..=b'9' => parse_iso(text)
+            .or_else(|| parse_clf(text))
+            .or_else(|| parse_epoch(text)),
+        b'A'..=b'Z' | b'a'..=b'z' => parse_syslog(text),
+        _ => None,
+    }
+}
+
+/// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded).
+pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
+    let month = month_abbrev(text.get(..3)?)?;
+    if text.get(3) != Some(&b' ') {
+        return None;
+    }
+    let mut pos = 4;
+    if text.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
+    let (day, used) = digits_upto(&text[pos..], 2)?;
+    pos += used;
+    if text.get(pos) != Some(&b' ') {
+        return None;
+    }
+    let (hour, minute, second, used) = clock(text.get(pos + 1..)?)?;
+    pos += 1 + used;
+    let (nanos, used) = fraction(&text[pos..]);
+    pos += used;
+    let stamp = Stamp::Civil {
+        year: None,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos,
+        offset: None,
+    };
+    Some((stamp, pos))
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.frac][zone]`, `YYYY/MM/DD HH:MM:SS` and `YYYY:MM:DD-HH:MM:SS`.
+pub fn parse_iso(text: &[u8]) -> Option<(Stamp, usize)> {
+    let year = fixed_digits(text.get(..4)?)?;
+    let sep = *text.get(4)?;
+    let time_sep: &[u8] = match sep {
+        b'-' => b"T ",
+        b'/' => b" ",
+        b':' => b"-",
+        _ => return None,
+    };
+    let month = fixed_digits(text.get(5..7)?)?;
+    if text.get(7) != Some(&sep) {
+        return None;
+    }
+    let day = fixed_digits(text.get(8..10)?)?;
+    if !time_sep.contains(text.get(10)?) {
+        return None;
+    }
+    let (hour, minute, second, used) = clock(text.get(11..)?)?;
+    let mut pos = 11 + used;
+    let (nanos, used) = fraction(&text[pos..]);
+    pos += used;
+    let mut offset = None;
+    if let Some((east, used)) = zone_suffix(&text[pos..]) {
+        offset = Some(east);
+        pos += used;
+    }
+    let stamp = Stamp::Civil {
+        year: Some(year as i32),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos,
+        offset,
+    };
+    Some((stamp, pos))
+}
+
+/// Apache's common log format time `23/Nov/2026:07:18:36 +0000`.
+pub fn parse_clf(text: &[u8]) -> Option<(Stamp, usize)> {
+    let day = fixed_digits(text.get(..2)?)?;
+    if text.get(2) != Some(&b'/') || text.get(6) != Some(&b'/') || text.get(11) != Some(&b':') {
+        return None;
+    }
+    let month = month_abbrev(text.get(3..6)?)?;
+    let year = fixed_digits(text.get(7..11)?)?;
+    let (hour, minute, second, used) = clock(text.get(12..)?)?;
+    let mut pos = 12 + used;
+    let mut offset = None;
+    if text.get(pos) == Some(&b' ')
+        && let Some((east, used)) = parse_offset(&text[pos + 1..])
+    {
+        offset = Some(east.local_minus_utc());
+        pos += 1 + used;
+    }
+    let stamp = Stamp::Civil {
+        year: Some(year as i32),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos: 0,
+        offset,
+    };
+    Some((stamp, pos))
+}
+
+/// Epoch seconds of exactly 10 digits (2001 to 2286), with an optional `.fraction`.
+pub fn parse_epoch(text: &[u8]) -> Option<(Stamp, usize)> {
+    let seconds = fixed_digits(text.get(..10)?)?;
+    if text.get(10).is_some_and(u8::is_ascii_digit) || seconds < 1_000_000_000 {
+        return None;
+    }
+    let (nanos, used) = fraction(&text[10..]);
+    Some((
+        Stamp::Epoch {
+            seconds: i64::from(seconds),
+            nanos,
+        },
+        10 + used,
+    ))
+}
+
+/// An offset after a time: `Z`, `+01:00`, `+0100`, `+01`, or one space then `+0100`.
+fn zone_suffix(text: &[u8]) -> Option<(i32, usize)> {
+    match text.first()? {
+        b'Z' => Some((0, 1)),
+        b'+' | b'-' => parse_offset(text).map(|(o, used)| (o.local_minus_utc(), used)),
+        b' ' if matches!(text.get(1), Some(b'+' | b'-')) => {
+            let (offset, used) = parse_offset(&text[1..])?;
+            // Only a four-digit offset counts after a space, so "12:00:00 -" stays text.
+            (used == 5).then_some((offset.local_minus_utc(), used + 1))
+        }
+        _ => None,
+    }
+}
+
+/// `+HH:MM`, `+HHMM` or `+HH` (also `-`); returns the offset and the bytes used.
+pub fn parse_offset(text: &[u8]) -> Option<(FixedOffset, usize)> {
+    let sign = match text.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hours = fixed_digits(text.get(1..3)?)?;
+    let (minutes, used) = match text.get(3) {
+        Some(b':') => (fixed_digits(text.get(4..6)?)?, 6),
+        Some(b'0'..=b'9') => (fixed_digits(text.get(3..5)?)?, 5),
+        _ => (0, 3),
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let east = sign * (hours as i32 * 3600 + minutes as i32 * 60);
+    Some((FixedOffset::east_opt(east)?, used))
+}
+
+/// `HH:MM:SS` (two digits each); returns the fields and 8.
+fn clock(text: &[u8]) -> Option<(u32, u32, u32, usize)> {
+    if text.get(2) != Some(&b':') || text.get(5) != Some(&b':') {
+        return None;
+    }
+    let hour = fixed_digits(text.get(..2)?)?;
+    let minute = fixed_digits(text.get(3..5)?)?;
+    let second = fixed_digits(text.get(6..8)?)?;
+    // 60 is a leap second; chrono keeps it as 59 + 1s of nanos, we clamp it to 59.
+    Some((hour, minute, second.min(59), 8))
+}
+
+/// An optional `.123456` or `,123` fraction; returns nanoseconds and the bytes used.
+fn fraction(text: &[u8]) -> (u32, usize) {
+    if !matches!(text.first(), Some(b'.' | b',')) {
+        return (0, 0);
+    }
+    let digits = text[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return (0, 0);
+    }
+    let mut nanos: u32 = 0;
+    for (i, b) in text[1..1 + digits.min(9)].iter().enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    (nanos, 1 + digits)
+}
+
+/// All bytes are ASCII digits; their value.
+pub(crate) fn fixed_digits(text: &[u8]) -> Option<u32> {
+    let mut value: u32 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(value)
+}
+
+/// One to `max` leading digits; their value and count.
+pub(crate) fn digits_upto(text: &[u8], max: usize) -> Option<(u32, usize)> {
+    let n = text
+        .iter()
+        .take(max)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if n == 0 {
+        return None;
+    }
+    Some((fixed_digits(&text[..n])?, n))
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+/// `Jan`..`Dec` in any case; the month number.
+pub(crate) fn month_abbrev(text: &[u8]) -> Option<u32> {
+    let lower = [
+        text.first()?.to_ascii_lowercase(),
+        text.get(1)?.to_ascii_lowercase(),
+        text.get(2)?.to_ascii_lowercase(),
+    ];
+    MONTHS
+        .iter()
+        .position(|m| **m == lower)
+        .map(|i| i as u32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc_now(text: &str) -> DateTime<Utc> {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+    }
+
+    fn fixed(east: i32) -> LogTimeZone {
+        LogTimeZone::Fixed(FixedOffset::east_opt(east).unwrap())
+    }
+
+    fn resolve(line: &str, zone: LogTimeZone, now: &str) -> Option<(String, i64, usize)> {
+        let (stamp, used) = parse_known(line.as_bytes())?;
+        let r = stamp.resolve(zone, utc_now(now))?;
+        Some((
+            r.time.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+            r.at,
+            used,
+        ))
+    }
+
+    #[test]
+    fn known_formats() {
+        let now = "2026-11-23 12:00:00";
+        let utc = fixed(0);
+        let cases: &[(&str, &str, i64, usize)] = &[
+            (
+                "Nov 23 07:18:36 host",
+                "2026-11-23T07:18:36",
+                1795418316,
+                15,
+            ),
+            (
+                "Nov  3 07:18:36 host",
+                "2026-11-03T07:18:36",
+                1793690316,
+                15,
+            ),
+            ("Nov 3 07:18:36 host", "2026-11-03T07:18:36", 1793690316, 14),
+            (
+                "nov 23 07:18:36.250 x",
+                "2026-11-23T07:18:36.250",
+                1795418316,
+                19,
+            ),
+            (
+                "2026-11-23T07:18:36Z x",
+                "2026-11-23T07:18:36",
+                1795418316,
+                20,
+            ),
+            (
+                "2026-11-23T08:18:36.123456+01:00 h",
+                "2026-11-23T08:18:36.123456",
+                1795418316,
+                32,
+            ),
+            (
+                "2026-11-23 02:18:36 -0500] info",
+                "2026-11-23T02:18:36",
+                1795418316,
+                25,
+            ),
+            (
+                "2026-11-23 07:18:36,5 x",
+                "2026-11-23T07:18:36.500",
+                1795418316,
+                21,
+            ),
+            (
+                "2026-11-23T09:18:36+0200 x",
+                "2026-11-23T09:18:36",
+                1795418316,
+                24,
+            ),
+            (
+                "2026/11/23 07:18:36 x",
+                "2026-11-23T07:18:36",
+                1795418316,
+                19,
+            ),
+            (
+                "2026:11:23-07:18:36: 'x'",
+                "2026-11-23T07:18:36",
+                1795418316,
+                19,
+            ),
+            (
+                "23/Nov/2026:07:18:36 +0000] \"GET",
+                "2026-11-23T07:18:36",
+                1795418316,
+                26,
+            ),
+            (
+                "1795418316.123 x",
+                "2026-11-23T07:18:36.123",
+                1795418316,
+                14,
+            ),
+            ("1795418316 x", "2026-11-23T07:18:36", 1795418316, 10),
+        ];
+        for (line, time, at, used) in cases {
+            let got = resolve(line, utc, now);
+            assert_eq!(got, Some((time.to_string(), *at, *used)), "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_times() {
+        let now = "2026-11-23 12:00:00";
+        for line in [
+            "",
+            "Nov",
+            "Foo 23 07:18:36",
+            "Nov 23 7:18:36",
+            "2026-11-23",
+            "2026-11-23X07:18:36",
+            "12345",
+            "123456789012",
+            "0000000001",
+            "sshd[12]: x",
+        ] {
+            assert_eq!(resolve(line, fixed(0), now), None, "line {line:?}");
+        }
+        // Well-formed but no date.
+        for line in [
+            "Feb 30 07:18:36",
+            "2026-13-01 00:00:00",
+            "2026-01-01 24:00:00",
+        ] {
+            assert!(parse_known(line.as_bytes()).is_some(), "{line:?} shape");
+            assert_eq!(resolve(line, fixed(0), now), None, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn year_inference() {
+        let cases: &[(&str, &str, &str)] = &[
+            // Same year.
+            (
+                "Nov 23 07:18:36",
+                "2026-11-23 12:00:00",
+                "2026-11-23T07:18:36",
+            ),
+            // Up to a day ahead is still this year (a clock slightly ahead).
+            (
+                "Nov 24 11:00:00",
+                "2026-11-23 12:00:00",
+                "2026-11-24T11:00:00",
+            ),
+            // More than a day ahead: last year.
+            (
+                "Nov 25 12:00:00",
+                "2026-11-23 12:00:00",
+                "2025-11-25T12:00:00",
+            ),
+            // Reading on Jan 1 a line of Dec 31: last year.
+            (
+                "Dec 31 23:59:59",
+                "2027-01-01 00:00:05",
+                "2026-12-31T23:59:59",
+            ),
+            // Reading on Dec 31 a line of Jan 1 (clock ahead): next year.
+            (
+                "Jan  1 00:00:01",
+                "2026-12-31 23:59:58",
+                "2027-01-01T00:00:01",
+            ),
+            // Leap day read in a non-leap year: the last leap year.
+            (
+                "Feb 29 10:00:00",
+                "2029-03-01 00:00:00",
+                "2028-02-29T10:00:00",
+            ),
+            (
+                "Feb 29 10:00:00",
+                "2028-03-01 00:00:00",
+                "2028-02-29T10:00:00",
+            ),
+            (
+                "Feb 29 10:00:00",
+                "2027-06-01 00:00:00",
+                "2024-02-29T10:00:00",
+            ),
+        ];
+        for (line, now, want) in cases {
+            let got = resolve(line, fixed(0), now).map(|(t, _, _)| t);
+            assert_eq!(got.as_deref(), Some(*want), "line {line:?} now {now}");
+        }
+    }
+
+    #[test]
+    fn fixed_zones_shift_the_instant_not_the_wall_time() {
+        let now = "2026-07-01 12:00:00";
+        // Summer in a fixed zone: no daylight saving applies.
+        let got = resolve("Jul  1 10:00:00", fixed(2 * 3600), now).unwrap();
+        assert_eq!(got.0, "2026-07-01T10:00:00");
+        assert_eq!(got.1, utc_now("2026-07-01 08:00:00").timestamp());
+        let got = resolve("Jul  1 10:00:00", fixed(-5 * 3600), now).unwrap();
+        assert_eq!(got.1, utc_now("2026-07-01 15:00:00").timestamp());
+        // An explicit offset wins over the zone; the wall time stays as written.
+        let got = resolve("2026-07-01T10:00:00+02:00", fixed(-5 * 3600), now).unwrap();
+        assert_eq!(got.0, "2026-07-01T10:00:00");
+        assert_eq!(got.1, utc_now("2026-07-01 08:00:00").timestamp());
+        // Epoch seconds are shown in the log's zone.
+        let got = resolve("1782900000 x", fixed(3600), now).unwrap();
+        assert_eq!(got.0, "2026-07-01T11:00:00");
+    }
+
+    #[test]
+    fn time_zone_names() {
+        let cases: &[(&str, Option<i32>)] = &[
+            ("UTC", Some(0)),
+            ("utc", Some(0)),
+            ("GMT", Some(0)),
+            ("Z", Some(0)),
+            ("UTC+0200", Some(7200)),
+            ("UTC+02:00", Some(7200)),
+            ("+02:00", Some(7200)),
+            ("-0500", Some(-18000)),
+            ("UTC-03", Some(-10800)),
+            ("+0530", Some(19800)),
+        ];
+        for (text, east) in cases {
+            let want = east.map(fixed);
+            assert_eq!(text.parse::<LogTimeZone>().ok(), want, "{text:?}");
+        }
+        assert_eq!("local".parse::<LogTimeZone>(), Ok(LogTimeZone::Local));
+        assert_eq!("Local".parse::<LogTimeZone>(), Ok(LogTimeZone::Local));
+        for bad in [
+            "",
+            "CET",
+            "UTC+",
+            "+2",
+            "+25:00",
+            "+02:60",
+            "UTC+0200x",
+            "Europe/Paris",
+        ] {
+            assert!(bad.parse::<LogTimeZone>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(fixed(7200).to_string(), "UTC+02:00");
+        assert_eq!(fixed(0).to_string(), "UTC");
+    }
+}
