@@ -29,13 +29,22 @@ pub type OrderResults = Vec<Result<(), String>>;
 
 /// What the core sends the banner.
 pub enum Msg {
-    Orders { orders: Vec<Order>, done: Option<oneshot::Sender<OrderResults>> },
+    Orders {
+        orders: Vec<Order>,
+        done: Option<oneshot::Sender<OrderResults>>,
+    },
     Positions(Vec<(String, Position)>),
     Forget(Vec<Ban>),
     Compact(Vec<Record>),
-    Layout { layout: Layout, done: oneshot::Sender<Result<(), String>> },
+    Layout {
+        layout: Layout,
+        done: oneshot::Sender<Result<(), String>>,
+    },
     /// Everything before it is applied and durable when `done` fires.
-    Flush { remove_table: bool, done: oneshot::Sender<()> },
+    Flush {
+        remove_table: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// What the banner tells the core.
@@ -64,7 +73,13 @@ impl Banner {
     /// Queues orders and returns a receiver of their results.
     pub async fn send_and_wait(&self, orders: Vec<Order>) -> oneshot::Receiver<OrderResults> {
         let (done, wait) = oneshot::channel();
-        let _ = self.tx.send(Msg::Orders { orders, done: Some(done) }).await;
+        let _ = self
+            .tx
+            .send(Msg::Orders {
+                orders,
+                done: Some(done),
+            })
+            .await;
         wait
     }
 
@@ -84,21 +99,34 @@ impl Banner {
 
     pub async fn layout(&self, layout: Layout) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Msg::Layout { layout, done }).await.map_err(|_| "the banner has stopped".to_string())?;
-        wait.await.map_err(|_| "the banner has stopped".to_string())?
+        self.tx
+            .send(Msg::Layout { layout, done })
+            .await
+            .map_err(|_| "the banner has stopped".to_string())?;
+        wait.await
+            .map_err(|_| "the banner has stopped".to_string())?
     }
 
     /// Waits until everything queued so far is applied and durable.
     pub async fn flush(&self, remove_table: bool) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush { remove_table, done }).await.is_ok() {
+        if self
+            .tx
+            .send(Msg::Flush { remove_table, done })
+            .await
+            .is_ok()
+        {
             let _ = wait.await;
         }
     }
 }
 
 /// Starts the worker thread and the batching task. `clock` gives Unix seconds.
-pub fn spawn(worker: Worker, reports: mpsc::UnboundedSender<Report>, clock: fn() -> i64) -> (Banner, JoinHandle<()>) {
+pub fn spawn(
+    worker: Worker,
+    reports: mpsc::UnboundedSender<Report>,
+    clock: fn() -> i64,
+) -> (Banner, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(4096);
     let (jobs, job_rx) = std::sync::mpsc::channel::<(Job, oneshot::Sender<Outcome>)>();
     std::thread::Builder::new()
@@ -123,7 +151,12 @@ struct Waiters {
     flushes: Vec<oneshot::Sender<()>>,
 }
 
-async fn run(mut rx: mpsc::Receiver<Msg>, jobs: std::sync::mpsc::Sender<(Job, oneshot::Sender<Outcome>)>, reports: mpsc::UnboundedSender<Report>, clock: fn() -> i64) {
+async fn run(
+    mut rx: mpsc::Receiver<Msg>,
+    jobs: std::sync::mpsc::Sender<(Job, oneshot::Sender<Outcome>)>,
+    reports: mpsc::UnboundedSender<Report>,
+    clock: fn() -> i64,
+) {
     let mut queue: VecDeque<Msg> = VecDeque::new();
     let mut busy: Option<(oneshot::Receiver<Outcome>, Waiters)> = None;
     let mut tick = tokio::time::interval(POSITION_EVERY);
@@ -171,7 +204,10 @@ fn ready(queue: &VecDeque<Msg>, positions_due: bool) -> bool {
 
 /// Takes the next job off the queue. A layout starts a job of its own; a flush ends one.
 fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
-    let mut job = Job { now, ..Job::default() };
+    let mut job = Job {
+        now,
+        ..Job::default()
+    };
     let mut waiters = Waiters::default();
     while let Some(msg) = queue.pop_front() {
         match msg {
@@ -205,7 +241,11 @@ fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
 }
 
 fn job_is_empty(job: &Job) -> bool {
-    job.layout.is_none() && job.orders.is_empty() && job.positions.is_empty() && job.forget.is_empty() && job.compact.is_none()
+    job.layout.is_none()
+        && job.orders.is_empty()
+        && job.positions.is_empty()
+        && job.forget.is_empty()
+        && job.compact.is_none()
 }
 
 /// Hands a finished job's results to whoever waits, logs, and reports failures.
@@ -218,7 +258,9 @@ fn deliver(outcome: Outcome, waiters: Waiters, reports: &mpsc::UnboundedSender<R
     let mut manual_summarized = 0usize;
     for (order, result) in waiters.orders.iter().zip(&outcome.orders) {
         match result {
-            Ok(()) if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual => manual_summarized += 1,
+            Ok(()) if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual => {
+                manual_summarized += 1
+            }
             Ok(()) => log_done(order),
             Err(error) => {
                 tracing::error!(jail = %order.ban().jail, ip = %order.ban().target, error = %error, "ban not applied");
@@ -227,7 +269,11 @@ fn deliver(outcome: Outcome, waiters: Waiters, reports: &mpsc::UnboundedSender<R
         }
     }
     if manual_summarized > 0 {
-        tracing::info!(orders = manual_summarized, elapsed_ms = outcome.elapsed.as_millis() as u64, "manual bans applied in bulk");
+        tracing::info!(
+            orders = manual_summarized,
+            elapsed_ms = outcome.elapsed.as_millis() as u64,
+            "manual bans applied in bulk"
+        );
     }
     if !failed.is_empty() {
         let _ = reports.send(Report::Failed(failed));
@@ -245,10 +291,17 @@ fn deliver(outcome: Outcome, waiters: Waiters, reports: &mpsc::UnboundedSender<R
 
 fn log_done(order: &Order) {
     let ban = order.ban();
-    let duration = ban.expires.map_or_else(|| "permanent".to_string(), |e| format_seconds(u64::try_from(e - ban.since).unwrap_or(0)));
+    let duration = ban.expires.map_or_else(
+        || "permanent".to_string(),
+        |e| format_seconds(u64::try_from(e - ban.since).unwrap_or(0)),
+    );
     match order {
-        Order::Ban(_) => tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban"),
-        Order::Refresh(_) => tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban refreshed"),
+        Order::Ban(_) => {
+            tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban")
+        }
+        Order::Refresh(_) => {
+            tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban refreshed")
+        }
         Order::Unban(_) => tracing::info!(jail = %ban.jail, ip = %ban.target, "unban"),
     }
 }

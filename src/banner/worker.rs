@@ -57,15 +57,28 @@ pub struct Worker {
 
 impl Worker {
     /// `positions` are those recovered from the state log.
-    pub fn new(backend: Box<dyn Backend>, store: StateStore, positions: HashMap<String, Position>, layout: Layout) -> Worker {
-        Worker { backend, store, positions, layout: Some(layout) }
+    pub fn new(
+        backend: Box<dyn Backend>,
+        store: StateStore,
+        positions: HashMap<String, Position>,
+        layout: Layout,
+    ) -> Worker {
+        Worker {
+            backend,
+            store,
+            positions,
+            layout: Some(layout),
+        }
     }
 
     pub fn run(&mut self, job: Job) -> Outcome {
         let started = Instant::now();
         let mut outcome = Outcome::default();
         if let Some(layout) = job.layout {
-            let result = self.backend.apply_layout(&layout).map_err(|e| e.to_string());
+            let result = self
+                .backend
+                .apply_layout(&layout)
+                .map_err(|e| e.to_string());
             if result.is_ok() {
                 self.layout = Some(layout);
             }
@@ -89,13 +102,18 @@ impl Worker {
         while start < changes.len() {
             match self.backend.apply(&changes[start..]) {
                 Ok(()) => {
-                    owner[start..].iter().for_each(|&i| results[i] = Some(Ok(())));
+                    owner[start..]
+                        .iter()
+                        .for_each(|&i| results[i] = Some(Ok(())));
                     break;
                 }
                 Err(ApplyError { committed, error }) => {
-                    owner[start..start + committed].iter().for_each(|&i| results[i] = Some(Ok(())));
+                    owner[start..start + committed]
+                        .iter()
+                        .for_each(|&i| results[i] = Some(Ok(())));
                     let failed = start + committed;
-                    if is_missing_table(&error) && !outcome.table_recreated && self.recreate_table() {
+                    if is_missing_table(&error) && !outcome.table_recreated && self.recreate_table()
+                    {
                         outcome.table_recreated = true;
                         start = failed;
                         continue;
@@ -119,11 +137,18 @@ impl Worker {
             }
         }
         for ban in &job.forget {
-            self.store.append(&Record::Unban { jail: ban.jail.clone(), target: ban.target, at: job.now });
+            self.store.append(&Record::Unban {
+                jail: ban.jail.clone(),
+                target: ban.target,
+                at: job.now,
+            });
         }
         for (source, position) in job.positions {
             if self.positions.get(&source) != Some(&position) {
-                self.store.append(&Record::Position { source: source.clone(), position: position.clone() });
+                self.store.append(&Record::Position {
+                    source: source.clone(),
+                    position: position.clone(),
+                });
                 self.positions.insert(source, position);
             }
         }
@@ -131,8 +156,14 @@ impl Worker {
         if durable.is_ok()
             && let Some(snapshot) = job.compact
         {
-            let positions = self.positions.iter().map(|(s, p)| Record::Position { source: s.clone(), position: p.clone() });
-            durable = self.store.compact(snapshot.into_iter().chain(positions)).map_err(|e| e.to_string());
+            let positions = self.positions.iter().map(|(s, p)| Record::Position {
+                source: s.clone(),
+                position: p.clone(),
+            });
+            durable = self
+                .store
+                .compact(snapshot.into_iter().chain(positions))
+                .map_err(|e| e.to_string());
         }
         if let Err(e) = &durable {
             tracing::error!(error = %e, "state could not be saved: bans are in the kernel but would not survive a restart");
@@ -144,10 +175,12 @@ impl Worker {
         }
         outcome.orders = results
             .into_iter()
-            .map(|r| match (r.expect("invariant: every order has a result"), &durable) {
-                (Ok(()), Err(e)) => Err(format!("in the kernel but not saved: {e}")),
-                (r, _) => r,
-            })
+            .map(
+                |r| match (r.expect("invariant: every order has a result"), &durable) {
+                    (Ok(()), Err(e)) => Err(format!("in the kernel but not saved: {e}")),
+                    (r, _) => r,
+                },
+            )
             .collect();
         outcome.elapsed = started.elapsed();
         outcome
@@ -155,7 +188,9 @@ impl Worker {
 
     /// Re-applies the last layout after the table vanished; `true` when that worked.
     fn recreate_table(&mut self) -> bool {
-        let Some(layout) = &self.layout else { return false };
+        let Some(layout) = &self.layout else {
+            return false;
+        };
         tracing::warn!(table = %layout.table, "the nftables table vanished: recreating it");
         self.backend.apply_layout(layout).is_ok()
     }
@@ -171,9 +206,20 @@ fn change(order: &Order, now: i64) -> Option<Change> {
     let timeout = |ban: &Ban| ban.remaining(now).map(Duration::from_secs);
     match order {
         Order::Ban(b) | Order::Refresh(b) if !b.live_at(now) => None,
-        Order::Ban(b) => Some(Change::Add { jail: b.jail.clone(), target: b.target, timeout: timeout(b) }),
-        Order::Refresh(b) => Some(Change::Refresh { jail: b.jail.clone(), target: b.target, timeout: timeout(b) }),
-        Order::Unban(b) => Some(Change::Remove { jail: b.jail.clone(), target: b.target }),
+        Order::Ban(b) => Some(Change::Add {
+            jail: b.jail.clone(),
+            target: b.target,
+            timeout: timeout(b),
+        }),
+        Order::Refresh(b) => Some(Change::Refresh {
+            jail: b.jail.clone(),
+            target: b.target,
+            timeout: timeout(b),
+        }),
+        Order::Unban(b) => Some(Change::Remove {
+            jail: b.jail.clone(),
+            target: b.target,
+        }),
     }
 }
 
@@ -181,14 +227,27 @@ fn change(order: &Order, now: i64) -> Option<Change> {
 fn record(order: &Order, now: i64) -> Record {
     match order {
         Order::Ban(b) | Order::Refresh(b) => Record::Ban(b.clone()),
-        Order::Unban(b) => Record::Unban { jail: b.jail.clone(), target: b.target, at: now },
+        Order::Unban(b) => Record::Unban {
+            jail: b.jail.clone(),
+            target: b.target,
+            at: now,
+        },
     }
 }
 
 /// A removal of an element that is not there (it expired in the kernel meanwhile) is done.
 fn is_already_gone(change: &Change, error: &BackendError) -> bool {
     matches!(change, Change::Remove { .. })
-        && matches!(error, BackendError::ElementRefused { errno: Errno::ENOENT, .. } | BackendError::Kernel { errno: Errno::ENOENT, .. })
+        && matches!(
+            error,
+            BackendError::ElementRefused {
+                errno: Errno::ENOENT,
+                ..
+            } | BackendError::Kernel {
+                errno: Errno::ENOENT,
+                ..
+            }
+        )
 }
 
 fn is_missing_table(error: &BackendError) -> bool {

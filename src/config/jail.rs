@@ -10,10 +10,12 @@ use toml::Spanned;
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::files::{FileId, Files, Place};
+use super::filters::FilterCache;
 use super::ports::parse_ports;
 use super::raw::{EscalationRaw, JailRaw, PortRaw};
 use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
 use crate::addr::{BanTarget, canonical};
+use crate::filter::FilterOptions;
 use crate::jail::JailName;
 use crate::tracker::{Escalation, IgnoreList, JailPolicy};
 
@@ -68,7 +70,7 @@ impl Layers<'_> {
 /// up there first, then among the built-ins).
 pub fn validate_jail(
     l: &Layers<'_>,
-    filter_files: &[PathBuf],
+    filters: &mut FilterCache,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<JailConfig, Diagnostics> {
     let mut diags = Diagnostics::default();
@@ -135,7 +137,7 @@ pub fn validate_jail(
     let escalation = escalation(l, &mut diags);
     let ignore = ignore_list(l, &mut diags, warnings);
     let (ports, protocols) = ports_and_protocols(l, &mut diags);
-    let kind = kind(l, filter_files, &mut diags);
+    let kind = kind(l, filters, &mut diags);
     let recidive = match kind {
         JailKind::Recidive => Some(int(
             "maxbans",
@@ -367,7 +369,7 @@ fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (Ports, Vec<P
 }
 
 /// What feeds the jail: a log (through a filter), the other jails' bans (recidive), or nothing.
-fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> JailKind {
+fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> JailKind {
     let filter = l.pick(|r| r.filter.as_ref());
     let (filter_name, filter_place) = match filter {
         Some((f, s)) => (s.get_ref().clone(), l.place(f, s)),
@@ -419,11 +421,7 @@ fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> Ja
         }
         return JailKind::Manual;
     }
-    let known = filter_files
-        .iter()
-        .any(|p| p.file_stem().is_some_and(|s| s == filter_name.as_str()))
-        || crate::config::builtin_filter_exists(&filter_name);
-    if !known {
+    if !filters.exists(&filter_name) {
         diags.push(l.files.diag(
             &filter_place,
             format!(
@@ -477,15 +475,58 @@ fn kind(l: &Layers<'_>, filter_files: &[PathBuf], diags: &mut Diagnostics) -> Ja
             poll_only: backend_name == "polling",
         }
     };
-    let text = |v: Option<(FileId, &Spanned<String>)>| v.map(|(_, s)| s.get_ref().clone());
-    JailKind::Log {
-        filter: FilterChoice {
-            name: filter_name,
-            mode: text(l.pick(|r| r.mode.as_ref())),
-            datepattern: text(l.pick(|r| r.datepattern.as_ref())),
-            logtimezone: text(l.pick(|r| r.logtimezone.as_ref())),
-            place: filter_place,
-        },
-        source,
+    match compile_filter(l, filters, &filter_name, diags) {
+        Some(filter) => JailKind::Log { filter, source },
+        // The errors are reported; the kind does not matter any more.
+        None => JailKind::Manual,
+    }
+}
+
+/// Compiles the jail's filter in its mode with its date options; every problem is reported at
+/// its place (jail keys in the jail file, regexes in the filter file).
+fn compile_filter(
+    l: &Layers<'_>,
+    filters: &mut FilterCache,
+    name: &str,
+    diags: &mut Diagnostics,
+) -> Option<FilterChoice> {
+    let file = filters.file(name)?;
+    let mut options = FilterOptions::default();
+    if let Some((f, mode)) = l.pick(|r| r.mode.as_ref()) {
+        if file.modes().any(|m| m == mode.get_ref()) {
+            options.mode = Some(mode.get_ref().clone());
+        } else {
+            let modes: Vec<&str> = file.modes().collect();
+            diags.push(l.diag(
+                f,
+                mode,
+                format!(
+                    "filter {name:?} has no mode {:?} (its modes: {})",
+                    mode.get_ref(),
+                    modes.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some((f, pattern)) = l.pick(|r| r.datepattern.as_ref()) {
+        match pattern.get_ref().parse() {
+            Ok(p) => options.datepattern = Some(p),
+            Err(e) => diags.push(l.diag(f, pattern, format!("datepattern: {e}"))),
+        }
+    }
+    if let Some((f, zone)) = l.pick(|r| r.logtimezone.as_ref()) {
+        match zone.get_ref().parse::<crate::filter::LogTimeZone>() {
+            Ok(z) => options.timezone = z,
+            Err(e) => diags.push(l.diag(f, zone, format!("logtimezone: {e}"))),
+        }
+    }
+    match file.compile(&options) {
+        Ok(filter) => Some(FilterChoice {
+            name: name.to_string(),
+            path: file.path().to_path_buf(),
+            filter: Arc::new(filter),
+        }),
+        // The filter file's own errors are reported by the cache, once for all jails.
+        Err(_) => None,
     }
 }

@@ -8,6 +8,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::files::{FileId, Files, Place, toml_files};
+use super::filters::FilterCache;
 use super::jail::{Layers, validate_jail};
 use super::raw::{DaemonRaw, JailRaw, MetricsRaw, NftablesRaw};
 use super::{
@@ -93,6 +94,8 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         .and_then(|m| m.listen)
         .map(|l| l.into_inner());
 
+    let mut filters = FilterCache::new(&filter_files);
+    filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
     let mut warnings = Vec::new();
     let mut validated = Vec::new();
@@ -105,12 +108,13 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             name,
             place,
         };
-        match validate_jail(&layers, &filter_files, &mut warnings) {
+        match validate_jail(&layers, &mut filters, &mut warnings) {
             Ok(jail) => validated.push(jail),
             Err(d) => diags.extend(d),
         }
     }
 
+    diags.extend(std::mem::take(&mut filters.diags));
     if !diags.is_empty() {
         return Err(diags);
     }

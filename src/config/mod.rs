@@ -10,6 +10,7 @@
 pub mod diag;
 pub mod duration;
 mod files;
+mod filters;
 mod jail;
 mod load;
 pub mod ports;
@@ -17,13 +18,15 @@ mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+pub use crate::banner::backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{BanTime, Span};
 pub use files::{FileId, Files, Place};
 pub use load::load;
-pub use crate::banner::backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
 
+use crate::filter::Filter;
 use crate::jail::JailName;
 use crate::tracker::JailPolicy;
 
@@ -62,7 +65,14 @@ impl Config {
             table: self.nftables.table.clone(),
             hooks: self.nftables.hooks.clone(),
             verdict: self.nftables.verdict,
-            jails: self.enabled().map(|j| JailRules { name: j.name.clone(), ports: j.ports.clone(), protocols: j.protocols.clone() }).collect(),
+            jails: self
+                .enabled()
+                .map(|j| JailRules {
+                    name: j.name.clone(),
+                    ports: j.ports.clone(),
+                    protocols: j.protocols.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -111,15 +121,13 @@ pub enum JailKind {
     Manual,
 }
 
-/// The filter a log jail uses, as configured.
+/// The filter a log jail uses, compiled in the jail's mode with its date options.
 #[derive(Debug, Clone)]
 pub struct FilterChoice {
     pub name: String,
-    pub mode: Option<String>,
-    pub datepattern: Option<String>,
-    pub logtimezone: Option<String>,
-    /// Where the filter name was given (or the jail's name, when defaulted).
-    pub place: Place,
+    /// The filter file (`filter.d/NAME.toml`, or `filters/NAME.toml (built-in)`).
+    pub path: PathBuf,
+    pub filter: Arc<Filter>,
 }
 
 /// Where a log jail reads.
@@ -147,19 +155,6 @@ pub struct JailConfig {
     /// Commands run after a ban / unban (argv; no shell).
     pub on_ban: Option<Vec<String>>,
     pub on_unban: Option<Vec<String>>,
-}
-
-/// Whether a filter of this name ships with nftjail.
-pub(crate) fn builtin_filter_exists(name: &str) -> bool {
-    [
-        "sshd",
-        "postfix",
-        "postfix-sasl",
-        "dovecot",
-        "proftpd",
-        "panel",
-    ]
-    .contains(&name)
 }
 
 #[cfg(test)]

@@ -119,7 +119,12 @@ pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Port
             _ => merged.push((first, last)),
         }
     }
-    Ok(Ports::List(merged.into_iter().map(|(first, last)| PortRange { first, last }).collect()))
+    Ok(Ports::List(
+        merged
+            .into_iter()
+            .map(|(first, last)| PortRange { first, last })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -165,10 +165,12 @@ fn semantic_errors_of_one_jail_are_all_reported() {
     }
 }
 
+const MYAPP: &str = "prefix = \"syslog\"\ndaemons = [\"myapp\"]\n\n[modes.normal]\nfailregex = [\"^login failed from <HOST>$\"]\n";
+
 #[test]
 fn filter_d_adds_filters_and_jail_kinds_are_recognised() {
     let d = Dir::new("");
-    d.write("filter.d/myapp.toml", "# compiled by the filter module\n");
+    d.write("filter.d/myapp.toml", MYAPP);
     d.write("jail.d/jails.toml", concat!(
         "[myapp]\nenabled = true\nlogpath = \"/var/log/myapp/*.log\"\n\n",
         "[recidive]\nenabled = true\nfindtime = \"1d\"\nbantime = \"1w\"\nmaxretry = 5\n\n",
@@ -357,4 +359,58 @@ fn the_shipped_configuration_loads_clean() {
     let sshd = c.jails.iter().find(|j| j.name.as_str() == "sshd").unwrap();
     assert_eq!(sshd.ports, Ports::List(vec![PortRange::single(22)]));
     assert!(sshd.policy.escalation.increment);
+}
+
+#[test]
+fn filter_problems_are_reported_where_they_are_written() {
+    let d = Dir::new("");
+    // A broken regex in a filter.d file (unused by any jail: still checked), and a jail asking
+    // a mode the built-in sshd filter does not have.
+    d.write(
+        "filter.d/broken.toml",
+        "daemons = [\"x\"]\n[modes.normal]\nfailregex = [\n  \"^(unclosed <HOST>\",\n]\n",
+    );
+    d.write("jail.d/sshd.toml", "[sshd]\nlogpath = \"/var/log/auth.log\"\nmode = \"paranoid\"\nlogtimezone = \"Mars/Olympus\"\n");
+    let errors = d.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("filter.d/broken.toml:4:3:")),
+        "{}",
+        errors.join("\n")
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with(
+            "jail.d/sshd.toml:3:8: filter \"sshd\" has no mode \"paranoid\" (its modes: "
+        )),
+        "{}",
+        errors.join("\n")
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("jail.d/sshd.toml:4:15: logtimezone:")),
+        "{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn filter_d_overrides_a_built_in_filter() {
+    let d = Dir::new("");
+    d.write("filter.d/sshd.toml", &MYAPP.replace("myapp", "sshd"));
+    d.write(
+        "jail.d/sshd.toml",
+        "[sshd]\nenabled = true\nlogpath = \"/var/log/auth.log\"\n",
+    );
+    let c = d.load().unwrap();
+    let JailKind::Log { filter, .. } = &c.jails[0].kind else {
+        panic!()
+    };
+    assert!(
+        filter.path.ends_with("filter.d/sshd.toml"),
+        "{}",
+        filter.path.display()
+    );
+    assert_eq!(filter.filter.regex_count(), 1);
 }

@@ -12,12 +12,23 @@ fn layout() -> Layout {
         table: "nftjail".into(),
         hooks: vec![],
         verdict: Verdict::Drop,
-        jails: vec![JailRules { name: "sshd".parse().unwrap(), ports: Ports::All, protocols: vec![] }],
+        jails: vec![JailRules {
+            name: "sshd".parse().unwrap(),
+            ports: Ports::All,
+            protocols: vec![],
+        }],
     }
 }
 
 fn ban(target: &str, expires: Option<i64>) -> Ban {
-    Ban { jail: "sshd".parse::<JailName>().unwrap(), target: target.parse().unwrap(), since: NOW, expires, count: 1, origin: Origin::Failures }
+    Ban {
+        jail: "sshd".parse::<JailName>().unwrap(),
+        target: target.parse().unwrap(),
+        since: NOW,
+        expires,
+        count: 1,
+        origin: Origin::Failures,
+    }
 }
 
 fn worker(dir: &std::path::Path) -> Worker {
@@ -28,7 +39,13 @@ fn worker(dir: &std::path::Path) -> Worker {
 }
 
 fn elements(w: &mut Worker) -> Vec<String> {
-    let mut e: Vec<String> = w.backend.list().unwrap().iter().map(|e| e.target.to_string()).collect();
+    let mut e: Vec<String> = w
+        .backend
+        .list()
+        .unwrap()
+        .iter()
+        .map(|e| e.target.to_string())
+        .collect();
     e.sort();
     e
 }
@@ -38,8 +55,18 @@ fn done_orders_are_in_the_kernel_and_durable() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
     let job = Job {
-        orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW + 600))), Order::Ban(ban("2001:db8::/64", None))],
-        positions: vec![("sshd:/var/log/auth.log".into(), Position::File { dev: 1, ino: 2, offset: 3 })],
+        orders: vec![
+            Order::Ban(ban("192.0.2.1", Some(NOW + 600))),
+            Order::Ban(ban("2001:db8::/64", None)),
+        ],
+        positions: vec![(
+            "sshd:/var/log/auth.log".into(),
+            Position::File {
+                dev: 1,
+                ino: 2,
+                offset: 3,
+            },
+        )],
         now: NOW,
         ..Job::default()
     };
@@ -56,7 +83,11 @@ fn done_orders_are_in_the_kernel_and_durable() {
 fn removing_what_the_kernel_already_expired_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
-    let out = w.run(Job { orders: vec![Order::Unban(ban("192.0.2.9", Some(NOW + 60)))], now: NOW, ..Job::default() });
+    let out = w.run(Job {
+        orders: vec![Order::Unban(ban("192.0.2.9", Some(NOW + 60)))],
+        now: NOW,
+        ..Job::default()
+    });
     assert_eq!(out.orders, vec![Ok(())]);
 }
 
@@ -65,7 +96,11 @@ fn a_vanished_table_is_recreated_and_the_batch_still_lands() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
     w.backend.remove_table().unwrap();
-    let out = w.run(Job { orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW + 600)))], now: NOW, ..Job::default() });
+    let out = w.run(Job {
+        orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW + 600)))],
+        now: NOW,
+        ..Job::default()
+    });
     assert!(out.table_recreated);
     assert_eq!(out.orders, vec![Ok(())]);
     assert_eq!(elements(&mut w), ["192.0.2.1"]);
@@ -75,18 +110,39 @@ fn a_vanished_table_is_recreated_and_the_batch_still_lands() {
 fn a_refused_change_fails_alone_and_is_not_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
-    w.run(Job { orders: vec![Order::Ban(ban("10.0.0.0/8", None))], now: NOW, ..Job::default() });
-    // An overlapping prefix (the tracker never sends one; an adopted element could cause it).
-    let out = w.run(Job {
-        orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW + 60))), Order::Ban(ban("10.1.0.0/16", None)), Order::Ban(ban("192.0.2.2", Some(NOW + 60)))],
+    w.run(Job {
+        orders: vec![Order::Ban(ban("10.0.0.0/8", None))],
         now: NOW,
         ..Job::default()
     });
-    assert!(out.orders[0].is_ok() && out.orders[2].is_ok(), "{:?}", out.orders);
-    assert!(out.orders[1].as_ref().unwrap_err().contains("overlaps"), "{:?}", out.orders);
+    // An overlapping prefix (the tracker never sends one; an adopted element could cause it).
+    let out = w.run(Job {
+        orders: vec![
+            Order::Ban(ban("192.0.2.1", Some(NOW + 60))),
+            Order::Ban(ban("10.1.0.0/16", None)),
+            Order::Ban(ban("192.0.2.2", Some(NOW + 60))),
+        ],
+        now: NOW,
+        ..Job::default()
+    });
+    assert!(
+        out.orders[0].is_ok() && out.orders[2].is_ok(),
+        "{:?}",
+        out.orders
+    );
+    assert!(
+        out.orders[1].as_ref().unwrap_err().contains("overlaps"),
+        "{:?}",
+        out.orders
+    );
     drop(w);
     let (_, recovered) = StateStore::open(dir.path()).unwrap();
-    assert!(!recovered.bans.keys().any(|(_, t)| t.to_string() == "10.1.0.0/16"));
+    assert!(
+        !recovered
+            .bans
+            .keys()
+            .any(|(_, t)| t.to_string() == "10.1.0.0/16")
+    );
     assert_eq!(recovered.bans.len(), 3);
 }
 
@@ -94,7 +150,11 @@ fn a_refused_change_fails_alone_and_is_not_recorded() {
 fn a_ban_already_over_needs_no_kernel_change() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
-    let out = w.run(Job { orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW - 1)))], now: NOW, ..Job::default() });
+    let out = w.run(Job {
+        orders: vec![Order::Ban(ban("192.0.2.1", Some(NOW - 1)))],
+        now: NOW,
+        ..Job::default()
+    });
     assert_eq!(out.orders, vec![Ok(())]);
     assert!(elements(&mut w).is_empty());
 }
@@ -103,9 +163,25 @@ fn a_ban_already_over_needs_no_kernel_change() {
 fn compaction_keeps_the_snapshot_and_every_position() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = worker(dir.path());
-    let position = ("sshd:/l".to_string(), Position::File { dev: 1, ino: 1, offset: 10 });
-    w.run(Job { orders: vec![Order::Ban(ban("192.0.2.1", None))], positions: vec![position], now: NOW, ..Job::default() });
-    w.run(Job { compact: Some(vec![Record::Ban(ban("192.0.2.7", None))]), now: NOW, ..Job::default() });
+    let position = (
+        "sshd:/l".to_string(),
+        Position::File {
+            dev: 1,
+            ino: 1,
+            offset: 10,
+        },
+    );
+    w.run(Job {
+        orders: vec![Order::Ban(ban("192.0.2.1", None))],
+        positions: vec![position],
+        now: NOW,
+        ..Job::default()
+    });
+    w.run(Job {
+        compact: Some(vec![Record::Ban(ban("192.0.2.7", None))]),
+        now: NOW,
+        ..Job::default()
+    });
     drop(w);
     let (_, recovered) = StateStore::open(dir.path()).unwrap();
     let bans: Vec<String> = recovered.bans.keys().map(|(_, t)| t.to_string()).collect();
