@@ -15,6 +15,7 @@
 //!   netlink (and has an in-memory twin for tests and benches).
 //! - [`state`]: the crash-safe state log (bans, history, read positions), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
+//! - [`daemon`]: `nftjail run`: the task topology, start-up reconcile, reload and ordered shutdown.
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod banner;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod filter;
 pub mod jail;
 pub mod source;

@@ -101,15 +101,11 @@ impl From<JailStats> for JailStatsReply {
 /// One log source of a jail in `status JAIL`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
-    /// A file path, or `journal`.
+    /// A file path, or `journal MATCHES`.
     pub name: String,
-    /// Byte offset for files, cursor for the journal.
+    /// Byte offset for files, cursor for the journal; absent before the first read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
-    pub lines: u64,
-    pub failures: u64,
-    /// Lines skipped as unreadable (invalid UTF-8, binary, too long, no timestamp).
-    pub skipped: u64,
 }
 
 /// `status JAIL`.
@@ -124,6 +120,12 @@ pub struct JailDetail {
     pub sources: Vec<SourceStatus>,
     #[serde(flatten)]
     pub stats: JailStatsReply,
+    /// Log lines read by the jail's source.
+    pub lines_read: u64,
+    /// Lines the filter found to be failures.
+    pub lines_matched: u64,
+    /// Unreadable lines skipped (invalid UTF-8, binary, too long, no timestamp).
+    pub lines_skipped: u64,
     pub maxretry: u32,
     pub findtime: u64,
     /// Seconds, or `null` when permanent.
