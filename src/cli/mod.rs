@@ -1,1 +1,93 @@
-//! placeholder
+//! The `nftjail` command line: one clap subcommand per command, each implemented in its own
+//! file, and the errors a command can end with.
+//!
+//! Receives parsed arguments from `main`; emits output on stdout/stderr and a [`CliError`] whose
+//! [`exit_code`](CliError::exit_code) `main` returns. Commands that talk to the daemon go through
+//! the control socket (`--socket`); none of them starts a daemon.
+
+pub mod test_filter;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Diagnostics;
+
+/// nftjail: a native fail2ban replacement that bans straight into nftables sets.
+#[derive(Debug, Parser)]
+#[command(name = "nftjail", version, about, long_about = None)]
+pub struct Cli {
+    /// Control socket of the running daemon.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "/run/nftjail/nftjail.sock"
+    )]
+    pub socket: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a filter over a log and print every failure it finds (nftjail's fail2ban-regex).
+    TestFilter(test_filter::TestFilterArgs),
+}
+
+/// How a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Wrong arguments (an unknown filter name, say): exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A configuration or filter file is invalid: exit 78 (EX_CONFIG).
+    #[error("{0}")]
+    Config(Diagnostics),
+    /// A file or stream could not be read or written: exit 1.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Config(_) => 78,
+            CliError::Io { .. } => 1,
+        }
+    }
+}
+
+/// Runs the command `cli` asks for.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::TestFilter(args) => test_filter::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn socket_is_global_with_a_default() {
+        let cli = Cli::try_parse_from(["nftjail", "test-filter", "sshd", "-"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/run/nftjail/nftjail.sock"));
+        let cli =
+            Cli::try_parse_from(["nftjail", "test-filter", "sshd", "-", "--socket", "/x"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/x"));
+    }
+}

@@ -2,26 +2,23 @@
 //! prefilter.
 //!
 //! Receives a checked [`FilterSpec`] and the jail's [`FilterOptions`]; emits an immutable
-//! [`Filter`] or every problem as a diagnostic located at the offending regex. For speed, each
-//! regex gets the literal keywords one of which any of its matches must contain (found in the
-//! regex's syntax tree); one Aho-Corasick pass over a message then says which regexes can match
-//! at all, and only those run. It never sees a log line.
+//! [`Filter`] or every problem as a diagnostic located at the offending regex (each regex also
+//! gets its [`Gate`], see `prefilter.rs`). Regexes are compiled in ASCII mode (`\d`, `\w`, `\s`, `\S` and
+//! `.` work on bytes, `(?i)` folds ASCII only; `(?u:…)` brings Unicode classes back): Unicode
+//! classes multiply the automata's states and made capture extraction several times slower.
+//! It never sees a log line.
 
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::Regex;
-use regex_syntax::hir::{Hir, HirKind};
+use regex::bytes::{Regex, RegexBuilder};
 use toml::Spanned;
 
 use super::datepattern::DatePattern;
 use super::host::{self, HostRule};
+use super::prefilter::{Gate, Prefilter};
 use super::spec::FilterSpec;
 use super::{Filter, FilterOptions};
 use crate::config::{Diagnostic, Diagnostics};
-
-/// Keywords shorter than this are too common to be worth a prefilter entry.
-const MIN_KEYWORD: usize = 3;
 
 /// What a matching regex means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,75 +94,6 @@ impl DaemonPattern {
     }
 }
 
-/// Which rules can match a message, from the keywords it contains.
-#[derive(Debug, Clone)]
-pub struct Prefilter {
-    searcher: Option<AhoCorasick>,
-    /// Rule index of each searcher pattern.
-    pattern_rule: Vec<usize>,
-    /// Rules without a keyword: always candidates.
-    always: Vec<u64>,
-}
-
-impl Prefilter {
-    fn new(rules: &[Rule], keywords: &[Option<Vec<Vec<u8>>>]) -> Prefilter {
-        let mut always = vec![0u64; words(rules.len())];
-        let mut patterns: Vec<&[u8]> = Vec::new();
-        let mut pattern_rule = Vec::new();
-        for (index, kws) in keywords.iter().enumerate() {
-            match kws {
-                Some(kws) => {
-                    for kw in kws {
-                        patterns.push(kw);
-                        pattern_rule.push(index);
-                    }
-                }
-                None => always[index / 64] |= 1 << (index % 64),
-            }
-        }
-        let searcher = (!patterns.is_empty()).then(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&patterns)
-                .or_else(|_| {
-                    AhoCorasick::builder()
-                        .match_kind(MatchKind::Standard)
-                        .build(&patterns)
-                })
-                .expect("invariant: keywords are short literals, within aho-corasick's limits")
-        });
-        Prefilter {
-            searcher,
-            pattern_rule,
-            always,
-        }
-    }
-
-    /// Words of the candidate bitset for this filter.
-    pub fn words(&self) -> usize {
-        self.always.len()
-    }
-
-    /// Sets in `out` the bit of every rule that can match `message`; returns whether any is set.
-    pub fn candidates(&self, message: &str, out: &mut [u64]) -> bool {
-        out.copy_from_slice(&self.always);
-        let mut any = self.always.iter().any(|w| *w != 0);
-        if let Some(searcher) = &self.searcher {
-            for hit in searcher.find_overlapping_iter(message) {
-                let rule = self.pattern_rule[hit.pattern().as_usize()];
-                out[rule / 64] |= 1 << (rule % 64);
-                any = true;
-            }
-        }
-        any
-    }
-}
-
-fn words(n: usize) -> usize {
-    n.div_ceil(64).max(1)
-}
-
 /// Compiles the mode `options.mode` (or the default) of `spec`, read from `path`/`source`.
 pub fn compile(
     name: &str,
@@ -198,7 +126,7 @@ pub fn compile(
         (None, None) => None,
     };
     let mut rules = Vec::new();
-    let mut keywords = Vec::new();
+    let mut gates = Vec::new();
     let groups = [
         (RuleKind::Ignore, &lists.ignoreregex),
         (RuleKind::Fail, &lists.failregex),
@@ -208,9 +136,9 @@ pub fn compile(
     for (kind, patterns) in groups {
         for pattern in patterns.iter() {
             match compile_rule(kind, pattern) {
-                Ok((rule, kws)) => {
+                Ok((rule, gate)) => {
                     rules.push(rule);
-                    keywords.push(kws);
+                    gates.push(gate);
                 }
                 Err(message) => {
                     diags.push(Diagnostic::at(path, source, pattern.span().start, message))
@@ -238,7 +166,7 @@ pub fn compile(
     if !diags.is_empty() {
         return Err(diags);
     }
-    let prefilter = Prefilter::new(&rules, &keywords);
+    let prefilter = Prefilter::new(&gates);
     let has_sessions = !lists.sessionfailregex.is_empty();
     Ok(Filter {
         name: name.to_string(),
@@ -259,22 +187,18 @@ pub fn compile(
     })
 }
 
-type Keywords = Option<Vec<Vec<u8>>>;
-
-fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Keywords), String> {
+fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate), String> {
     let key = kind.key();
     let expanded = host::expand(pattern.get_ref(), kind.host_rule())
         .map_err(|e| format!("{key} {:?} {e}", pattern.get_ref()))?;
-    let regex = Regex::new(&expanded)
+    let regex = RegexBuilder::new(&expanded)
+        .unicode(false)
+        .build()
         .map_err(|e| format!("{key} does not compile: {}", regex_error(&e)))?;
     let index = |name: &str| regex.capture_names().position(|n| n == Some(name));
     let host = index(host::GROUP);
     let user = index("user");
-    let keywords = regex_syntax::Parser::new()
-        .parse(&expanded)
-        .ok()
-        .and_then(|hir| required(&hir))
-        .filter(|kws| kws.iter().all(|k| k.len() >= MIN_KEYWORD));
+    let gate = Gate::of(&expanded);
     Ok((
         Rule {
             kind,
@@ -282,7 +206,7 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Keyw
             host,
             user,
         },
-        keywords,
+        gate,
     ))
 }
 
@@ -298,100 +222,9 @@ pub fn regex_error(err: &regex::Error) -> String {
         .to_string()
 }
 
-/// A set of literals, one of which every match of `hir` contains; `None` if none is known.
-/// Among the candidates of a concatenation, the set whose shortest literal is longest wins.
-fn required(hir: &Hir) -> Keywords {
-    match hir.kind() {
-        HirKind::Literal(lit) => Some(vec![lit.0.to_vec()]),
-        HirKind::Capture(cap) => required(&cap.sub),
-        HirKind::Repetition(rep) if rep.min >= 1 => required(&rep.sub),
-        HirKind::Alternation(branches) => {
-            let mut all = Vec::new();
-            for branch in branches {
-                all.extend(required(branch)?);
-            }
-            Some(all)
-        }
-        HirKind::Concat(parts) => {
-            let mut best: Keywords = None;
-            let mut run: Vec<u8> = Vec::new();
-            let consider = |candidate: Keywords, best: &mut Keywords| {
-                if score(&candidate) > score(best) {
-                    *best = candidate;
-                }
-            };
-            for part in parts {
-                if let HirKind::Literal(lit) = part.kind() {
-                    run.extend_from_slice(&lit.0);
-                    continue;
-                }
-                if !run.is_empty() {
-                    consider(Some(vec![std::mem::take(&mut run)]), &mut best);
-                }
-                consider(required(part), &mut best);
-            }
-            if !run.is_empty() {
-                consider(Some(vec![run]), &mut best);
-            }
-            best
-        }
-        _ => None,
-    }
-}
-
-fn score(keywords: &Keywords) -> usize {
-    keywords
-        .as_ref()
-        .map_or(0, |k| k.iter().map(Vec::len).min().unwrap_or(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keywords_of(pattern: &str) -> Option<Vec<String>> {
-        let spanned = Spanned::new(0..0, pattern.to_string());
-        let (_, kws) = compile_rule(RuleKind::Ignore, &spanned).unwrap();
-        kws.map(|k| {
-            k.into_iter()
-                .map(|b| String::from_utf8(b).unwrap())
-                .collect()
-        })
-    }
-
-    #[test]
-    fn keywords_are_required_literals() {
-        let cases: &[(&str, Option<&[&str]>)] = &[
-            (
-                r"^Failed \S+ for .* from <HOST> port \d+",
-                Some(&["Failed "]),
-            ),
-            (
-                r"^(?:Connection closed|Disconnected) by <HOST>",
-                Some(&["Connection closed", "Disconnected"]),
-            ),
-            (
-                r"^Invalid user (?P<user>.*) from <HOST>",
-                Some(&["Invalid user "]),
-            ),
-            (
-                r"^(?:error: )?maximum authentication attempts exceeded for",
-                Some(&["maximum authentication attempts exceeded for"]),
-            ),
-            (
-                r"^[aA]uthentication failure",
-                Some(&["uthentication failure"]),
-            ),
-            (r"(?i)^login failed", None),
-            (r"^(?:a|bc) <HOST>", None),
-            (r"^\d+ <HOST>", None),
-            (r"^x?yz", None),
-        ];
-        for (pattern, want) in cases {
-            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            assert_eq!(keywords_of(pattern), want, "{pattern:?}");
-        }
-    }
 
     #[test]
     fn daemon_patterns() {
@@ -415,28 +248,5 @@ mod tests {
                 "{pattern} vs {tag}"
             );
         }
-    }
-
-    #[test]
-    fn prefilter_marks_candidates() {
-        let patterns = [
-            "^Failed x <HOST>",
-            "^(?:Invalid|Illegal) user <HOST>",
-            r"^\w+ <HOST>",
-        ];
-        let mut rules = Vec::new();
-        let mut kws = Vec::new();
-        for p in patterns {
-            let (rule, k) =
-                compile_rule(RuleKind::Fail, &Spanned::new(0..0, p.to_string())).unwrap();
-            rules.push(rule);
-            kws.push(k);
-        }
-        let pre = Prefilter::new(&rules, &kws);
-        let mut out = vec![0u64; pre.words()];
-        assert!(pre.candidates("Invalid user 1.2.3.4", &mut out));
-        assert_eq!(out[0], 0b110);
-        pre.candidates("Failed x Illegal", &mut out);
-        assert_eq!(out[0], 0b111);
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use regex::CaptureLocations;
+use regex::bytes::CaptureLocations;
 
 use super::compile::RuleKind;
 use super::host;
@@ -34,7 +34,7 @@ pub struct Matcher {
 struct State {
     /// Capture slots, one per rule.
     locs: Vec<CaptureLocations>,
-    prefix_locs: Option<CaptureLocations>,
+    prefix_locs: Option<regex::CaptureLocations>,
     candidates: Vec<u64>,
     sessions: SessionTable,
     /// The last stamp resolved, with the minute of `now` it was resolved at.
@@ -147,7 +147,10 @@ impl State {
         if !filter.accepts_daemon(tag) {
             return Outcome::NoMatch;
         }
-        if !filter.prefilter.candidates(message, &mut self.candidates) {
+        if !filter
+            .prefilter
+            .candidates(message.as_bytes(), &mut self.candidates)
+        {
             return Outcome::NoMatch;
         }
         let session = match (tag, pid) {
@@ -159,7 +162,7 @@ impl State {
                 continue;
             }
             if rule.kind == RuleKind::Ignore {
-                if rule.regex.is_match(message) {
+                if rule.regex.is_match(message.as_bytes()) {
                     return Outcome::Ignored;
                 }
                 continue;
@@ -168,18 +171,21 @@ impl State {
                 continue;
             }
             let locs = &mut self.locs[index];
-            if rule.regex.captures_read(locs, message).is_none() {
+            if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
                 continue;
             }
-            let group = |slot: Option<usize>| {
-                slot.and_then(|i| locs.get(i))
-                    .map(|(start, end)| &message[start..end])
-            };
-            let found = group(rule.host).and_then(host::address);
+            // Regexes work on bytes: a group may (in theory) cut a character; then it is no
+            // address, and a user name is taken with replacement characters.
+            let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
+            let found = group(rule.host)
+                .and_then(|(start, end)| message.get(start..end))
+                .and_then(host::address);
             if rule.host.is_some() && found.is_none() {
                 continue; // `<HOST>` caught something that is no address
             }
-            let user = group(rule.user).filter(|u| !u.is_empty());
+            let user = group(rule.user)
+                .filter(|(start, end)| end > start)
+                .map(|(start, end)| &message.as_bytes()[start..end]);
             let Some(time) = self.resolve(filter, stamp, now) else {
                 return Outcome::Skipped(SkipReason::NoTimestamp);
             };
@@ -214,7 +220,7 @@ impl State {
                 host,
                 time: time.time,
                 at: time.at,
-                user: user.map(str::to_string),
+                user: user.map(|u| String::from_utf8_lossy(u).into_owned()),
             });
         }
         Outcome::NoMatch

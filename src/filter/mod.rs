@@ -17,6 +17,7 @@ mod compile;
 mod datepattern;
 mod host;
 mod matcher;
+mod prefilter;
 mod prefix;
 mod session;
 mod spec;
@@ -31,7 +32,8 @@ pub use matcher::{MAX_LINE, Matcher};
 pub use time::{LogTimeZone, TimeZoneError};
 
 use crate::config::Diagnostics;
-use compile::{DaemonPattern, Prefilter, Rule};
+use compile::{DaemonPattern, Rule};
+use prefilter::Prefilter;
 use prefix::PrefixKind;
 use spec::FilterSpec;
 

@@ -1,0 +1,424 @@
+//! `nftjail test-filter FILTER LOG`: runs a filter over a log file and prints each failure.
+//!
+//! Receives a filter (built-in name or `.toml` path) and a log (file or `-` for stdin); emits one
+//! line per failure on stdout (readable, or one JSON object per line with `--json`) and a
+//! summary on stderr: lines read, failures, ignored, skipped with reasons, lines per second.
+//! Lines that are not failures print nothing. This is the filter stage's only I/O edge; it
+//! never talks to the daemon.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use clap::Args;
+
+use super::CliError;
+use crate::filter::{
+    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
+    SkipReason, builtin,
+};
+
+/// Arguments of `nftjail test-filter`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail test-filter sshd /var/log/auth.log\n  \
+    journalctl -u ssh -o short-iso | nftjail test-filter sshd - --mode aggressive --json\n  \
+    nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log"
+)]
+pub struct TestFilterArgs {
+    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel) or the path
+    /// of a filter .toml file.
+    #[arg(value_name = "FILTER")]
+    pub filter: String,
+
+    /// The log file to read, or `-` for standard input.
+    #[arg(value_name = "LOG")]
+    pub log: PathBuf,
+
+    /// The filter mode (fail2ban's: normal, ddos, extra, aggressive, …); default: the filter's.
+    #[arg(long, value_name = "M")]
+    pub mode: Option<String>,
+
+    /// Print one JSON object per failure: {"line": N, "host": …, "time": …, "user": …}.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where and how the log writes its time, strftime-like (e.g. "%Y-%m-%d %H:%M:%S"; a
+    /// leading ^ anchors it at the line start; "none": lines carry no time).
+    #[arg(long, value_name = "PATTERN", value_parser = parse_datepattern)]
+    pub datepattern: Option<DatePattern>,
+
+    /// Zone of times written without an offset: local, UTC, UTC+0200, +02:00, -0500.
+    #[arg(long, value_name = "ZONE", default_value = "local")]
+    pub logtimezone: LogTimeZone,
+
+    /// The current time for year inference, RFC 3339 (default: the clock). Makes runs over old
+    /// syslog files reproducible.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<DateTime<Utc>>,
+}
+
+fn parse_datepattern(text: &str) -> Result<DatePattern, String> {
+    text.parse()
+}
+
+/// What a run counted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub lines: u64,
+    pub failures: u64,
+    pub ignored: u64,
+    pub no_match: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+    pub addresses: usize,
+}
+
+pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
+    let file = load_filter(&args.filter)?;
+    let options = FilterOptions {
+        mode: args.mode.clone(),
+        datepattern: args.datepattern.clone(),
+        timezone: args.logtimezone,
+    };
+    let filter = Arc::new(file.compile(&options).map_err(CliError::Config)?);
+    let mut matcher = Matcher::new(Arc::clone(&filter));
+    let now = args.now.unwrap_or_else(Utc::now);
+    let log_name = if args.log == Path::new("-") {
+        "stdin".into()
+    } else {
+        args.log.display().to_string()
+    };
+    let input: Box<dyn Read> = if args.log == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.log).map_err(|source| CliError::Io {
+            what: format!("cannot open log {log_name:?}"),
+            source,
+        })?)
+    };
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout);
+    let started = Instant::now();
+    let summary = scan(&mut matcher, input, now, |number, failure| {
+        write_failure(&mut out, number, failure, args.json)
+    })
+    .map_err(|e| match e {
+        ScanError::Read(source) => CliError::Io {
+            what: format!("cannot read log {log_name:?}"),
+            source,
+        },
+        ScanError::Write(source) => CliError::Io {
+            what: "cannot write to standard output".into(),
+            source,
+        },
+    })?;
+    out.flush().map_err(|source| CliError::Io {
+        what: "cannot write to standard output".into(),
+        source,
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprint!(
+        "{}",
+        report(
+            &summary,
+            filter.name(),
+            filter.mode(),
+            filter.regex_count(),
+            &log_name,
+            elapsed
+        )
+    );
+    Ok(())
+}
+
+/// The filter named on the command line: a path if it looks like one, else a built-in.
+fn load_filter(name: &str) -> Result<FilterFile, CliError> {
+    let looks_like_path = name.contains('/') || name.ends_with(".toml");
+    if looks_like_path {
+        let path = Path::new(name);
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            what: format!("cannot read filter {name:?}"),
+            source,
+        })?;
+        return FilterFile::parse(path, &text).map_err(CliError::Config);
+    }
+    match builtin::load(name) {
+        Some(parsed) => parsed.map_err(CliError::Config),
+        None => {
+            let known = builtin::names().collect::<Vec<_>>().join(", ");
+            Err(CliError::Usage(format!(
+                "{name:?} is neither a built-in filter ({known}) nor a filter file (give a path with a / or ending in .toml)"
+            )))
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ScanError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
+/// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
+fn scan<R: Read>(
+    matcher: &mut Matcher,
+    mut input: R,
+    now: DateTime<Utc>,
+    mut on_failure: impl FnMut(u64, &Failure) -> io::Result<()>,
+) -> Result<Summary, ScanError> {
+    let mut summary = Summary::default();
+    let mut addresses: HashSet<IpAddr> = HashSet::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0; // bytes of buf holding data
+    let mut overlong = false; // discarding the rest of a line longer than MAX_LINE
+    let mut eof = false;
+    while !eof {
+        let n = match input.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ScanError::Read(e)),
+        };
+        eof = n == 0;
+        filled += n;
+        let mut start = 0;
+        loop {
+            let line_end = match memchr::memchr(b'\n', &buf[start..filled]) {
+                Some(i) => start + i,
+                None if eof && start < filled => filled,
+                None => break,
+            };
+            let outcome = if overlong {
+                overlong = false;
+                Outcome::Skipped(SkipReason::TooLong)
+            } else {
+                matcher.feed_line(&buf[start..line_end], now)
+            };
+            summary.lines += 1;
+            match outcome {
+                Outcome::Failure(failure) => {
+                    summary.failures += 1;
+                    addresses.insert(failure.host);
+                    on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
+                }
+                Outcome::Ignored => summary.ignored += 1,
+                Outcome::NoMatch => summary.no_match += 1,
+                Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
+            }
+            start = (line_end + 1).min(filled);
+            if line_end == filled {
+                break;
+            }
+        }
+        // Keep the unfinished line; drop it if it can no longer be a line we examine.
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled > MAX_LINE {
+            overlong = true;
+            filled = 0;
+        }
+    }
+    summary.addresses = addresses.len();
+    Ok(summary)
+}
+
+fn write_failure(
+    out: &mut impl Write,
+    number: u64,
+    failure: &Failure,
+    json: bool,
+) -> io::Result<()> {
+    let mut line = String::with_capacity(96);
+    let time = Iso(failure.time);
+    if json {
+        let _ = write!(
+            line,
+            "{{\"line\": {number}, \"host\": \"{}\", \"time\": \"{time}\"",
+            failure.host
+        );
+        if let Some(user) = &failure.user {
+            let quoted =
+                serde_json::to_string(user).expect("invariant: a string always serializes");
+            let _ = write!(line, ", \"user\": {quoted}");
+        }
+        line.push_str("}\n");
+    } else {
+        let _ = write!(line, "line {number}: {} at {time}", failure.host);
+        if let Some(user) = &failure.user {
+            let _ = write!(line, " user {}", user.escape_debug());
+        }
+        line.push('\n');
+    }
+    out.write_all(line.as_bytes())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, written without chrono's format machinery.
+struct Iso(NaiveDateTime);
+
+impl std::fmt::Display for Iso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
+fn report(
+    s: &Summary,
+    filter: &str,
+    mode: &str,
+    regexes: usize,
+    log: &str,
+    seconds: f64,
+) -> String {
+    let mut text = String::new();
+    let skipped: u64 = s.skipped.values().sum();
+    let _ = writeln!(
+        text,
+        "filter {filter} (mode {mode}, {regexes} regexes) over {log}"
+    );
+    let _ = writeln!(
+        text,
+        "lines read: {}, failures: {} ({} addresses), ignored: {}, not matched: {}, skipped: {}",
+        s.lines, s.failures, s.addresses, s.ignored, s.no_match, skipped
+    );
+    for (reason, count) in &s.skipped {
+        let _ = writeln!(text, "  skipped, {reason}: {count}");
+    }
+    let rate = if seconds > 0.0 {
+        s.lines as f64 / seconds
+    } else {
+        0.0
+    };
+    let _ = writeln!(text, "time: {seconds:.3} s, {rate:.0} lines/s");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T12:00:00Z".parse().unwrap()
+    }
+
+    fn sshd() -> Matcher {
+        let file = builtin::load("sshd").unwrap().unwrap();
+        let options = FilterOptions {
+            timezone: "UTC".parse().unwrap(),
+            ..FilterOptions::default()
+        };
+        Matcher::new(Arc::new(file.compile(&options).unwrap()))
+    }
+
+    /// Reads `input` in reads of at most `chunk` bytes, to exercise line splitting.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.chunk.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn counts_lines_and_reports_failures_with_numbers() {
+        let mut log = Vec::new();
+        log.extend_from_slice(
+            b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\n",
+        );
+        log.extend_from_slice(b"garbage\n");
+        log.extend_from_slice(b"Nov 23 07:18:36 h sshd[1]: \xff\n");
+        log.extend_from_slice(&vec![b'x'; 3 * MAX_LINE]);
+        log.extend_from_slice(b"\n\nNov 23 07:18:37 h sshd[1]: Failed password for root from 2001:db8::1 port 22 ssh2");
+        for chunk in [1, 7, 4096, 1 << 20] {
+            let mut seen = Vec::new();
+            let summary = scan(&mut sshd(), Chunked { data: &log, chunk }, now(), |n, f| {
+                seen.push((n, f.host.to_string()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(
+                seen,
+                [(1, "192.0.2.1".to_string()), (6, "2001:db8::1".to_string())],
+                "chunk {chunk}"
+            );
+            assert_eq!(
+                (
+                    summary.lines,
+                    summary.failures,
+                    summary.no_match,
+                    summary.addresses
+                ),
+                (6, 2, 1, 2)
+            );
+            let skipped: Vec<_> = summary.skipped.into_iter().collect();
+            assert_eq!(
+                skipped,
+                [
+                    (SkipReason::InvalidUtf8, 1),
+                    (SkipReason::TooLong, 1),
+                    (SkipReason::NoTimestamp, 1)
+                ],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_and_text_lines() {
+        let failure = Failure {
+            host: "192.0.2.1".parse().unwrap(),
+            time: "2026-11-23T07:18:36.5".parse().unwrap(),
+            at: 0,
+            user: Some("ro\"ot".into()),
+        };
+        let mut out = Vec::new();
+        write_failure(&mut out, 12, &failure, true).unwrap();
+        write_failure(
+            &mut out,
+            12,
+            &Failure {
+                user: None,
+                ..failure.clone()
+            },
+            true,
+        )
+        .unwrap();
+        write_failure(&mut out, 12, &failure, false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\", \"user\": \"ro\\\"ot\"}\n\
+             {\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\"}\n\
+             line 12: 192.0.2.1 at 2026-11-23T07:18:36 user ro\\\"ot\n"
+        );
+    }
+
+    #[test]
+    fn unknown_filters_are_usage_errors() {
+        let err = load_filter("nope").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("sshd"), "{err}");
+        let err = load_filter("/nonexistent/x.toml").unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+    }
+}

@@ -1,0 +1,3 @@
+//! nftjail's end-to-end tests: one binary, one module per topic.
+
+mod filters;
