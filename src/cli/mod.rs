@@ -5,6 +5,9 @@
 //! [`exit_code`](CliError::exit_code) `main` returns. Commands that talk to the daemon go through
 //! the control socket (`--socket`); none of them starts a daemon.
 
+pub mod check;
+pub mod control;
+pub mod run;
 pub mod test_filter;
 
 use std::path::PathBuf;
@@ -33,8 +36,22 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground (what the systemd unit starts).
+    Run(run::RunArgs),
+    /// Validate the configuration: every file, regex and reference; errors as PATH:LINE:COL.
+    Check(check::CheckArgs),
     /// Run a filter over a log and print every failure it finds (nftjail's fail2ban-regex).
     TestFilter(test_filter::TestFilterArgs),
+    /// Show the jails and their counters, or one jail in detail.
+    Status(control::StatusArgs),
+    /// Ban addresses or prefixes by hand, or a whole blocklist.
+    Ban(control::BanArgs),
+    /// Lift a ban, from one jail or from all.
+    Unban(control::UnbanArgs),
+    /// List every active ban: jail, since, expires, ban count.
+    Banned(control::BannedArgs),
+    /// Re-read the configuration; bans are kept, an invalid configuration is refused.
+    Reload,
 }
 
 /// How a command failed.
@@ -53,6 +70,15 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The daemon cannot be reached: exit 2.
+    #[error("{0}")]
+    Connect(#[from] crate::control::client::ClientError),
+    /// The daemon refused or failed the request: exit 1.
+    #[error("{0}")]
+    Refused(String),
+    /// The daemon could not start: exit 77 (permission) or 70.
+    #[error("{0}")]
+    Start(#[from] crate::daemon::DaemonError),
 }
 
 impl CliError {
@@ -60,7 +86,10 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Config(_) => 78,
-            CliError::Io { .. } => 1,
+            CliError::Io { .. } | CliError::Refused(_) => 1,
+            CliError::Connect(_) => 2,
+            CliError::Start(e) if e.is_permission() => 77,
+            CliError::Start(_) => 70,
         }
     }
 }
@@ -68,7 +97,14 @@ impl CliError {
 /// Runs the command `cli` asks for.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::TestFilter(args) => test_filter::run(&args),
+        Command::Status(args) => control::status(&cli.socket, &args),
+        Command::Ban(args) => control::ban(&cli.socket, &args),
+        Command::Unban(args) => control::unban(&cli.socket, &args),
+        Command::Banned(args) => control::banned(&cli.socket, &args),
+        Command::Reload => control::reload(&cli.socket),
     }
 }
 

@@ -249,6 +249,11 @@ fn ignore_list(
     warnings: &mut Vec<Diagnostic>,
 ) -> IgnoreList {
     let mut list = IgnoreList::default();
+    // fail2ban's default: loopback is never banned unless ignoreip says otherwise.
+    if l.pick(|r| r.ignoreip.as_ref()).is_none() {
+        list.insert("127.0.0.0/8".parse().expect("invariant: literal prefix"));
+        list.insert("::1".parse().expect("invariant: literal address"));
+    }
     if let Some((f, entry)) = l.pick(|r| r.ignoreip.as_ref()) {
         for text in entry.get_ref().clone().into_vec() {
             // fail2ban allows several entries in one string, separated by spaces or commas.

@@ -414,3 +414,26 @@ fn filter_d_overrides_a_built_in_filter() {
     );
     assert_eq!(filter.filter.regex_count(), 1);
 }
+
+#[test]
+fn loopback_is_ignored_by_default_like_fail2ban() {
+    let d = Dir::new("[defaults]\nignoreself = false\n");
+    d.write("jail.d/m.toml", "[manual]\nenabled = true\n");
+    let c = d.load().unwrap();
+    assert!(
+        c.jails[0]
+            .policy
+            .ignore
+            .contains("127.0.0.1".parse().unwrap())
+    );
+    assert!(c.jails[0].policy.ignore.contains("::1".parse().unwrap()));
+    let d = Dir::new("[defaults]\nignoreself = false\nignoreip = []\n");
+    d.write("jail.d/m.toml", "[manual]\nenabled = true\n");
+    assert!(
+        !d.load().unwrap().jails[0]
+            .policy
+            .ignore
+            .contains("127.0.0.1".parse().unwrap()),
+        "an explicit empty list ignores nothing"
+    );
+}

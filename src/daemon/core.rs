@@ -79,11 +79,20 @@ impl Core {
     /// Stops the sources, drains what they read, and makes everything durable.
     async fn stop(mut self, mut inputs: Inputs) {
         let sources = std::mem::take(&mut self.sources);
-        let _ = tokio::task::spawn_blocking(move || sources.into_iter().for_each(RunningSource::stop)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || sources.into_iter().for_each(RunningSource::stop))
+                .await;
         while let Ok(event) = inputs.events.try_recv() {
             self.event(event).await;
         }
-        self.banner.positions(self.positions.iter().map(|(k, p)| (k.clone(), p.clone())).collect()).await;
+        self.banner
+            .positions(
+                self.positions
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.clone()))
+                    .collect(),
+            )
+            .await;
         self.banner.compact(self.snapshot()).await;
         self.banner.flush(!self.config.nftables.keep_on_stop).await;
     }
@@ -96,8 +105,12 @@ impl Core {
                 for f in failures {
                     match self.tracker.failure(&jail, f.host, f.at, now) {
                         Counted::Banned(o) => orders.extend(o),
-                        Counted::Counted(n) => tracing::debug!(jail = %jail, ip = %f.host, failures = n, "failure"),
-                        other => tracing::debug!(jail = %jail, ip = %f.host, outcome = ?other, "failure not counted"),
+                        Counted::Counted(n) => {
+                            tracing::debug!(jail = %jail, ip = %f.host, failures = n, "failure")
+                        }
+                        other => {
+                            tracing::debug!(jail = %jail, ip = %f.host, outcome = ?other, "failure not counted")
+                        }
                     }
                 }
                 self.send(orders).await;
@@ -119,8 +132,17 @@ impl Core {
             Report::Failed(orders) => orders.iter().for_each(|o| self.tracker.rollback(o)),
             Report::TableRecreated => {
                 // Every live ban is missing from the new table: put them back.
-                let orders: Vec<Order> = self.tracker.bans().iter().cloned().map(Order::Refresh).collect();
-                tracing::warn!(bans = orders.len(), "restoring the bans of the recreated table");
+                let orders: Vec<Order> = self
+                    .tracker
+                    .bans()
+                    .iter()
+                    .cloned()
+                    .map(Order::Refresh)
+                    .collect();
+                tracing::warn!(
+                    bans = orders.len(),
+                    "restoring the bans of the recreated table"
+                );
                 self.send(orders).await;
             }
         }
@@ -161,13 +183,26 @@ impl Core {
         let Call { command, reply } = call;
         let answer = match command {
             Command::Status { jail: None } => status::summary(&self.config, &self.tracker),
-            Command::Status { jail: Some(name) } => status::detail(&self.config, &self.tracker, &self.sources, &self.positions, &name),
+            Command::Status { jail: Some(name) } => status::detail(
+                &self.config,
+                &self.tracker,
+                &self.sources,
+                &self.positions,
+                &name,
+            ),
             Command::Banned { jail } => status::banned(&self.tracker, jail.as_deref()),
             Command::Reload => self.reload().await,
-            Command::Ban { jail, targets, length, rejected } => {
+            Command::Ban {
+                jail,
+                targets,
+                length,
+                rejected,
+            } => {
                 return self.ban(jail, targets, length, rejected, reply).await;
             }
-            Command::Unban { target, jail, all } => return self.unban(target, jail, all, reply).await,
+            Command::Unban { target, jail, all } => {
+                return self.unban(target, jail, all, reply).await;
+            }
         };
         let _ = reply.send(answer);
     }
@@ -192,12 +227,21 @@ impl Core {
         for target in targets {
             match self.tracker.ban(&jail, target, length, now) {
                 Ok(o) => orders.extend(o),
-                Err(refusal) => rejected.push(Rejected { line: 0, text: target.to_string(), error: refusal.to_string() }),
+                Err(refusal) => rejected.push(Rejected {
+                    line: 0,
+                    text: target.to_string(),
+                    error: refusal.to_string(),
+                }),
             }
         }
         if orders.is_empty() {
-            let error = rejected.first().map_or_else(|| "nothing to ban".to_string(), |r| r.error.clone());
-            let _ = reply.send(Reply { rejected, ..Reply::error(error) });
+            let error = rejected
+                .first()
+                .map_or_else(|| "nothing to ban".to_string(), |r| r.error.clone());
+            let _ = reply.send(Reply {
+                rejected,
+                ..Reply::error(error)
+            });
             return;
         }
         self.orders_since_compaction += orders.len();
@@ -206,13 +250,32 @@ impl Core {
         tokio::spawn(async move {
             let answer = match wait.await {
                 Ok(results) => {
-                    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-                    let count = |kind: fn(&Order) -> bool| orders.iter().zip(&results).filter(|(o, r)| kind(o) && r.is_ok()).count();
+                    let failed: Vec<String> = results
+                        .iter()
+                        .filter_map(|r| r.as_ref().err().cloned())
+                        .collect();
+                    let count = |kind: fn(&Order) -> bool| {
+                        orders
+                            .iter()
+                            .zip(&results)
+                            .filter(|(o, r)| kind(o) && r.is_ok())
+                            .count()
+                    };
                     let banned = count(|o| matches!(o, Order::Ban(_)));
                     let refreshed = count(|o| matches!(o, Order::Refresh(_)));
                     match failed.first() {
-                        Some(e) => Reply { banned: Some(banned), refreshed: Some(refreshed), rejected, ..Reply::error(format!("{} ban(s) failed: {e}", failed.len())) },
-                        None => Reply { banned: Some(banned), refreshed: Some(refreshed), rejected, ..Reply::ok() },
+                        Some(e) => Reply {
+                            banned: Some(banned),
+                            refreshed: Some(refreshed),
+                            rejected,
+                            ..Reply::error(format!("{} ban(s) failed: {e}", failed.len()))
+                        },
+                        None => Reply {
+                            banned: Some(banned),
+                            refreshed: Some(refreshed),
+                            rejected,
+                            ..Reply::ok()
+                        },
                     }
                 }
                 Err(_) => Reply::error("the daemon is stopping"),
@@ -221,8 +284,17 @@ impl Core {
         });
     }
 
-    async fn unban(&mut self, target: Option<crate::addr::BanTarget>, jail: Option<String>, all: bool, reply: tokio::sync::oneshot::Sender<Reply>) {
-        let jail = match jail.map(|j| status::enabled_jail(&self.config, &j)).transpose() {
+    async fn unban(
+        &mut self,
+        target: Option<crate::addr::BanTarget>,
+        jail: Option<String>,
+        all: bool,
+        reply: tokio::sync::oneshot::Sender<Reply>,
+    ) {
+        let jail = match jail
+            .map(|j| status::enabled_jail(&self.config, &j))
+            .transpose()
+        {
             Ok(j) => j,
             Err(e) => {
                 let _ = reply.send(Reply::error(e));
@@ -240,13 +312,19 @@ impl Core {
             let _ = reply.send(Reply::error(format!("{what} is not banned in {place}")));
             return;
         }
-        let pairs: Vec<(String, String)> = orders.iter().map(|o| (o.ban().jail.to_string(), o.ban().target.to_string())).collect();
+        let pairs: Vec<(String, String)> = orders
+            .iter()
+            .map(|o| (o.ban().jail.to_string(), o.ban().target.to_string()))
+            .collect();
         let wait = self.banner.send_and_wait(orders).await;
         tokio::spawn(async move {
             let answer = match wait.await {
                 Ok(results) => match results.iter().find_map(|r| r.as_ref().err()) {
                     Some(e) => Reply::error(format!("unban failed: {e}")),
-                    None => Reply { unbanned: Some(pairs), ..Reply::ok() },
+                    None => Reply {
+                        unbanned: Some(pairs),
+                        ..Reply::ok()
+                    },
                 },
                 Err(_) => Reply::error("the daemon is stopping"),
             };
@@ -262,33 +340,52 @@ impl Core {
         let new = match loaded {
             Ok(Ok(c)) => c,
             Ok(Err(diags)) => {
-                tracing::error!(errors = diags.len(), "reload refused: the configuration is invalid; the running one stays");
+                tracing::error!(
+                    errors = diags.len(),
+                    "reload refused: the configuration is invalid; the running one stays"
+                );
                 for d in diags.iter() {
                     tracing::error!("{d}");
                 }
                 systemd::ready(&self.status_line());
-                return Reply { diagnostics: diags.iter().map(ToString::to_string).collect(), ..Reply::error(format!("configuration invalid ({} error(s)); still running the previous one", diags.len())) };
+                return Reply {
+                    diagnostics: diags.iter().map(ToString::to_string).collect(),
+                    ..Reply::error(format!(
+                        "configuration invalid ({} error(s)); still running the previous one",
+                        diags.len()
+                    ))
+                };
             }
             Err(e) => return Reply::error(format!("reload failed: {e}")),
         };
         if let Err(e) = self.banner.layout(new.layout()).await {
             systemd::ready(&self.status_line());
-            return Reply::error(format!("reload refused: the kernel did not take the new rules: {e}"));
+            return Reply::error(format!(
+                "reload refused: the kernel did not take the new rules: {e}"
+            ));
         }
         let policies = new.enabled().map(|j| j.policy.clone()).collect();
         let dropped = self.tracker.reconfigure(policies, new.history_retention());
         self.banner.forget(dropped).await;
         let old = std::mem::take(&mut self.sources);
-        let _ = tokio::task::spawn_blocking(move || old.into_iter().for_each(RunningSource::stop)).await;
+        let _ = tokio::task::spawn_blocking(move || old.into_iter().for_each(RunningSource::stop))
+            .await;
         self.sources = start_sources(&new, &self.positions, &self.events_tx, &self.source_options);
         self.config = Arc::new(new);
-        tracing::info!(jails = self.config.enabled().count(), "configuration reloaded");
+        tracing::info!(
+            jails = self.config.enabled().count(),
+            "configuration reloaded"
+        );
         systemd::ready(&self.status_line());
         status::summary(&self.config, &self.tracker)
     }
 
     /// One line for `systemctl status`.
     pub fn status_line(&self) -> String {
-        format!("{} jails, {} bans", self.config.enabled().count(), self.tracker.bans().len())
+        format!(
+            "{} jails, {} bans",
+            self.config.enabled().count(),
+            self.tracker.bans().len()
+        )
     }
 }

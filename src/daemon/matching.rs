@@ -29,7 +29,10 @@ const FAILURE_BATCH: usize = 512;
 /// What sources tell the core.
 #[derive(Debug)]
 pub enum Event {
-    Failures { jail: JailName, failures: Vec<Failure> },
+    Failures {
+        jail: JailName,
+        failures: Vec<Failure>,
+    },
     Checkpoint(Vec<(String, Position)>),
 }
 
@@ -63,7 +66,10 @@ impl MatchSink {
         }
         let failures = std::mem::take(&mut self.pending);
         // A closed channel means the daemon is stopping: nothing is left to tell.
-        let _ = self.events.blocking_send(Event::Failures { jail: self.jail.clone(), failures });
+        let _ = self.events.blocking_send(Event::Failures {
+            jail: self.jail.clone(),
+            failures,
+        });
     }
 }
 
@@ -74,7 +80,12 @@ impl Sink for MatchSink {
         let outcome = match item {
             Item::Line(line) => self.matcher.feed_line(line, now),
             Item::Journal(j) => {
-                let entry = JournalEntry { message: j.message, identifier: j.identifier, pid: j.pid, realtime_usec: j.realtime_usec };
+                let entry = JournalEntry {
+                    message: j.message,
+                    identifier: j.identifier,
+                    pid: j.pid,
+                    realtime_usec: j.realtime_usec,
+                };
                 self.matcher.feed_journal(&entry, now)
             }
         };
@@ -101,12 +112,16 @@ impl Sink for MatchSink {
     fn checkpoint(&mut self, positions: &[(String, Position)], too_long: u64) {
         self.flush();
         if too_long > self.too_long {
-            self.counters.skipped.fetch_add(too_long - self.too_long, Ordering::Relaxed);
+            self.counters
+                .skipped
+                .fetch_add(too_long - self.too_long, Ordering::Relaxed);
             self.too_long = too_long;
         }
         if positions != self.last_positions.as_slice() {
             self.last_positions = positions.to_vec();
-            let _ = self.events.blocking_send(Event::Checkpoint(positions.to_vec()));
+            let _ = self
+                .events
+                .blocking_send(Event::Checkpoint(positions.to_vec()));
         }
     }
 }
@@ -121,7 +136,11 @@ pub struct SourceOptions {
 
 impl Default for SourceOptions {
     fn default() -> SourceOptions {
-        SourceOptions { journalctl: "journalctl".into(), poll_interval: Duration::from_secs(1), max_line: crate::filter::MAX_LINE }
+        SourceOptions {
+            journalctl: "journalctl".into(),
+            poll_interval: Duration::from_secs(1),
+            max_line: crate::filter::MAX_LINE,
+        }
     }
 }
 
@@ -139,10 +158,17 @@ impl RunningSource {
 }
 
 /// Starts the sources of every enabled log jail, resuming from `positions`.
-pub fn start_sources(config: &Config, positions: &HashMap<String, Position>, events: &mpsc::Sender<Event>, options: &SourceOptions) -> Vec<RunningSource> {
+pub fn start_sources(
+    config: &Config,
+    positions: &HashMap<String, Position>,
+    events: &mpsc::Sender<Event>,
+    options: &SourceOptions,
+) -> Vec<RunningSource> {
     let mut running = Vec::new();
     for jail in config.enabled() {
-        let JailKind::Log { filter, source } = &jail.kind else { continue };
+        let JailKind::Log { filter, source } = &jail.kind else {
+            continue;
+        };
         let counters = Arc::new(SourceCounters::default());
         let sink = Box::new(MatchSink {
             jail: jail.name.clone(),
@@ -156,7 +182,11 @@ pub fn start_sources(config: &Config, positions: &HashMap<String, Position>, eve
         let prefix = format!("{}:", jail.name);
         let started = match source {
             Source::Files { paths, poll_only } => {
-                let saved = positions.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, p)| (k.clone(), p.clone())).collect();
+                let saved = positions
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, p)| (k.clone(), p.clone()))
+                    .collect();
                 let spec = FileSource {
                     jail: jail.name.to_string(),
                     patterns: paths.clone(),
@@ -167,7 +197,12 @@ pub fn start_sources(config: &Config, positions: &HashMap<String, Position>, eve
                 files::spawn(spec, saved, sink)
             }
             Source::Journal { matches, paths } => {
-                let spec = JournalSource { jail: jail.name.to_string(), matches: matches.clone(), paths: paths.clone(), journalctl: options.journalctl.clone() };
+                let spec = JournalSource {
+                    jail: jail.name.to_string(),
+                    matches: matches.clone(),
+                    paths: paths.clone(),
+                    journalctl: options.journalctl.clone(),
+                };
                 let cursor = match positions.get(&spec.key()) {
                     Some(Position::Journal { cursor }) => Some(cursor.clone()),
                     _ => None,
@@ -176,7 +211,11 @@ pub fn start_sources(config: &Config, positions: &HashMap<String, Position>, eve
             }
         };
         match started {
-            Ok(handle) => running.push(RunningSource { jail: jail.name.clone(), counters, handle }),
+            Ok(handle) => running.push(RunningSource {
+                jail: jail.name.clone(),
+                counters,
+                handle,
+            }),
             Err(e) => tracing::error!(jail = %jail.name, error = %e, "cannot start the log source"),
         }
     }

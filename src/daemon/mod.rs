@@ -43,7 +43,10 @@ pub enum DaemonError {
     #[error("cannot bring the kernel in line with the saved bans: {0}")]
     Backend(BackendError),
     #[error("cannot open the control socket {path}: {source}")]
-    Socket { path: std::path::PathBuf, source: std::io::Error },
+    Socket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,8 +56,12 @@ impl DaemonError {
     pub fn is_permission(&self) -> bool {
         match self {
             DaemonError::Backend(BackendError::Permission { .. }) => true,
-            DaemonError::Socket { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
-            DaemonError::State(StateError::Io { source, .. }) => source.kind() == std::io::ErrorKind::PermissionDenied,
+            DaemonError::Socket { source, .. } => {
+                source.kind() == std::io::ErrorKind::PermissionDenied
+            }
+            DaemonError::State(StateError::Io { source, .. }) => {
+                source.kind() == std::io::ErrorKind::PermissionDenied
+            }
             _ => false,
         }
     }
@@ -72,7 +79,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { sources: SourceOptions::default(), clock: unix_now, seed: u64::from(std::process::id()) ^ unix_now() as u64 }
+        Options {
+            sources: SourceOptions::default(),
+            clock: unix_now,
+            seed: u64::from(std::process::id()) ^ unix_now() as u64,
+        }
     }
 }
 
@@ -82,23 +93,44 @@ pub fn unix_now() -> i64 {
 }
 
 /// Runs the daemon until `shutdown` is cancelled. `reload` requests (SIGHUP) re-read the config.
-pub async fn run(config: Config, mut backend: Box<dyn Backend>, options: Options, shutdown: CancellationToken, mut reload: mpsc::Receiver<()>) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    mut backend: Box<dyn Backend>,
+    options: Options,
+    shutdown: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
+) -> Result<(), DaemonError> {
     let clock = options.clock;
     let state_dir = config.daemon.state_dir.clone();
-    let (store, recovered) = tokio::task::spawn_blocking(move || StateStore::open(&state_dir)).await.map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let (store, recovered) = tokio::task::spawn_blocking(move || StateStore::open(&state_dir))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
     if recovered.damaged > 0 {
-        tracing::warn!(lines = recovered.damaged, "damaged lines in the state log were skipped");
+        tracing::warn!(
+            lines = recovered.damaged,
+            "damaged lines in the state log were skipped"
+        );
     }
 
     // The kernel: keep what is there, add what the state has and the kernel lacks.
     let now = clock();
     let enabled: HashSet<JailName> = config.enabled().map(|j| j.name.clone()).collect();
-    let live: Vec<Ban> = recovered.bans.values().filter(|b| enabled.contains(&b.jail) && b.live_at(now)).cloned().collect();
+    let live: Vec<Ban> = recovered
+        .bans
+        .values()
+        .filter(|b| enabled.contains(&b.jail) && b.live_at(now))
+        .cloned()
+        .collect();
     let desired: Vec<Element> = live
         .iter()
         .map(|b| {
             let left = b.remaining(now).map(Duration::from_secs);
-            Element { jail: b.jail.clone(), target: b.target, timeout: left, expires: left }
+            Element {
+                jail: b.jail.clone(),
+                target: b.target,
+                timeout: left,
+                expires: left,
+            }
         })
         .collect();
     let layout = config.layout();
@@ -110,28 +142,55 @@ pub async fn run(config: Config, mut backend: Box<dyn Backend>, options: Options
     .await
     .map_err(|e| DaemonError::Internal(e.to_string()))?;
     let report = report.map_err(|e| DaemonError::Backend(e.error))?;
-    tracing::info!(added = report.added, refreshed = report.refreshed, kept = report.kept, adopted = report.unknown.len(), elapsed_ms = started.elapsed().as_millis() as u64, "kernel reconciled");
+    tracing::info!(
+        added = report.added,
+        refreshed = report.refreshed,
+        kept = report.kept,
+        adopted = report.unknown.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "kernel reconciled"
+    );
     let adopted = report.unknown.into_iter().map(|e| Ban {
         jail: e.jail,
         target: e.target,
         since: now,
-        expires: e.expires.map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        expires: e
+            .expires
+            .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
         count: 1,
         origin: Origin::Adopted,
     });
 
-    let mut tracker = Tracker::new(config.enabled().map(|j| j.policy.clone()).collect(), config.history_retention(), options.seed);
+    let mut tracker = Tracker::new(
+        config.enabled().map(|j| j.policy.clone()).collect(),
+        config.history_retention(),
+        options.seed,
+    );
     tracker.restore(live.into_iter().chain(adopted), recovered.history, now);
 
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let worker = Worker::new(backend, store, recovered.positions.clone(), config.layout());
     let (banner, banner_task) = crate::banner::task::spawn(worker, reports_tx, clock);
 
-    let socket = server::bind(&config.daemon.socket, config.daemon.socket_group.as_ref().map(|(_, gid)| *gid))
-        .map_err(|source| DaemonError::Socket { path: config.daemon.socket.clone(), source })?;
+    let socket = server::bind(
+        &config.daemon.socket,
+        config.daemon.socket_group.as_ref().map(|(_, gid)| *gid),
+    )
+    .map_err(|source| DaemonError::Socket {
+        path: config.daemon.socket.clone(),
+        source,
+    })?;
     let (calls_tx, calls) = mpsc::channel(64);
-    let access = Access { group: config.daemon.socket_group.as_ref().map(|(_, gid)| *gid), max_clients: config.daemon.max_clients };
-    let server_task = tokio::spawn(server::serve(socket, access, calls_tx.clone(), shutdown.clone()));
+    let access = Access {
+        group: config.daemon.socket_group.as_ref().map(|(_, gid)| *gid),
+        max_clients: config.daemon.max_clients,
+    };
+    let server_task = tokio::spawn(server::serve(
+        socket,
+        access,
+        calls_tx.clone(),
+        shutdown.clone(),
+    ));
 
     // Reload requests (SIGHUP) go through the same door as `nftjail reload`.
     let reload_calls = calls_tx;
@@ -143,7 +202,14 @@ pub async fn run(config: Config, mut backend: Box<dyn Backend>, options: Options
                 r = reload.recv() => if r.is_none() { return },
             }
             let (reply, answer) = tokio::sync::oneshot::channel();
-            if reload_calls.send(crate::control::Call { command: crate::control::Command::Reload, reply }).await.is_err() {
+            if reload_calls
+                .send(crate::control::Call {
+                    command: crate::control::Command::Reload,
+                    reply,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             let _ = answer.await;
@@ -166,9 +232,21 @@ pub async fn run(config: Config, mut backend: Box<dyn Backend>, options: Options
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner.compact(core.snapshot()).await;
     systemd::ready(&core.status_line());
-    tracing::info!(jails = core.config.enabled().count(), bans = core.tracker.bans().len(), "nftjail running");
+    tracing::info!(
+        jails = core.config.enabled().count(),
+        bans = core.tracker.bans().len(),
+        "nftjail running"
+    );
 
-    core.run(core::Inputs { events, calls, reports }, shutdown.clone()).await;
+    core.run(
+        core::Inputs {
+            events,
+            calls,
+            reports,
+        },
+        shutdown.clone(),
+    )
+    .await;
     drop(banner);
     let _ = banner_task.await;
     let _ = server_task.await;

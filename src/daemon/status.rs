@@ -27,23 +27,48 @@ fn kind_name(jail: &JailConfig) -> &'static str {
 pub fn summary(config: &Config, tracker: &Tracker) -> Reply {
     let jails = config
         .enabled()
-        .map(|j| JailSummary { name: j.name.to_string(), kind: kind_name(j).to_string(), stats: tracker.stats(&j.name).unwrap_or_default().into() })
+        .map(|j| JailSummary {
+            name: j.name.to_string(),
+            kind: kind_name(j).to_string(),
+            stats: tracker.stats(&j.name).unwrap_or_default().into(),
+        })
         .collect();
-    Reply { jails: Some(jails), ..Reply::ok() }
+    Reply {
+        jails: Some(jails),
+        ..Reply::ok()
+    }
 }
 
 /// `status JAIL`: one jail in detail.
-pub fn detail(config: &Config, tracker: &Tracker, sources: &[RunningSource], positions: &HashMap<String, Position>, name: &str) -> Reply {
+pub fn detail(
+    config: &Config,
+    tracker: &Tracker,
+    sources: &[RunningSource],
+    positions: &HashMap<String, Position>,
+    name: &str,
+) -> Reply {
     let Some(jail) = config.enabled().find(|j| j.name.as_str() == name) else {
         return Reply::error(format!("no enabled jail named {name:?}"));
     };
-    let counters = sources.iter().find(|s| s.jail == jail.name).map(|s| &s.counters);
-    let load = |f: fn(&super::matching::SourceCounters) -> &std::sync::atomic::AtomicU64| counters.map_or(0, |c| f(c).load(Ordering::Relaxed));
+    let counters = sources
+        .iter()
+        .find(|s| s.jail == jail.name)
+        .map(|s| &s.counters);
+    let load = |f: fn(&super::matching::SourceCounters) -> &std::sync::atomic::AtomicU64| {
+        counters.map_or(0, |c| f(c).load(Ordering::Relaxed))
+    };
     let (filter, mode) = match &jail.kind {
-        JailKind::Log { filter, .. } => (Some(filter.name.clone()), Some(filter.filter.mode().to_string())),
+        JailKind::Log { filter, .. } => (
+            Some(filter.name.clone()),
+            Some(filter.filter.mode().to_string()),
+        ),
         _ => (None, None),
     };
-    let mut banned: Vec<String> = tracker.bans().in_jail(&jail.name).map(|b| b.target.to_string()).collect();
+    let mut banned: Vec<String> = tracker
+        .bans()
+        .in_jail(&jail.name)
+        .map(|b| b.target.to_string())
+        .collect();
     banned.sort();
     let detail = JailDetail {
         name: jail.name.to_string(),
@@ -58,15 +83,23 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &[RunningSource], pos
         maxretry: jail.policy.recidive.unwrap_or(jail.policy.maxretry),
         findtime: jail.policy.findtime,
         bantime: jail.policy.bantime.seconds(),
-        sets: [SetKind::Addr4, SetKind::Addr6, SetKind::Net4, SetKind::Net6].iter().map(|k| set_name(&jail.name, *k)).collect(),
+        sets: [SetKind::Addr4, SetKind::Addr6, SetKind::Net4, SetKind::Net6]
+            .iter()
+            .map(|k| set_name(&jail.name, *k))
+            .collect(),
         banned,
     };
-    Reply { jail: Some(detail), ..Reply::ok() }
+    Reply {
+        jail: Some(detail),
+        ..Reply::ok()
+    }
 }
 
 /// The files a jail follows (with their offsets) or its journal (with its cursor).
 fn source_status(jail: &JailConfig, positions: &HashMap<String, Position>) -> Vec<SourceStatus> {
-    let JailKind::Log { source, .. } = &jail.kind else { return Vec::new() };
+    let JailKind::Log { source, .. } = &jail.kind else {
+        return Vec::new();
+    };
     let prefix = format!("{}:", jail.name);
     match source {
         Source::Files { paths, .. } => {
@@ -74,14 +107,22 @@ fn source_status(jail: &JailConfig, positions: &HashMap<String, Position>) -> Ve
                 .iter()
                 .filter_map(|(key, p)| {
                     let path = key.strip_prefix(&prefix)?;
-                    let Position::File { offset, .. } = p else { return None };
-                    Some(SourceStatus { name: path.to_string(), position: Some(offset.to_string()) })
+                    let Position::File { offset, .. } = p else {
+                        return None;
+                    };
+                    Some(SourceStatus {
+                        name: path.to_string(),
+                        position: Some(offset.to_string()),
+                    })
                 })
                 .collect();
             // Patterns that match nothing yet are listed too, without a position.
             for pattern in paths {
                 if !seen.iter().any(|s| &s.name == pattern) && !pattern.contains(['*', '?']) {
-                    seen.push(SourceStatus { name: pattern.clone(), position: None });
+                    seen.push(SourceStatus {
+                        name: pattern.clone(),
+                        position: None,
+                    });
                 }
             }
             seen.sort_by(|a, b| a.name.cmp(&b.name));
@@ -92,7 +133,12 @@ fn source_status(jail: &JailConfig, positions: &HashMap<String, Position>) -> Ve
                 Some(Position::Journal { cursor }) => Some(cursor.clone()),
                 _ => None,
             };
-            vec![SourceStatus { name: format!("journal {}", matches.join(" ")).trim_end().to_string(), position: cursor }]
+            vec![SourceStatus {
+                name: format!("journal {}", matches.join(" "))
+                    .trim_end()
+                    .to_string(),
+                position: cursor,
+            }]
         }
     }
 }
@@ -108,16 +154,33 @@ pub fn banned(tracker: &Tracker, jail: Option<&str>) -> Reply {
         .bans()
         .iter()
         .filter(|b| jail.is_none_or(|j| b.jail.as_str() == j))
-        .map(|b| BanEntry { jail: b.jail.to_string(), target: b.target.to_string(), since: b.since, expires: b.expires, count: b.count, origin: b.origin })
+        .map(|b| BanEntry {
+            jail: b.jail.to_string(),
+            target: b.target.to_string(),
+            since: b.since,
+            expires: b.expires,
+            count: b.count,
+            origin: b.origin,
+        })
         .collect();
     bans.sort_by(|a, b| (&a.jail, a.since, &a.target).cmp(&(&b.jail, b.since, &b.target)));
-    Reply { bans: Some(bans), ..Reply::ok() }
+    Reply {
+        bans: Some(bans),
+        ..Reply::ok()
+    }
 }
 
 /// Parses a jail name from a request and checks the jail is enabled.
 pub fn enabled_jail(config: &Config, name: &str) -> Result<JailName, String> {
-    config.enabled().find(|j| j.name.as_str() == name).map(|j| j.name.clone()).ok_or_else(|| {
-        let names: Vec<&str> = config.enabled().map(|j| j.name.as_str()).collect();
-        format!("no enabled jail named {name:?} (enabled: {})", names.join(", "))
-    })
+    config
+        .enabled()
+        .find(|j| j.name.as_str() == name)
+        .map(|j| j.name.clone())
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.enabled().map(|j| j.name.as_str()).collect();
+            format!(
+                "no enabled jail named {name:?} (enabled: {})",
+                names.join(", ")
+            )
+        })
 }

@@ -1,0 +1,333 @@
+//! The commands that talk to the running daemon: `status`, `ban`, `unban`, `banned`, `reload`.
+//!
+//! Each sends one request over the control socket and prints the reply: aligned text for
+//! people, or the reply object itself with `--json` (stable; see the README). Exit codes: 0 ok,
+//! 1 refused or failed (with the daemon's reason), 2 usage or cannot connect (with a hint).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use chrono::{Local, TimeZone};
+use clap::Args;
+
+use super::CliError;
+use crate::control::client::Client;
+use crate::control::protocol::{BanEntry, Reply, Request};
+
+/// Arguments of `nftjail status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One jail in detail (filter, sources, counters, banned list); all jails when omitted.
+    pub jail: Option<String>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `nftjail ban`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail ban sshd 192.0.2.7\n  nftjail ban manual 198.51.100.0/24 2001:db8:bad::/48 --for 180d\n  \
+    nftjail ban manual --from-file /etc/nftjail/blocklist.txt\n  curl -s https://example.org/drop.txt | nftjail ban manual --from-file -"
+)]
+pub struct BanArgs {
+    /// The jail whose sets and ports the bans use.
+    pub jail: String,
+    /// Addresses or CIDR prefixes.
+    #[arg(value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Ban length in fail2ban notation (600, 10m, 1h, 1d, 1w, 180d; -1 for permanent);
+    /// default: the jail's bantime (with escalation).
+    #[arg(long = "for", value_name = "DURATION", allow_hyphen_values = true)]
+    pub length: Option<String>,
+    /// A blocklist, one address or CIDR a line (`#`/`;` comments allowed); `-` reads stdin.
+    /// Everything is banned in one request, in bulk.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+}
+
+/// Arguments of `nftjail unban`.
+#[derive(Debug, Args)]
+pub struct UnbanArgs {
+    /// The address or prefix to unban (as it was banned).
+    #[arg(required_unless_present = "all")]
+    pub target: Option<String>,
+    /// Only from this jail (default: from every jail).
+    #[arg(long, value_name = "JAIL", required_if_eq("all", "true"))]
+    pub jail: Option<String>,
+    /// Unban everything in --jail.
+    #[arg(long, conflicts_with = "target")]
+    pub all: bool,
+}
+
+/// Arguments of `nftjail banned`.
+#[derive(Debug, Args)]
+pub struct BannedArgs {
+    /// Only this jail.
+    #[arg(long, value_name = "JAIL")]
+    pub jail: Option<String>,
+    /// Print the daemon's reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn connect(socket: &Path) -> Result<Client, CliError> {
+    Client::connect(socket).map_err(CliError::Connect)
+}
+
+/// A reply that is not ok becomes exit 1 with the daemon's reason (and diagnostics).
+fn checked(reply: Reply) -> Result<Reply, CliError> {
+    if reply.ok {
+        return Ok(reply);
+    }
+    for d in &reply.diagnostics {
+        eprintln!("{d}");
+    }
+    for r in &reply.rejected {
+        eprintln!(
+            "rejected {:?}{}: {}",
+            r.text,
+            if r.line > 0 {
+                format!(" (line {})", r.line)
+            } else {
+                String::new()
+            },
+            r.error
+        );
+    }
+    Err(CliError::Refused(
+        reply.error.unwrap_or_else(|| "refused".to_string()),
+    ))
+}
+
+fn print_json(reply: &Reply) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(reply).expect("invariant: replies serialize")
+    );
+}
+
+pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
+    let reply = checked(
+        connect(socket)?
+            .request(&Request::Status {
+                jail: args.jail.clone(),
+            })
+            .map_err(CliError::Connect)?,
+    )?;
+    if args.json {
+        print_json(&reply);
+        return Ok(());
+    }
+    if let Some(jails) = &reply.jails {
+        println!(
+            "{:<16} {:<9} {:>8} {:>13} {:>8} {:>13}",
+            "JAIL", "KIND", "FAILED", "TOTAL FAILED", "BANNED", "TOTAL BANNED"
+        );
+        for j in jails {
+            let s = &j.stats;
+            println!(
+                "{:<16} {:<9} {:>8} {:>13} {:>8} {:>13}",
+                j.name,
+                j.kind,
+                s.currently_failed,
+                s.total_failed,
+                s.currently_banned,
+                s.total_banned
+            );
+        }
+    }
+    if let Some(j) = &reply.jail {
+        let s = &j.stats;
+        println!("Status for the jail: {}", j.name);
+        println!("|- Filter");
+        if let Some(filter) = &j.filter {
+            println!(
+                "|  |- Filter:           {filter} (mode {})",
+                j.mode.as_deref().unwrap_or("normal")
+            );
+        }
+        println!("|  |- Currently failed: {}", s.currently_failed);
+        println!("|  |- Total failed:     {}", s.total_failed);
+        println!(
+            "|  |- Lines read:       {} ({} matched, {} skipped)",
+            j.lines_read, j.lines_matched, j.lines_skipped
+        );
+        let sources: Vec<String> = j
+            .sources
+            .iter()
+            .map(|src| match &src.position {
+                Some(p) if src.name.starts_with("journal") => format!("{} (cursor {p})", src.name),
+                Some(p) => format!("{} (at byte {p})", src.name),
+                None => format!("{} (not read yet)", src.name),
+            })
+            .collect();
+        println!(
+            "|  `- Sources:          {}",
+            if sources.is_empty() {
+                "-".to_string()
+            } else {
+                sources.join(", ")
+            }
+        );
+        println!("`- Actions");
+        let bantime = j.bantime.map_or_else(
+            || "permanent".to_string(),
+            crate::config::duration::format_seconds,
+        );
+        println!(
+            "   |- maxretry {} within {}, bantime {bantime}",
+            j.maxretry,
+            crate::config::duration::format_seconds(j.findtime)
+        );
+        println!("   |- Sets:             {}", j.sets.join(", "));
+        println!("   |- Currently banned: {}", s.currently_banned);
+        println!("   |- Total banned:     {}", s.total_banned);
+        println!("   `- Banned IP list:   {}", j.banned.join(" "));
+    }
+    Ok(())
+}
+
+pub fn ban(socket: &Path, args: &BanArgs) -> Result<(), CliError> {
+    if args.targets.is_empty() && args.from_file.is_none() {
+        return Err(CliError::Usage(
+            "give addresses to ban, or --from-file FILE".into(),
+        ));
+    }
+    let request = Request::Ban {
+        jail: args.jail.clone(),
+        targets: args.targets.clone(),
+        length: args.length.clone(),
+        stream: args.from_file.is_some(),
+    };
+    let mut client = connect(socket)?;
+    let reply = match &args.from_file {
+        None => client.request(&request),
+        Some(path) if path.as_os_str() == "-" => {
+            client.ban_stream(&request, &mut io::stdin().lock())
+        }
+        Some(path) => {
+            let file = File::open(path).map_err(|e| CliError::Io {
+                what: format!("cannot read {}", path.display()),
+                source: e,
+            })?;
+            client.ban_stream(
+                &request,
+                &mut BufReader::with_capacity(1 << 16, file) as &mut dyn BufRead,
+            )
+        }
+    }
+    .map_err(CliError::Connect)?;
+    let reply = checked(reply)?;
+    for r in &reply.rejected {
+        eprintln!(
+            "rejected {:?}{}: {}",
+            r.text,
+            if r.line > 0 {
+                format!(" (line {})", r.line)
+            } else {
+                String::new()
+            },
+            r.error
+        );
+    }
+    println!(
+        "banned {} in {}, refreshed {}{}",
+        reply.banned.unwrap_or(0),
+        args.jail,
+        reply.refreshed.unwrap_or(0),
+        if reply.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(", rejected {}", reply.rejected.len())
+        }
+    );
+    Ok(())
+}
+
+pub fn unban(socket: &Path, args: &UnbanArgs) -> Result<(), CliError> {
+    let request = Request::Unban {
+        target: args.target.clone(),
+        jail: args.jail.clone(),
+        all: args.all,
+    };
+    let reply = checked(
+        connect(socket)?
+            .request(&request)
+            .map_err(CliError::Connect)?,
+    )?;
+    for (jail, target) in reply.unbanned.unwrap_or_default() {
+        println!("unbanned {target} from {jail}");
+    }
+    Ok(())
+}
+
+pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
+    let reply = checked(
+        connect(socket)?
+            .request(&Request::Banned {
+                jail: args.jail.clone(),
+            })
+            .map_err(CliError::Connect)?,
+    )?;
+    if args.json {
+        print_json(&reply);
+        return Ok(());
+    }
+    let bans = reply.bans.unwrap_or_default();
+    let width = bans
+        .iter()
+        .map(|b| b.target.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:<16} {:<width$} {:<19} {:<19} {:>5} {}",
+        "JAIL", "ADDRESS", "SINCE", "EXPIRES", "COUNT", "ORIGIN"
+    );
+    for b in &bans {
+        println!(
+            "{:<16} {:<width$} {:<19} {:<19} {:>5} {}",
+            b.jail,
+            b.target,
+            local(b.since),
+            b.expires.map_or_else(|| "never".to_string(), local),
+            b.count,
+            origin(b)
+        );
+    }
+    Ok(())
+}
+
+pub fn reload(socket: &Path) -> Result<(), CliError> {
+    let reply = checked(
+        connect(socket)?
+            .request(&Request::Reload)
+            .map_err(CliError::Connect)?,
+    )?;
+    let jails: Vec<String> = reply
+        .jails
+        .unwrap_or_default()
+        .into_iter()
+        .map(|j| j.name)
+        .collect();
+    println!("reloaded: {} jails ({})", jails.len(), jails.join(", "));
+    Ok(())
+}
+
+fn local(at: i64) -> String {
+    Local.timestamp_opt(at, 0).single().map_or_else(
+        || at.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
+}
+
+fn origin(b: &BanEntry) -> &'static str {
+    match b.origin {
+        crate::tracker::Origin::Failures => "failures",
+        crate::tracker::Origin::Manual => "manual",
+        crate::tracker::Origin::Recidive => "recidive",
+        crate::tracker::Origin::Adopted => "adopted",
+    }
+}
