@@ -9,6 +9,8 @@
 mod batch;
 mod elements;
 mod message;
+#[cfg(test)]
+mod nft_compare;
 mod objects;
 mod rules;
 mod socket;

@@ -250,7 +250,8 @@ mod tests {
 
     #[test]
     fn deletions_and_dumps() {
-        let cases: [(fn(&mut Writer), u16, u16); 6] = [
+        type Encode = fn(&mut Writer);
+        let cases: [(Encode, u16, u16); 6] = [
             (|w| del_table(w, 1, "t"), 0x0a02, 0x5),
             (|w| flush_chain(w, 1, "t", "input"), 0x0a08, 0x5),
             (|w| del_chain(w, 1, "t", "input"), 0x0a05, 0x5),

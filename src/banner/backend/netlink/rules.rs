@@ -312,9 +312,10 @@ mod tests {
     use super::*;
 
     type Attr = (u16, Vec<u8>);
+    type Expr = (String, Vec<Attr>);
 
     /// `(expression name, its data attributes)` of every expression of the rule message.
-    fn expressions(w: &Writer) -> (u16, u16, Vec<(String, Vec<Attr>)>, Vec<u8>) {
+    fn expressions(w: &Writer) -> (u16, u16, Vec<Expr>, Vec<u8>) {
         let m = messages(w.bytes()).next().unwrap().unwrap();
         let attrs: Vec<_> = m.nft_attrs().unwrap().map(Result::unwrap).collect();
         assert_eq!(attrs[0], (1, &b"nftjail\0"[..]), "NFTA_RULE_TABLE");
@@ -421,8 +422,7 @@ mod tests {
                 vec![(1, be(0)), (2, nest(0x8002, &nest(1, &be(0))))],
             ),
         ];
-        let want: Vec<(String, Vec<Attr>)> =
-            want.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
+        let want: Vec<Expr> = want.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
         assert_eq!(exprs, want);
         let m = messages(w.bytes()).next().unwrap().unwrap();
         let userdata = m.nft_attrs().unwrap().nth(3).unwrap().unwrap().1;
