@@ -1,5 +1,8 @@
 //! nftjail's end-to-end tests: one binary, one module per topic.
 
 mod backend;
+mod bans;
+mod daemon;
 mod filters;
 mod netns;
+mod sources;
