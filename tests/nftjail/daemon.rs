@@ -16,6 +16,8 @@ pub const TABLE: &str = "nftjail";
 pub struct Daemon {
     pub ns: Netns,
     pub dir: tempfile::TempDir,
+    /// Extra environment of the daemon process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -33,7 +35,7 @@ impl Daemon {
     pub fn create(tag: &str, main_extra: &str, jails: &str) -> Option<Daemon> {
         let ns = Netns::new(tag)?;
         let dir = tempfile::tempdir().expect("temp dir");
-        let d = Daemon { ns, dir, child: None };
+        let d = Daemon { ns, dir, env: Vec::new(), child: None };
         d.write_config(main_extra, jails);
         Some(d)
     }
@@ -64,6 +66,7 @@ impl Daemon {
         let child = Command::new("ip")
             .args(["netns", "exec", self.ns.name(), BIN, "run", "--config"])
             .arg(self.path("nftjail.toml"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

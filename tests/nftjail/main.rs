@@ -4,5 +4,6 @@ mod backend;
 mod bans;
 mod daemon;
 mod filters;
+mod lifecycle;
 mod netns;
 mod sources;
