@@ -283,8 +283,8 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
         .unwrap_or(7)
         .max(7);
     println!(
-        "{:<16} {:<width$} {:<19} {:<19} {:>5} {}",
-        "JAIL", "ADDRESS", "SINCE", "EXPIRES", "COUNT", "ORIGIN"
+        "{:<16} {:<width$} {:<19} {:<19} {:>5} ORIGIN",
+        "JAIL", "ADDRESS", "SINCE", "EXPIRES", "COUNT"
     );
     for b in &bans {
         println!(

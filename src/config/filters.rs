@@ -49,10 +49,7 @@ impl FilterCache {
                 Ok(text) => FilterFile::parse(path, &text),
                 Err(e) => Err(Diagnostic::file(path, format!("cannot read: {e}")).into()),
             },
-            None => match builtin::load(name) {
-                Some(result) => result,
-                None => return None,
-            },
+            None => builtin::load(name)?,
         };
         let parsed = match result {
             Ok(file) => Some(Arc::new(file)),

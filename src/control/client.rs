@@ -43,7 +43,11 @@ impl Client {
 
     /// Sends one request and waits for its reply.
     pub fn request(&mut self, request: &Request) -> Result<Reply, ClientError> {
-        self.writer.write_all(&encode_request(request))?;
+        // A daemon that refuses at once (too many clients) may close before reading: its
+        // reply is still there to read.
+        if let Err(e) = self.writer.write_all(&encode_request(request)) {
+            return self.reply().map_err(|_| ClientError::Io(e));
+        }
         self.reply()
     }
 

@@ -4,15 +4,18 @@
 //! durations, jail names, streamed blocklists) into [`Call`]s for the daemon's core and writes
 //! back one reply per request. It guards the daemon against its clients: a request line is
 //! capped at 64 KiB, a client that says nothing is dropped after a read timeout, at most
-//! `max_clients` connections are served at once (the next is told so and closed), and mutating
+//! `max_clients` connections are open at once — when full, the connection idle the longest
+//! (waiting for a request, not being served) is closed to make room, so silent clients can
+//! never lock out an administrator — and mutating
 //! requests are accepted only from root or members of the configured group (SO_PEERCRED). It
 //! must never panic or stop because of what a client sends.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -100,6 +103,45 @@ impl Drop for ControlSocket {
     }
 }
 
+/// The open connections: when each became idle (waiting for a request) and how to close it.
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    open: HashMap<u64, (Option<Instant>, CancellationToken)>,
+}
+
+type Shared = Arc<Mutex<Registry>>;
+
+fn set_idle(registry: &Shared, id: u64, idle: bool) {
+    if let Some(entry) = registry
+        .lock()
+        .expect("invariant: registry lock not poisoned")
+        .open
+        .get_mut(&id)
+    {
+        entry.0 = idle.then(Instant::now);
+    }
+}
+
+/// Closes the connection idle the longest; `false` when every connection is busy.
+fn evict_idlest(registry: &Shared) -> bool {
+    let registry = registry
+        .lock()
+        .expect("invariant: registry lock not poisoned");
+    let oldest = registry
+        .open
+        .values()
+        .filter_map(|(idle, token)| idle.map(|at| (at, token)))
+        .min_by_key(|(at, _)| *at);
+    match oldest {
+        Some((_, token)) => {
+            token.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
 /// Serves clients until `shutdown`; each request becomes a [`Call`] on `calls`.
 pub async fn serve(
     socket: ControlSocket,
@@ -108,6 +150,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(access.max_clients));
+    let registry: Shared = Arc::default();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -120,11 +163,22 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            // Full: make room by closing the connection idle the longest, if any is idle.
+            Err(_) if evict_idlest(&registry) => {
+                tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
             tokio::spawn(async move {
                 let mut stream = stream;
                 let reply = Reply::error(format!(
-                    "too many clients (max_clients = {}); try again",
+                    "too many clients (max_clients = {}), all busy; try again",
                     access.max_clients
                 ));
                 let _ = tokio::time::timeout(
@@ -135,30 +189,49 @@ pub async fn serve(
             });
             continue;
         };
-        let (calls, shutdown) = (calls.clone(), shutdown.clone());
+        let close = shutdown.child_token();
+        let id = {
+            let mut r = registry
+                .lock()
+                .expect("invariant: registry lock not poisoned");
+            r.next += 1;
+            let id = r.next;
+            r.open.insert(id, (Some(Instant::now()), close.clone()));
+            id
+        };
+        let (calls, registry) = (calls.clone(), registry.clone());
         tokio::spawn(async move {
-            connection(stream, access, calls, shutdown).await;
+            connection(stream, access, calls, close, &registry, id).await;
+            registry
+                .lock()
+                .expect("invariant: registry lock not poisoned")
+                .open
+                .remove(&id);
             drop(permit);
         });
     }
     drop(socket);
 }
 
-/// Serves one client until it closes, stalls, or the daemon stops.
+/// Serves one client until it closes, stalls, is evicted, or the daemon stops.
 async fn connection(
     stream: UnixStream,
     access: Access,
     calls: mpsc::Sender<Call>,
-    shutdown: CancellationToken,
+    close: CancellationToken,
+    registry: &Shared,
+    id: u64,
 ) {
     let cred = stream.peer_cred().ok();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
+        set_idle(registry, id, true);
         let line = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = close.cancelled() => return,
             line = tokio::time::timeout(READ_TIMEOUT, read_line(&mut reader)) => line,
         };
+        set_idle(registry, id, false);
         let line = match line {
             Err(_) | Ok(Ok(None)) => return,
             Ok(Err(e)) => {

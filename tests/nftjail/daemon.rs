@@ -35,7 +35,12 @@ impl Daemon {
     pub fn create(tag: &str, main_extra: &str, jails: &str) -> Option<Daemon> {
         let ns = Netns::new(tag)?;
         let dir = tempfile::tempdir().expect("temp dir");
-        let d = Daemon { ns, dir, env: Vec::new(), child: None };
+        let d = Daemon {
+            ns,
+            dir,
+            env: Vec::new(),
+            child: None,
+        };
         d.write_config(main_extra, jails);
         Some(d)
     }
@@ -62,7 +67,11 @@ impl Daemon {
     /// Starts the process and waits until it answers on its socket.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", self.ns.name(), BIN, "run", "--config"])
             .arg(self.path("nftjail.toml"))
@@ -73,18 +82,30 @@ impl Daemon {
             .spawn()
             .expect("start nftjail run");
         self.child = Some(child);
-        self.wait_until("the daemon answers on its socket", || self.cli(&["status"]).status.success());
+        self.wait_until("the daemon answers on its socket", || {
+            self.cli(&["status"]).status.success()
+        });
     }
 
     /// `nftjail --socket SOCKET ARGS…` (the client needs no namespace: the socket is a file).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--socket").arg(self.socket()).args(args).output().expect("run the nftjail client")
+        Command::new(BIN)
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run the nftjail client")
     }
 
     /// Like `cli`, asserting success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "nftjail {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
+        assert!(
+            out.status.success(),
+            "nftjail {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -97,7 +118,11 @@ impl Daemon {
     pub fn wait_until(&self, what: &str, cond: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}\n--- daemon log ---\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- daemon log ---\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -106,14 +131,21 @@ impl Daemon {
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
         // `ip netns exec` execs the daemon: the child's pid is the daemon's.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = child.wait();
     }
 
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         child.wait().unwrap()
     }
 
@@ -126,14 +158,20 @@ impl Daemon {
     /// Elements of one of the table's sets, as `nft -j` prints them (`{"elem": {…}}` objects or
     /// plain values), empty when the set or table does not exist.
     pub fn elements(&self, set: &str) -> Vec<serde_json::Value> {
-        let out = self.ns.exec("nft", &["-j", "list", "set", "inet", TABLE, set]);
+        let out = self
+            .ns
+            .exec("nft", &["-j", "list", "set", "inet", TABLE, set]);
         if !out.status.success() {
             return Vec::new();
         }
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         json["nftables"]
             .as_array()
-            .and_then(|items| items.iter().find_map(|i| i["set"]["elem"].as_array().cloned()))
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find_map(|i| i["set"]["elem"].as_array().cloned())
+            })
             .unwrap_or_default()
     }
 
@@ -146,15 +184,22 @@ impl Daemon {
 
     /// `(timeout, expires)` in seconds of one member of a set.
     pub fn timing(&self, set: &str, member: &str) -> Option<(Option<u64>, Option<u64>)> {
-        self.elements(set).iter().find(|e| element_text(e) == member).map(|e| {
-            let elem = &e["elem"];
-            (elem["timeout"].as_u64(), elem["expires"].as_u64())
-        })
+        self.elements(set)
+            .iter()
+            .find(|e| element_text(e) == member)
+            .map(|e| {
+                let elem = &e["elem"];
+                (elem["timeout"].as_u64(), elem["expires"].as_u64())
+            })
     }
 
     /// Appends lines to a file of the temp dir.
     pub fn append(&self, rel: &str, lines: &[String]) {
-        let mut f = OpenOptions::new().create(true).append(true).open(self.path(rel)).unwrap();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(rel))
+            .unwrap();
         for line in lines {
             writeln!(f, "{line}").unwrap();
         }
@@ -172,11 +217,19 @@ impl Drop for Daemon {
 
 /// A member as text: `192.0.2.1`, or `198.51.100.0/24` for a prefix.
 pub fn element_text(e: &serde_json::Value) -> String {
-    let value = if e["elem"].is_object() { &e["elem"]["val"] } else { e };
+    let value = if e["elem"].is_object() {
+        &e["elem"]["val"]
+    } else {
+        e
+    };
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(o) if o.contains_key("prefix") => {
-            format!("{}/{}", o["prefix"]["addr"].as_str().unwrap_or("?"), o["prefix"]["len"])
+            format!(
+                "{}/{}",
+                o["prefix"]["addr"].as_str().unwrap_or("?"),
+                o["prefix"]["len"]
+            )
         }
         other => other.to_string(),
     }
@@ -184,12 +237,22 @@ pub fn element_text(e: &serde_json::Value) -> String {
 
 /// A syslog line stamped now, as rsyslog writes it to auth.log.
 pub fn syslog(ident: &str, pid: u32, message: &str) -> String {
-    format!("{} mail {ident}[{pid}]: {message}", chrono::Local::now().format("%b %e %H:%M:%S"))
+    format!(
+        "{} mail {ident}[{pid}]: {message}",
+        chrono::Local::now().format("%b %e %H:%M:%S")
+    )
 }
 
 /// An sshd password failure of `addr` stamped now.
 pub fn ssh_failure(addr: &str, pid: u32) -> String {
-    syslog("sshd-session", pid, &format!("Failed password for root from {addr} port {} ssh2", 40_000 + pid % 20_000))
+    syslog(
+        "sshd-session",
+        pid,
+        &format!(
+            "Failed password for root from {addr} port {} ssh2",
+            40_000 + pid % 20_000
+        ),
+    )
 }
 
 /// The file jail most tests use: sshd on `{dir}/auth.log`, port 22, three failures.

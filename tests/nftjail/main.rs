@@ -2,6 +2,7 @@
 
 mod backend;
 mod bans;
+mod control;
 mod daemon;
 mod filters;
 mod lifecycle;

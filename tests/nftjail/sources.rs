@@ -15,11 +15,17 @@ const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 /// missing outside CI; under CI a missing tool fails the test.
 pub fn write_journal(file: &std::path::Path, entries: &[(&str, u32, String)]) -> bool {
     if !std::path::Path::new(REMOTE).exists() {
-        assert!(std::env::var_os("CI").is_none(), "{REMOTE} is missing: install systemd-journal-remote");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{REMOTE} is missing: install systemd-journal-remote"
+        );
         eprintln!("skipping: {REMOTE} is missing (apt-get install systemd-journal-remote)");
         return false;
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
     let mut export = String::new();
     for (i, (ident, pid, message)) in entries.iter().enumerate() {
         let t = now + i as u128;
@@ -31,7 +37,12 @@ pub fn write_journal(file: &std::path::Path, entries: &[(&str, u32, String)]) ->
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("entries.export");
     std::fs::write(&input, export).unwrap();
-    let status = Command::new(REMOTE).arg(format!("--output={}", file.display())).arg(&input).stderr(Stdio::null()).status().unwrap();
+    let status = Command::new(REMOTE)
+        .arg(format!("--output={}", file.display()))
+        .arg(&input)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success(), "systemd-journal-remote failed");
     true
 }
@@ -46,7 +57,12 @@ struct Collect {
 impl Sink for Collect {
     fn item(&mut self, item: Item<'_>) {
         if let Item::Journal(j) = item {
-            let text = format!("{}[{}]: {}", j.identifier.unwrap_or("-"), j.pid.unwrap_or(0), String::from_utf8_lossy(j.message));
+            let text = format!(
+                "{}[{}]: {}",
+                j.identifier.unwrap_or("-"),
+                j.pid.unwrap_or(0),
+                String::from_utf8_lossy(j.message)
+            );
             self.items.lock().unwrap().push(text);
         }
     }
@@ -62,7 +78,9 @@ impl Sink for Collect {
 
 impl Collect {
     fn wait_for(&self, n: usize) -> Vec<String> {
-        crate::daemon::eventually(&format!("{n} journal entries"), || self.items.lock().unwrap().len() >= n);
+        crate::daemon::eventually(&format!("{n} journal entries"), || {
+            self.items.lock().unwrap().len() >= n
+        });
         self.items.lock().unwrap().clone()
     }
 }
@@ -74,23 +92,43 @@ fn the_journal_source_follows_and_resumes_from_its_cursor() {
     if !write_journal(&file, &[("sshd", 1, "before start: never read".into())]) {
         return;
     }
-    let source = JournalSource { jail: "sshd".into(), matches: vec!["_SYSTEMD_UNIT=ssh.service".into()], paths: vec![file.clone()], journalctl: "journalctl".into() };
+    let source = JournalSource {
+        jail: "sshd".into(),
+        matches: vec!["_SYSTEMD_UNIT=ssh.service".into()],
+        paths: vec![file.clone()],
+        journalctl: "journalctl".into(),
+    };
     let collect = Collect::default();
     let handle = journal::spawn(source.clone(), None, Box::new(collect.clone())).unwrap();
     // Until journalctl has reached the end, an entry may land before it: write until one arrives.
     let mut n = 10;
     while collect.items.lock().unwrap().is_empty() {
-        write_journal(&file, &[("sshd-session", n, format!("Failed password for root from 192.0.2.1 port {n} ssh2"))]);
+        write_journal(
+            &file,
+            &[(
+                "sshd-session",
+                n,
+                format!("Failed password for root from 192.0.2.1 port {n} ssh2"),
+            )],
+        );
         std::thread::sleep(Duration::from_millis(150));
         n += 1;
         assert!(n < 80, "journalctl never delivered");
     }
     let first = collect.items.lock().unwrap()[0].clone();
-    assert!(first.starts_with("sshd-session[") && first.contains("from 192.0.2.1"), "{first}");
+    assert!(
+        first.starts_with("sshd-session[") && first.contains("from 192.0.2.1"),
+        "{first}"
+    );
     assert!(!first.contains("never read"));
     std::thread::sleep(Duration::from_millis(300));
     handle.stop();
-    let cursor = collect.cursor.lock().unwrap().clone().expect("a cursor was saved");
+    let cursor = collect
+        .cursor
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a cursor was saved");
     // Written while the daemon was down: read after restart, and nothing twice.
     write_journal(&file, &[("sshd", 43, "while down".into())]);
     let again = Collect::default();

@@ -118,7 +118,8 @@ async fn a_ten_megabyte_request_is_refused_without_buffering_it() {
 
 #[tokio::test]
 async fn silent_clients_do_not_starve_status() {
-    let (path, _dir, _stop) = server(128).await;
+    // Exactly the default cap: the 65th client only gets in by evicting an idle one.
+    let (path, _dir, _stop) = server(64).await;
     let mut silent = Vec::new();
     for _ in 0..64 {
         silent.push(UnixStream::connect(&path).await.unwrap());
@@ -134,10 +135,38 @@ async fn silent_clients_do_not_starve_status() {
 }
 
 #[tokio::test]
-async fn clients_beyond_the_cap_are_told_so() {
+async fn when_full_the_idlest_client_makes_room() {
     let (path, _dir, _stop) = server(2).await;
-    let _a = UnixStream::connect(&path).await.unwrap();
-    let _b = UnixStream::connect(&path).await.unwrap();
+    let mut first = UnixStream::connect(&path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _second = UnixStream::connect(&path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reply = ask(&path, b"{\"command\":\"status\"}\n").await;
+    assert!(reply.contains("\"ok\":true"), "{reply}");
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "the longest idle connection was closed");
+}
+
+#[tokio::test]
+async fn when_every_client_is_busy_the_next_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let socket = bind(&path, None).unwrap();
+    // A core that never answers keeps its clients busy.
+    let (tx, _rx) = mpsc::channel::<Call>(16);
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(
+        socket,
+        Access {
+            group: None,
+            max_clients: 1,
+        },
+        tx,
+        stop.clone(),
+    ));
+    let mut busy = UnixStream::connect(&path).await.unwrap();
+    busy.write_all(b"{\"command\":\"status\"}\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let reply = ask(&path, b"{\"command\":\"status\"}\n").await;
     assert!(reply.contains("too many clients"), "{reply}");

@@ -1,0 +1,275 @@
+//! The control socket against a running daemon: every command's output, bulk bans, and
+//! hostile clients.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{BIN, Daemon, SSHD_JAIL, ssh_failure};
+
+const JAILS: &str = "\n[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1d\"\n";
+
+fn daemon(tag: &str) -> Option<Daemon> {
+    Daemon::start(tag, "", &format!("{SSHD_JAIL}{JAILS}"))
+}
+
+#[test]
+fn every_command_answers_in_text_and_json() {
+    let Some(d) = daemon("ctl-out") else { return };
+    d.append(
+        "auth.log",
+        &(1..=3)
+            .map(|n| ssh_failure("192.0.2.20", n))
+            .collect::<Vec<_>>(),
+    );
+    d.wait_until("the ban", || d.members("sshd_v4") == ["192.0.2.20"]);
+    assert_eq!(
+        d.ok(&[
+            "ban",
+            "manual",
+            "198.51.100.7",
+            "2001:db8::/48",
+            "--for",
+            "2h"
+        ])
+        .trim(),
+        "banned 2 in manual, refreshed 0"
+    );
+
+    let status = d.ok(&["status"]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert!(
+        lines[0].starts_with("JAIL") && lines[0].contains("TOTAL BANNED"),
+        "{status}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["sshd", "log", "0", "3", "1", "1"]
+        ),
+        "{status}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["manual", "manual", "0", "0", "2", "2"]),
+        "{status}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    let sshd = json["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "sshd")
+        .unwrap();
+    assert_eq!(
+        (
+            sshd["currently_banned"].as_u64(),
+            sshd["total_failed"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+
+    let detail = d.ok(&["status", "sshd"]);
+    for needle in [
+        "Status for the jail: sshd",
+        "Filter:           sshd (mode normal)",
+        "Banned IP list:   192.0.2.20",
+        "sshd_v4, sshd_v6, sshd_net4, sshd_net6",
+        "auth.log (at byte",
+    ] {
+        assert!(detail.contains(needle), "{needle:?} missing:\n{detail}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&d.ok(&["status", "sshd", "--json"])).unwrap();
+    assert_eq!(json["jail"]["banned"], serde_json::json!(["192.0.2.20"]));
+    assert_eq!(json["jail"]["lines_read"], 3);
+
+    let banned = d.ok(&["banned"]);
+    assert!(
+        banned.lines().any(|l| l.starts_with("manual")
+            && l.contains("2001:db8::/48")
+            && l.contains("manual")),
+        "{banned}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&d.ok(&["banned", "--jail", "manual", "--json"])).unwrap();
+    let bans = json["bans"].as_array().unwrap();
+    assert_eq!(bans.len(), 2);
+    assert!(
+        bans.iter()
+            .all(|b| b["expires"].as_i64().unwrap() - b["since"].as_i64().unwrap() == 7200),
+        "{json}"
+    );
+
+    assert_eq!(
+        d.ok(&["unban", "198.51.100.7"]).trim(),
+        "unbanned 198.51.100.7 from manual"
+    );
+    assert!(
+        d.members("manual_v4").is_empty(),
+        "unban removes the element"
+    );
+    assert_eq!(
+        d.ok(&["unban", "--jail", "manual", "--all"]).trim(),
+        "unbanned 2001:db8::/48 from manual"
+    );
+    assert!(d.members("manual_net6").is_empty());
+    let out = d.cli(&["unban", "203.0.113.1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not banned"));
+}
+
+#[test]
+fn exit_codes_tell_usage_refusal_and_no_daemon_apart() {
+    let Some(d) = daemon("ctl-exit") else { return };
+    let code = |args: &[&str]| d.cli(args).status.code();
+    assert_eq!(code(&["ban", "nosuch", "192.0.2.1"]), Some(1), "refused");
+    assert_eq!(
+        code(&["ban", "manual", "not-an-address"]),
+        Some(1),
+        "refused"
+    );
+    assert_eq!(code(&["ban", "manual"]), Some(2), "usage: nothing to ban");
+    assert_eq!(code(&["frobnicate"]), Some(2), "usage");
+    let out = Command::new(BIN)
+        .args(["--socket", "/nonexistent/nftjail.sock", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the daemon running?"));
+}
+
+#[test]
+fn a_blocklist_of_100k_addresses_is_banned_in_one_request() {
+    let Some(d) = daemon("ctl-bulk") else { return };
+    let mut list = String::from("# a public blocklist\n");
+    for n in 0..100_000u32 {
+        list.push_str(&format!(
+            "10.{}.{}.{} ; entry {n}\n",
+            n >> 16,
+            (n >> 8) & 255,
+            n & 255
+        ));
+    }
+    list.push_str("garbage line\n198.51.100.0/24\n");
+    std::fs::write(d.path("drop.txt"), list).unwrap();
+    let out = d.ok(&[
+        "ban",
+        "manual",
+        "--from-file",
+        d.path("drop.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.trim(),
+        "banned 100001 in manual, refreshed 0, rejected 1"
+    );
+    assert_eq!(
+        d.elements("manual_v4").len(),
+        100_000,
+        "every address is in the kernel"
+    );
+    assert_eq!(d.members("manual_net4"), ["198.51.100.0/24"]);
+}
+
+/// Sends raw bytes to the socket and returns what comes back (until EOF or 2 s).
+fn raw(d: &Daemon, bytes: &[u8]) -> String {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.ends_with(b"\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn hostile_clients_get_errors_and_the_daemon_keeps_answering() {
+    let Some(d) = daemon("ctl-hostile") else {
+        return;
+    };
+    assert!(raw(&d, b"\x00\xff\xfe garbage\n").contains("\"ok\":false"));
+    assert!(raw(&d, b"{\"command\": \"ban\", \"jail\": \n").contains("malformed request"));
+    assert!(
+        raw(
+            &d,
+            b"{\"command\":\"ban\",\"jail\":\"manual\",\"targets\":[\"999.1.1.1\"]}\n"
+        )
+        .contains("\"ok\":false")
+    );
+    assert!(raw(&d, b"{\"command\":\"ban\",\"jail\":\"manual\",\"targets\":[\"192.0.2.1\"],\"for\":\"soon\"}\n").contains("not a duration"));
+    // Ten megabytes of one line.
+    let mut huge = b"{\"command\":\"ban\",\"jail\":\"manual\",\"targets\":[\"".to_vec();
+    huge.extend(std::iter::repeat_n(b'1', 10 * 1024 * 1024));
+    huge.extend_from_slice(b"\"]}\n");
+    assert!(raw(&d, &huge).contains("request too large"));
+    // 64 clients that connect and say nothing.
+    let silent: Vec<UnixStream> = (0..64)
+        .map(|_| UnixStream::connect(d.socket()).unwrap())
+        .collect();
+    let start = Instant::now();
+    d.ok(&["status"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "status took {:?} with 64 silent clients",
+        start.elapsed()
+    );
+    drop(silent);
+    assert!(
+        d.members("manual_v4").is_empty() && d.members("manual_net4").is_empty(),
+        "no unwanted element"
+    );
+}
+
+#[test]
+fn a_non_root_peer_may_look_but_not_ban() {
+    let Some(d) = daemon("ctl-peer") else { return };
+    // Let anyone connect, so the peer-credential check (not the file mode) is what refuses.
+    std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "--socket",
+            ])
+            .arg(d.socket())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["ban", "manual", "192.0.2.66"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        as_nobody(&["status"]).status.success(),
+        "reading is allowed"
+    );
+    assert!(
+        d.members("manual_v4").is_empty(),
+        "no element reached the kernel"
+    );
+}
