@@ -11,4 +11,4 @@ pub mod backend;
 pub mod task;
 pub mod worker;
 
-pub use task::{Banner, Msg, OrderResults, Report};
+pub use task::{Banner, BannerStats, Msg, OrderResults, Report};

@@ -8,6 +8,8 @@
 //! once a second.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -50,16 +52,32 @@ pub enum Msg {
 /// What the banner tells the core.
 #[derive(Debug)]
 pub enum Report {
-    /// The kernel did not take these: undo their bookkeeping.
-    Failed(Vec<Order>),
+    /// A job is done: `done` are in the kernel and on disk (run their hooks), `failed` are not
+    /// (undo their bookkeeping).
+    Applied {
+        done: Vec<Order>,
+        failed: Vec<Order>,
+    },
     /// The table had vanished and was recreated: bans made before are missing from the kernel.
     TableRecreated,
+}
+
+/// Counters of the banner, read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct BannerStats {
+    /// Jobs run: each is at most a few kernel transactions and one fsync.
+    pub jobs: AtomicU64,
+    pub orders_done: AtomicU64,
+    pub orders_failed: AtomicU64,
+    /// Duration of the last job, microseconds.
+    pub last_job_us: AtomicU64,
 }
 
 /// The core's handle on the banner.
 #[derive(Clone)]
 pub struct Banner {
     tx: mpsc::Sender<Msg>,
+    pub stats: Arc<BannerStats>,
 }
 
 impl Banner {
@@ -138,8 +156,9 @@ pub fn spawn(
             }
         })
         .expect("invariant: the banner thread can be spawned at start-up");
-    let task = tokio::spawn(run(rx, jobs, reports, clock));
-    (Banner { tx }, task)
+    let stats = Arc::new(BannerStats::default());
+    let task = tokio::spawn(run(rx, jobs, reports, clock, stats.clone()));
+    (Banner { tx, stats }, task)
 }
 
 /// Who waits for which part of a dispatched job.
@@ -156,6 +175,7 @@ async fn run(
     jobs: std::sync::mpsc::Sender<(Job, oneshot::Sender<Outcome>)>,
     reports: mpsc::UnboundedSender<Report>,
     clock: fn() -> i64,
+    stats: Arc<BannerStats>,
 ) {
     let mut queue: VecDeque<Msg> = VecDeque::new();
     let mut busy: Option<(oneshot::Receiver<Outcome>, Waiters)> = None;
@@ -172,7 +192,7 @@ async fn run(
             outcome = async { (&mut busy.as_mut().expect("invariant: guarded by busy.is_some()").0).await }, if busy.is_some() => {
                 let (_, waiters) = busy.take().expect("invariant: busy");
                 match outcome {
-                    Ok(outcome) => deliver(outcome, waiters, &reports),
+                    Ok(outcome) => deliver(outcome, waiters, &reports, &stats),
                     Err(_) => {
                         tracing::error!("the banner worker stopped");
                         return;
@@ -248,23 +268,43 @@ fn job_is_empty(job: &Job) -> bool {
         && job.compact.is_none()
 }
 
-/// Hands a finished job's results to whoever waits, logs, and reports failures.
-fn deliver(outcome: Outcome, waiters: Waiters, reports: &mpsc::UnboundedSender<Report>) {
+/// Hands a finished job's results to whoever waits, logs, and reports to the core.
+fn deliver(
+    outcome: Outcome,
+    waiters: Waiters,
+    reports: &mpsc::UnboundedSender<Report>,
+    stats: &BannerStats,
+) {
     if outcome.table_recreated {
         let _ = reports.send(Report::TableRecreated);
     }
-    let mut failed = Vec::new();
     let done_count = outcome.orders.iter().filter(|r| r.is_ok()).count();
+    stats.jobs.fetch_add(1, Ordering::Relaxed);
+    stats
+        .orders_done
+        .fetch_add(done_count as u64, Ordering::Relaxed);
+    stats.orders_failed.fetch_add(
+        (outcome.orders.len() - done_count) as u64,
+        Ordering::Relaxed,
+    );
+    stats
+        .last_job_us
+        .store(outcome.elapsed.as_micros() as u64, Ordering::Relaxed);
+    let (mut done, mut failed) = (Vec::with_capacity(done_count), Vec::new());
     let mut manual_summarized = 0usize;
-    for (order, result) in waiters.orders.iter().zip(&outcome.orders) {
+    for (order, result) in waiters.orders.into_iter().zip(&outcome.orders) {
         match result {
-            Ok(()) if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual => {
-                manual_summarized += 1
+            Ok(()) => {
+                if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual {
+                    manual_summarized += 1;
+                } else {
+                    log_done(&order);
+                }
+                done.push(order);
             }
-            Ok(()) => log_done(order),
             Err(error) => {
                 tracing::error!(jail = %order.ban().jail, ip = %order.ban().target, error = %error, "ban not applied");
-                failed.push(order.clone());
+                failed.push(order);
             }
         }
     }
@@ -275,17 +315,17 @@ fn deliver(outcome: Outcome, waiters: Waiters, reports: &mpsc::UnboundedSender<R
             "manual bans applied in bulk"
         );
     }
-    if !failed.is_empty() {
-        let _ = reports.send(Report::Failed(failed));
+    if !done.is_empty() || !failed.is_empty() {
+        let _ = reports.send(Report::Applied { done, failed });
     }
-    for (range, done) in waiters.replies {
-        let _ = done.send(outcome.orders[range].to_vec());
+    for (range, reply) in waiters.replies {
+        let _ = reply.send(outcome.orders[range].to_vec());
     }
-    if let (Some(done), Some(result)) = (waiters.layout, outcome.layout) {
-        let _ = done.send(result);
+    if let (Some(reply), Some(result)) = (waiters.layout, outcome.layout) {
+        let _ = reply.send(result);
     }
-    for done in waiters.flushes {
-        let _ = done.send(());
+    for reply in waiters.flushes {
+        let _ = reply.send(());
     }
 }
 

@@ -14,18 +14,24 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::hooks::{Action, HookRunner};
 use super::matching::{Event, RunningSource, SourceOptions, start_sources};
+use super::metrics::{JailMetrics, Snapshot};
 use super::status;
 use super::systemd;
+use crate::addr::BanTarget;
 use crate::banner::{Banner, Report};
 use crate::config::{self, Config};
 use crate::control::protocol::{Rejected, Reply};
 use crate::control::{Call, Command};
+use crate::jail::JailName;
 use crate::state::{Position, Record};
-use crate::tracker::{Counted, Order, Tracker};
+use crate::tracker::{Ban, Counted, Order, Tracker};
 
 /// Above this many expired bans in one tick, they are logged as one line.
 const LOG_EXPIRED_UP_TO: usize = 100;
+/// Addresses whose matched lines are kept for `on_ban` hooks (the oldest go first).
+const HOOK_LINES_CAP: usize = 10_000;
 
 /// The core's state.
 pub struct Core {
@@ -40,6 +46,13 @@ pub struct Core {
     pub clock: fn() -> i64,
     /// Orders sent since the state log was last compacted.
     pub orders_since_compaction: usize,
+    pub hooks: HookRunner,
+    /// Recent matched lines per (jail, target), for `on_ban` hooks; bounded.
+    pub hook_lines: HashMap<(JailName, BanTarget), Vec<String>>,
+    /// Unbans per jail (by hand and expired), for metrics.
+    pub unbans: HashMap<JailName, u64>,
+    /// Where the metrics endpoint reads its numbers, when it is on.
+    pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
 }
 
 /// The core's inputs.
@@ -102,7 +115,11 @@ impl Core {
             Event::Failures { jail, failures } => {
                 let now = (self.clock)();
                 let mut orders = Vec::new();
-                for f in failures {
+                for matched in failures {
+                    let f = &matched.failure;
+                    if let Some(line) = matched.line {
+                        self.keep_line(&jail, f.host, line);
+                    }
                     match self.tracker.failure(&jail, f.host, f.at, now) {
                         Counted::Banned(o) => orders.extend(o),
                         Counted::Counted(n) => {
@@ -129,7 +146,12 @@ impl Core {
 
     async fn report(&mut self, report: Report) {
         match report {
-            Report::Failed(orders) => orders.iter().for_each(|o| self.tracker.rollback(o)),
+            Report::Applied { done, failed } => {
+                failed.iter().for_each(|o| self.tracker.rollback(o));
+                for order in &done {
+                    self.after(order);
+                }
+            }
             Report::TableRecreated => {
                 // Every live ban is missing from the new table: put them back.
                 let orders: Vec<Order> = self
@@ -148,9 +170,64 @@ impl Core {
         }
     }
 
+    /// Bookkeeping after an order took effect: counters and hooks.
+    fn after(&mut self, order: &Order) {
+        let ban = order.ban();
+        let jail = self.config.enabled().find(|j| j.name == ban.jail);
+        match order {
+            Order::Ban(_) | Order::Refresh(_) => {
+                let lines = self
+                    .hook_lines
+                    .remove(&(ban.jail.clone(), ban.target))
+                    .unwrap_or_default();
+                if let Some(command) = jail.and_then(|j| j.on_ban.as_ref()) {
+                    self.hooks.run(command, Action::Ban, ban, &lines);
+                }
+            }
+            Order::Unban(_) => self.unbanned(ban),
+        }
+    }
+
+    /// Counts an unban (by hand or expired) and runs the jail's `on_unban` hook.
+    fn unbanned(&mut self, ban: &Ban) {
+        *self.unbans.entry(ban.jail.clone()).or_default() += 1;
+        if let Some(command) = self
+            .config
+            .enabled()
+            .find(|j| j.name == ban.jail)
+            .and_then(|j| j.on_unban.as_ref())
+        {
+            self.hooks.run(command, Action::Unban, ban, &[]);
+        }
+    }
+
+    /// Remembers a matched line for the jail's `on_ban` hook, keeping at most `maxretry` lines
+    /// per address and `HOOK_LINES_CAP` addresses.
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: String) {
+        let Some(policy) = self.tracker.policy(jail) else {
+            return;
+        };
+        let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
+        let keep = policy.maxretry.max(1) as usize;
+        if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
+            // Any entry will do: the map only has to stay bounded under a flood.
+            if let Some(victim) = self.hook_lines.keys().next().cloned() {
+                self.hook_lines.remove(&victim);
+            }
+        }
+        let lines = self.hook_lines.entry(key).or_default();
+        lines.push(line);
+        if lines.len() > keep {
+            lines.remove(0);
+        }
+    }
+
     async fn tick(&mut self) {
         let now = (self.clock)();
         let ended = self.tracker.expire(now);
+        for ban in &ended {
+            self.unbanned(ban);
+        }
         if ended.len() <= LOG_EXPIRED_UP_TO {
             for ban in &ended {
                 tracing::info!(jail = %ban.jail, ip = %ban.target, "unban (expired)");
@@ -158,11 +235,48 @@ impl Core {
         } else {
             tracing::info!(bans = ended.len(), "bans expired");
         }
+        self.publish_metrics();
         let live = self.tracker.bans().len() + self.tracker.history().len();
         if self.orders_since_compaction > 10_000 + 2 * live {
             self.banner.compact(self.snapshot()).await;
             self.orders_since_compaction = 0;
         }
+    }
+
+    /// Hands the metrics endpoint fresh numbers (cheap: counters and a few strings).
+    fn publish_metrics(&self) {
+        let Some(metrics) = &self.metrics else { return };
+        let load = |jail: &JailName, f: fn(&super::matching::SourceCounters) -> u64| {
+            self.sources
+                .iter()
+                .find(|s| &s.jail == jail)
+                .map_or(0, |s| f(&s.counters))
+        };
+        let jails = self
+            .config
+            .enabled()
+            .map(|j| JailMetrics {
+                name: j.name.to_string(),
+                stats: self.tracker.stats(&j.name).unwrap_or_default(),
+                unbans: self.unbans.get(&j.name).copied().unwrap_or(0),
+                lines: load(&j.name, |c| {
+                    c.lines.load(std::sync::atomic::Ordering::Relaxed)
+                }),
+                skipped: load(&j.name, |c| {
+                    c.skipped.load(std::sync::atomic::Ordering::Relaxed)
+                }),
+            })
+            .collect();
+        let files = self
+            .positions
+            .iter()
+            .filter(|(_, p)| matches!(p, Position::File { .. }))
+            .filter_map(|(key, p)| {
+                key.split_once(':')
+                    .map(|(jail, path)| (jail.to_string(), path.to_string(), p.clone()))
+            })
+            .collect();
+        metrics.send_replace(Arc::new(Snapshot { jails, files }));
     }
 
     /// The live state as records: active bans and the history they do not already carry.

@@ -31,9 +31,16 @@ const FAILURE_BATCH: usize = 512;
 pub enum Event {
     Failures {
         jail: JailName,
-        failures: Vec<Failure>,
+        failures: Vec<Matched>,
     },
     Checkpoint(Vec<(String, Position)>),
+}
+
+/// A failure, with its log line when the jail has a hook that wants the matches.
+#[derive(Debug)]
+pub struct Matched {
+    pub failure: Failure,
+    pub line: Option<String>,
 }
 
 /// Counters of one jail's source, shared between its thread and the core.
@@ -52,7 +59,9 @@ struct MatchSink {
     jail: JailName,
     matcher: Matcher,
     events: mpsc::Sender<Event>,
-    pending: Vec<Failure>,
+    pending: Vec<Matched>,
+    /// Keep each failure's line (only for jails with an `on_ban` hook).
+    keep_lines: bool,
     counters: Arc<SourceCounters>,
     last_positions: Vec<(String, Position)>,
     /// Over-long lines the source skipped before they reached the filter, as last reported.
@@ -77,8 +86,8 @@ impl Sink for MatchSink {
     fn item(&mut self, item: Item<'_>) {
         let now = Utc::now();
         self.counters.lines.fetch_add(1, Ordering::Relaxed);
-        let outcome = match item {
-            Item::Line(line) => self.matcher.feed_line(line, now),
+        let (outcome, text) = match item {
+            Item::Line(line) => (self.matcher.feed_line(line, now), line),
             Item::Journal(j) => {
                 let entry = JournalEntry {
                     message: j.message,
@@ -86,14 +95,17 @@ impl Sink for MatchSink {
                     pid: j.pid,
                     realtime_usec: j.realtime_usec,
                 };
-                self.matcher.feed_journal(&entry, now)
+                (self.matcher.feed_journal(&entry, now), j.message)
             }
         };
         match outcome {
             Outcome::Failure(f) => {
                 tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                self.pending.push(f);
+                let line = self
+                    .keep_lines
+                    .then(|| String::from_utf8_lossy(text).into_owned());
+                self.pending.push(Matched { failure: f, line });
                 if self.pending.len() >= FAILURE_BATCH {
                     self.flush();
                 }
@@ -175,6 +187,7 @@ pub fn start_sources(
             matcher: Matcher::new(filter.filter.clone()),
             events: events.clone(),
             pending: Vec::new(),
+            keep_lines: jail.on_ban.is_some(),
             counters: counters.clone(),
             last_positions: Vec::new(),
             too_long: 0,

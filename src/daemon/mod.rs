@@ -15,7 +15,9 @@
 //! removed → STOPPING.
 
 pub mod core;
+pub mod hooks;
 pub mod matching;
+pub mod metrics;
 pub mod status;
 pub mod systemd;
 
@@ -45,6 +47,11 @@ pub enum DaemonError {
     #[error("cannot open the control socket {path}: {source}")]
     Socket {
         path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("internal error: {0}")]
@@ -216,6 +223,24 @@ pub async fn run(
         }
     });
 
+    let metrics = match config.metrics {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            let (tx, rx) = tokio::sync::watch::channel(Arc::new(metrics::Snapshot::default()));
+            tokio::spawn(metrics::serve(
+                listener,
+                rx,
+                banner.stats.clone(),
+                shutdown.clone(),
+            ));
+            tracing::info!(listen = %addr, "metrics endpoint on");
+            Some(tx)
+        }
+        None => None,
+    };
+
     let (events_tx, events) = mpsc::channel(1024);
     let sources = start_sources(&config, &recovered.positions, &events_tx, &options.sources);
     let core = core::Core {
@@ -228,6 +253,10 @@ pub async fn run(
         source_options: options.sources,
         clock,
         orders_since_compaction: 0,
+        hooks: hooks::HookRunner::default(),
+        hook_lines: Default::default(),
+        unbans: Default::default(),
+        metrics,
     };
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner.compact(core.snapshot()).await;

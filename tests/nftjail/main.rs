@@ -7,4 +7,5 @@ mod daemon;
 mod filters;
 mod lifecycle;
 mod netns;
+mod operations;
 mod sources;

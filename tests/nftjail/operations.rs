@@ -1,0 +1,90 @@
+//! What operators rely on around the bans: hooks and metrics.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::daemon::{Daemon, SSHD_JAIL, ssh_failure};
+
+#[test]
+fn on_ban_and_on_unban_hooks_run_with_the_ban_and_its_matched_lines() {
+    let hook = r#"on_ban = ["/bin/sh", "-c", "printf '%s|%s|%s|%s\n%s\n' \"$NFTJAIL_ACTION\" \"$1\" \"$NFTJAIL_BANTIME\" \"$NFTJAIL_FAILURES\" \"$NFTJAIL_MATCHES\" >> {dir}/hook.out", "hook", "<ip>"]
+on_unban = ["/bin/sh", "-c", "echo \"$NFTJAIL_ACTION|$1\" >> {dir}/hook.out", "hook", "<ip>"]
+"#;
+    let Some(d) = Daemon::start("ops-hooks", "", &format!("{SSHD_JAIL}{hook}")) else {
+        return;
+    };
+    // A user name an attacker chose: it must reach the hook as text, never as shell syntax.
+    let evil = "x;touch {dir}/pwned".replace("{dir}", &d.dir.path().display().to_string());
+    let lines: Vec<String> = (1..=3)
+        .map(|n| {
+            crate::daemon::syslog(
+                "sshd",
+                n,
+                &format!("Failed password for invalid user {evil} from 192.0.2.30 port 22 ssh2"),
+            )
+        })
+        .collect();
+    d.append("auth.log", &lines);
+    d.wait_until("the on_ban hook", || {
+        std::fs::read_to_string(d.path("hook.out"))
+            .is_ok_and(|t| t.contains("ban|192.0.2.30|3600|3"))
+    });
+    let out = std::fs::read_to_string(d.path("hook.out")).unwrap();
+    assert_eq!(
+        out.matches("Failed password for invalid user").count(),
+        3,
+        "the three matched lines:\n{out}"
+    );
+    assert!(
+        !d.path("pwned").exists(),
+        "no shell interpreted the user name"
+    );
+    d.ok(&["unban", "192.0.2.30"]);
+    d.wait_until("the on_unban hook", || {
+        std::fs::read_to_string(d.path("hook.out")).is_ok_and(|t| t.contains("unban|192.0.2.30"))
+    });
+}
+
+#[test]
+fn the_metrics_endpoint_serves_prometheus_text() {
+    let Some(d) = Daemon::start(
+        "ops-metrics",
+        "[metrics]\nlisten = \"127.0.0.1:9469\"\n",
+        SSHD_JAIL,
+    ) else {
+        return;
+    };
+    d.append(
+        "auth.log",
+        &(1..=3)
+            .map(|n| ssh_failure("192.0.2.31", n))
+            .collect::<Vec<_>>(),
+    );
+    d.wait_until("the ban", || d.members("sshd_v4") == ["192.0.2.31"]);
+    let scrape = |path: &str| {
+        d.ns.enter(|| {
+            let mut s = TcpStream::connect("127.0.0.1:9469").unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    // The snapshot is refreshed every second.
+    d.wait_until("the ban in the metrics", || {
+        scrape("/metrics").contains("nftjail_banned{jail=\"sshd\"} 1")
+    });
+    let text = scrape("/metrics");
+    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    for needle in [
+        "nftjail_lines_read_total{jail=\"sshd\"} 3",
+        "nftjail_failures_total{jail=\"sshd\"} 3",
+        "nftjail_bans_total{jail=\"sshd\"} 1",
+        "nftjail_source_lag_bytes{jail=\"sshd\",path=",
+        "nftjail_netlink_batches_total ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    assert!(scrape("/").starts_with("HTTP/1.0 404"));
+}
