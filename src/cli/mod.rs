@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod control;
+pub mod demo;
 pub mod run;
 pub mod test_filter;
 
@@ -36,6 +37,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See nftjail work in seconds: a private network namespace, a replayed SSH attack, a real
+    /// ban and a dropped connection; nothing of this host is touched (needs root).
+    Demo(demo::DemoArgs),
     /// Run the daemon in the foreground (what the systemd unit starts).
     Run(run::RunArgs),
     /// Validate the configuration: every file, regex and reference; errors as PATH:LINE:COL.
@@ -97,6 +101,7 @@ impl CliError {
 /// Runs the command `cli` asks for.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::run(&args),
         Command::TestFilter(args) => test_filter::run(&args),

@@ -88,3 +88,61 @@ fn the_metrics_endpoint_serves_prometheus_text() {
     }
     assert!(scrape("/").starts_with("HTTP/1.0 404"));
 }
+
+#[test]
+fn the_demo_shows_a_ban_and_cleans_up() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the demo test needs root under CI"
+        );
+        eprintln!("skipping: nftjail demo needs root");
+        return;
+    }
+    let out = std::process::Command::new(crate::daemon::BIN)
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "failures counted: 2",
+        "192.0.2.66 in set sshd_v4, timeout 10m",
+        "dropped: no answer within 1 s",
+        "198.51.100.1:22  connected",
+        "Banned IP list:   192.0.2.66",
+        "Cleaned up",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
+    }
+    // Its namespaces are named after its pid, which the temp directory it printed names too.
+    let dir = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("/tmp/nftjail-demo-"))
+        })
+        .expect("the demo names its log");
+    let pid = dir
+        .trim_start_matches("/tmp/nftjail-demo-")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&namespaces.stdout).contains(&format!("nftjail-demo-{pid}-")),
+        "namespaces left behind"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/tmp/nftjail-demo-{pid}")).exists(),
+        "temporary files left behind"
+    );
+}
