@@ -159,3 +159,29 @@ pub struct JailConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
+/// `metrics`, `jail`, `escalation`): used to check the README's reference against the code.
+#[doc(hidden)]
+pub fn section_keys(section: &str) -> Vec<String> {
+    fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        // deny_unknown_fields names every field it knows when it meets one it does not.
+        let err = toml::from_str::<T>("__no_such_key__ = 1")
+            .err()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        err.split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+    match section {
+        "daemon" => keys::<raw::DaemonRaw>(),
+        "nftables" => keys::<raw::NftablesRaw>(),
+        "metrics" => keys::<raw::MetricsRaw>(),
+        "jail" => keys::<raw::JailRaw>(),
+        "escalation" => keys::<raw::EscalationRaw>(),
+        _ => Vec::new(),
+    }
+}

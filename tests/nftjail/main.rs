@@ -4,6 +4,7 @@ mod backend;
 mod bans;
 mod control;
 mod daemon;
+mod docs;
 mod filters;
 mod lifecycle;
 mod netns;
