@@ -46,18 +46,65 @@ struct Open {
     partial: Vec<u8>,
     /// Inside an over-long line: drop bytes until the next newline.
     discarding: bool,
+    /// The file's first bytes as first seen: when they change while the file is no shorter than
+    /// the offset, it was truncated and rewritten past the offset between two rounds
+    /// (copytruncate under load). fail2ban guards the same case with a hash of the first line.
+    head: Vec<u8>,
 }
+
+/// Bytes of a file's start remembered to recognise it.
+const HEAD: usize = 128;
 
 impl Open {
     fn new(file: File, meta: &Metadata, offset: u64) -> Open {
-        Open {
+        let mut open = Open {
             file,
             dev: meta.dev(),
             ino: meta.ino(),
             offset,
             partial: Vec::new(),
             discarding: false,
+            head: Vec::new(),
+        };
+        open.head = open.read_head().unwrap_or_default();
+        open
+    }
+
+    /// Reads again from the start (the file was truncated).
+    fn restart(&mut self) -> io::Result<()> {
+        self.offset = 0;
+        self.partial.clear();
+        self.discarding = false;
+        self.head = self.read_head()?;
+        Ok(())
+    }
+
+    /// Up to `HEAD` bytes from the start of the file.
+    fn read_head(&self) -> io::Result<Vec<u8>> {
+        let mut head = vec![0; HEAD];
+        let n = self.file.read_at(&mut head, 0)?;
+        head.truncate(n);
+        Ok(head)
+    }
+
+    /// Whether the file was truncated since the last round: shorter than what was read, or
+    /// with other first bytes (emptied and rewritten past the offset meanwhile).
+    fn truncated(&mut self, len: u64) -> bool {
+        if len < self.offset {
+            return true;
         }
+        let Ok(now) = self.read_head() else {
+            return false;
+        };
+        let known = self.head.len().min(now.len());
+        if now[..known] != self.head[..known] {
+            return true;
+        }
+        if now.len() > self.head.len() {
+            // The file was shorter than HEAD when first seen: remember more of it.
+            self.head = now;
+        }
+        false
     }
 
     /// Reads to the end of the file, delivering complete lines.
@@ -193,6 +240,11 @@ impl Tailer {
             }
         }
         if let Some(open) = self.current.as_mut() {
+            // Truncated in place (copytruncate)? Checked before reading, on the open file.
+            if open.truncated(open.file.metadata()?.len()) {
+                open.restart()?;
+                self.rotations += 1;
+            }
             open.drain(
                 &mut self.buffer,
                 self.max_line,
@@ -214,15 +266,8 @@ impl Tailer {
             Err(e) => return Err(e),
         };
         match self.current.as_mut() {
-            Some(open) if open.dev == meta.dev() && open.ino == meta.ino() => {
-                if meta.len() < open.offset {
-                    // copytruncate: the file was emptied under us.
-                    open.offset = 0;
-                    open.partial.clear();
-                    open.discarding = false;
-                    self.rotations += 1;
-                }
-            }
+            // The same file: already read above.
+            Some(open) if open.dev == meta.dev() && open.ino == meta.ino() => return Ok(()),
             _ => {
                 let file = match File::open(&self.path) {
                     Ok(f) => f,

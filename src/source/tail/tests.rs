@@ -114,6 +114,32 @@ fn copytruncate_restarts_at_zero() {
     assert_eq!(poll(&mut t), ["three"]);
 }
 
+// Regression: copytruncate, then more bytes written than were read before the tailer looked
+// again; the truncation went unnoticed and the first new line was lost.
+#[test]
+fn copytruncate_regrown_past_the_offset_is_still_noticed() {
+    let log = Log::new();
+    log.append("a.log", "");
+    let mut t = Tailer::new(&log.path("a.log"), Start::End, 1024);
+    poll(&mut t);
+    log.append("a.log", "Nov 23 07:00:00 one\n");
+    assert_eq!(poll(&mut t), ["Nov 23 07:00:00 one"]);
+    OpenOptions::new()
+        .write(true)
+        .open(log.path("a.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    log.append("a.log", "Nov 23 07:00:01 two\nNov 23 07:00:02 three\n");
+    assert_eq!(
+        poll(&mut t),
+        ["Nov 23 07:00:01 two", "Nov 23 07:00:02 three"]
+    );
+    // A file that started short keeps being recognised as it grows.
+    log.append("a.log", "Nov 23 07:00:03 four\n");
+    assert_eq!(poll(&mut t), ["Nov 23 07:00:03 four"]);
+}
+
 #[test]
 fn a_file_missing_at_start_is_read_whole_when_it_appears() {
     let log = Log::new();
