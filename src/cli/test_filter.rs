@@ -159,15 +159,16 @@ fn load_filter(name: &str) -> Result<FilterFile, CliError> {
     }
 }
 
+/// Why [`scan`] stopped.
 #[derive(Debug)]
-enum ScanError {
+pub enum ScanError {
     Read(io::Error),
     Write(io::Error),
 }
 
 /// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
 /// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
-fn scan<R: Read>(
+pub fn scan<R: Read>(
     matcher: &mut Matcher,
     mut input: R,
     now: DateTime<Utc>,
@@ -228,7 +229,8 @@ fn scan<R: Read>(
     Ok(summary)
 }
 
-fn write_failure(
+/// Writes one failure as `test-filter` prints it (JSON line or readable line).
+pub fn write_failure(
     out: &mut impl Write,
     number: u64,
     failure: &Failure,

@@ -15,7 +15,11 @@ enum Expected {
     None,
     Ignored,
     Skipped,
-    Failure { host: String, user: Option<String>, time: Option<String> },
+    Failure {
+        host: String,
+        user: Option<String>,
+        time: Option<String>,
+    },
 }
 
 /// One log line and its expectation per mode (`None` key: `*`).
@@ -44,7 +48,9 @@ fn parse_result(text: &str) -> Result<Expected, String> {
     }
     let (host, rest) = text.split_once(' ').unwrap_or((text, ""));
     if host.parse::<std::net::IpAddr>().is_err() {
-        return Err(format!("{host:?} is not none, ignored, skipped or an address"));
+        return Err(format!(
+            "{host:?} is not none, ignored, skipped or an address"
+        ));
     }
     // `time=` comes last when present; `user=` takes everything up to it (user names may have spaces).
     let (rest, time) = match rest.rsplit_once("time=") {
@@ -57,14 +63,20 @@ fn parse_result(text: &str) -> Result<Expected, String> {
         None if rest.is_empty() => None,
         None => return Err(format!("unexpected {rest:?} after the address")),
     };
-    Ok(Expected::Failure { host: host.to_string(), user, time })
+    Ok(Expected::Failure {
+        host: host.to_string(),
+        user,
+        time,
+    })
 }
 
 fn parse_expectation(text: &str) -> Result<Vec<(Option<Vec<String>>, Expected)>, String> {
     let mut out = Vec::new();
     for part in text.split("; ") {
         let (modes, result) = match part.split_once(": ") {
-            Some((modes, result)) if !modes.contains(' ') && !modes.contains('.') && !modes.contains(':') => {
+            Some((modes, result))
+                if !modes.contains(' ') && !modes.contains('.') && !modes.contains(':') =>
+            {
                 let modes = if modes == "*" {
                     None
                 } else {
@@ -95,7 +107,10 @@ fn load(path: &Path) -> Corpus {
             continue;
         }
         if line.starts_with(b"#") || line.is_empty() {
-            assert!(pending.is_none(), "{where_}: an expectation must be followed by its log line");
+            assert!(
+                pending.is_none(),
+                "{where_}: an expectation must be followed by its log line"
+            );
             if let Some(rest) = line.strip_prefix(b"# ")
                 && cases.is_empty()
                 && let Some((key, value)) = String::from_utf8_lossy(rest).split_once(": ")
@@ -105,23 +120,44 @@ fn load(path: &Path) -> Corpus {
             }
             continue;
         }
-        let by_mode = pending.take().unwrap_or_else(|| panic!("{where_}: log line without an expectation"));
-        cases.push(Case { number, line: line.to_vec(), by_mode });
+        let by_mode = pending
+            .take()
+            .unwrap_or_else(|| panic!("{where_}: log line without an expectation"));
+        cases.push(Case {
+            number,
+            line: line.to_vec(),
+            by_mode,
+        });
     }
-    let get = |key: &str| header.get(key).unwrap_or_else(|| panic!("{}: no `# {key}:` header", path.display()));
+    let get = |key: &str| {
+        header
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no `# {key}:` header", path.display()))
+    };
     Corpus {
         path: path.to_path_buf(),
         filter: get("filter").clone(),
         now: get("now").parse().unwrap(),
-        timezone: header.get("timezone").map_or("UTC", String::as_str).parse().unwrap(),
-        modes: header.get("modes").map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
+        timezone: header
+            .get("timezone")
+            .map_or("UTC", String::as_str)
+            .parse()
+            .unwrap(),
+        modes: header
+            .get("modes")
+            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
         cases,
     }
 }
 
 fn expected_for<'a>(case: &'a Case, mode: &str) -> Option<&'a Expected> {
-    let named = case.by_mode.iter().find(|(modes, _)| modes.as_ref().is_some_and(|m| m.iter().any(|x| x == mode)));
-    named.or_else(|| case.by_mode.iter().find(|(modes, _)| modes.is_none())).map(|(_, e)| e)
+    let named = case
+        .by_mode
+        .iter()
+        .find(|(modes, _)| modes.as_ref().is_some_and(|m| m.iter().any(|x| x == mode)));
+    named
+        .or_else(|| case.by_mode.iter().find(|(modes, _)| modes.is_none()))
+        .map(|(_, e)| e)
 }
 
 fn actual(outcome: Outcome) -> Expected {
@@ -139,9 +175,14 @@ fn actual(outcome: Outcome) -> Expected {
 
 fn agrees(expected: &Expected, got: &Expected) -> bool {
     match (expected, got) {
-        (Expected::Failure { host, user, time }, Expected::Failure { host: h, user: u, time: t }) => {
-            host == h && user == u && (time.is_none() || time == t)
-        }
+        (
+            Expected::Failure { host, user, time },
+            Expected::Failure {
+                host: h,
+                user: u,
+                time: t,
+            },
+        ) => host == h && user == u && (time.is_none() || time == t),
         _ => expected == got,
     }
 }
@@ -163,19 +204,36 @@ fn shipped_filters_match_their_corpus() {
         let file = builtin::load(&corpus.filter)
             .unwrap_or_else(|| panic!("{}: no built-in filter {:?}", path.display(), corpus.filter))
             .unwrap();
-        let modes: Vec<String> = corpus.modes.clone().unwrap_or_else(|| file.modes().map(str::to_string).collect());
+        let modes: Vec<String> = corpus
+            .modes
+            .clone()
+            .unwrap_or_else(|| file.modes().map(str::to_string).collect());
         for mode in &modes {
-            let options = FilterOptions { mode: Some(mode.clone()), timezone: corpus.timezone, ..FilterOptions::default() };
+            let options = FilterOptions {
+                mode: Some(mode.clone()),
+                timezone: corpus.timezone,
+                ..FilterOptions::default()
+            };
             let mut matcher = Matcher::new(Arc::new(file.compile(&options).unwrap()));
-            let entry = tally.entry((corpus.filter.clone(), mode.clone())).or_default();
+            let entry = tally
+                .entry((corpus.filter.clone(), mode.clone()))
+                .or_default();
             for case in &corpus.cases {
                 let Some(expected) = expected_for(case, mode) else {
-                    errors.push(format!("{}:{}: no expectation for mode {mode}", corpus.path.display(), case.number));
+                    errors.push(format!(
+                        "{}:{}: no expectation for mode {mode}",
+                        corpus.path.display(),
+                        case.number
+                    ));
                     continue;
                 };
                 let got = actual(matcher.feed_line(&case.line, corpus.now));
                 entry.0 += 1;
-                if matches!(expected, Expected::Failure { .. }) { entry.1 += 1 } else { entry.2 += 1 }
+                if matches!(expected, Expected::Failure { .. }) {
+                    entry.1 += 1
+                } else {
+                    entry.2 += 1
+                }
                 if !agrees(expected, &got) {
                     errors.push(format!(
                         "{}:{}: mode {mode}: expected {expected:?}, got {got:?}\n    {}",
@@ -192,14 +250,23 @@ fn shipped_filters_match_their_corpus() {
         for mode in file.modes() {
             match tally.get(&(name.to_string(), mode.to_string())) {
                 Some((_, failures, others)) if *failures > 0 && *others > 0 => {}
-                _ => errors.push(format!("filter {name} mode {mode}: the corpus needs failures and non-failures")),
+                _ => errors.push(format!(
+                    "filter {name} mode {mode}: the corpus needs failures and non-failures"
+                )),
             }
         }
     }
     for ((filter, mode), (lines, failures, others)) in &tally {
-        eprintln!("corpus {filter:>12} {mode:>10}: {lines:>3} lines, {failures:>3} failures, {others:>3} other");
+        eprintln!(
+            "corpus {filter:>12} {mode:>10}: {lines:>3} lines, {failures:>3} failures, {others:>3} other"
+        );
     }
-    assert!(errors.is_empty(), "{} corpus mismatches:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} corpus mismatches:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -207,10 +274,17 @@ fn expectation_syntax() {
     assert_eq!(parse_result("none"), Ok(Expected::None));
     assert_eq!(
         parse_result("192.0.2.1 user=a b time=2026-01-01T00:00:00"),
-        Ok(Expected::Failure { host: "192.0.2.1".into(), user: Some("a b".into()), time: Some("2026-01-01T00:00:00".into()) })
+        Ok(Expected::Failure {
+            host: "192.0.2.1".into(),
+            user: Some("a b".into()),
+            time: Some("2026-01-01T00:00:00".into())
+        })
     );
     assert!(parse_result("example.com").is_err());
     let by_mode = parse_expectation("ddos,aggressive: 2001:db8::1; *: none").unwrap();
     assert_eq!(by_mode.len(), 2);
-    assert_eq!(by_mode[0].0.as_deref(), Some(&["ddos".to_string(), "aggressive".to_string()][..]));
+    assert_eq!(
+        by_mode[0].0.as_deref(),
+        Some(&["ddos".to_string(), "aggressive".to_string()][..])
+    );
 }
