@@ -272,7 +272,7 @@ pub fn write_failure(
         (Some(user), true) => {
             let quoted =
                 serde_json::to_string(user).expect("invariant: a string always serializes");
-            write!(out, ", \"user\": {quoted}}}\n")
+            writeln!(out, ", \"user\": {quoted}}}")
         }
         (Some(user), false) => writeln!(out, " user {}", user.escape_debug()),
         (None, true) => out.write_all(b"}\n"),
