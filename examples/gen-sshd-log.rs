@@ -54,6 +54,7 @@ fn address(rng: &mut Rng) -> String {
     }
 }
 
+#[allow(dead_code)] // benches/filter.rs includes this file for `generate` only
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let lines: u64 = args
@@ -64,8 +65,14 @@ fn main() -> io::Result<()> {
         .next()
         .map_or(Ok(42), |a| a.parse())
         .map_err(io::Error::other)?;
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut out = BufWriter::new(io::stdout().lock());
+    generate(lines, seed, &mut out)?;
+    out.flush()
+}
+
+/// Writes `lines` log lines generated from `seed` to `out`.
+pub fn generate(lines: u64, seed: u64, out: &mut impl Write) -> io::Result<()> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     // 2026-11-01 00:00:00 onwards, a few lines per second.
     let (mut day, mut second) = (1u64, 0u64);
     for i in 0..lines {
@@ -142,5 +149,5 @@ fn main() -> io::Result<()> {
         };
         writeln!(out, "{stamp} web1 {tag}[{pid}]: {message}")?;
     }
-    out.flush()
+    Ok(())
 }

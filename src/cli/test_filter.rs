@@ -159,15 +159,16 @@ fn load_filter(name: &str) -> Result<FilterFile, CliError> {
     }
 }
 
+/// Why [`scan`] stopped.
 #[derive(Debug)]
-enum ScanError {
+pub enum ScanError {
     Read(io::Error),
     Write(io::Error),
 }
 
 /// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
 /// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
-fn scan<R: Read>(
+pub fn scan<R: Read>(
     matcher: &mut Matcher,
     mut input: R,
     now: DateTime<Utc>,
@@ -228,53 +229,89 @@ fn scan<R: Read>(
     Ok(summary)
 }
 
-fn write_failure(
+/// Writes one failure as `test-filter` prints it (JSON line or readable line). Numbers and the
+/// time are written by hand: this runs once per failure, often a million times a second.
+pub fn write_failure(
     out: &mut impl Write,
     number: u64,
     failure: &Failure,
     json: bool,
 ) -> io::Result<()> {
-    let mut line = String::with_capacity(96);
-    let time = Iso(failure.time);
+    let mut line = [0u8; 160];
+    let mut at = 0;
+    let mut put = |bytes: &[u8], at: &mut usize| {
+        line[*at..*at + bytes.len()].copy_from_slice(bytes);
+        *at += bytes.len();
+    };
+    let mut digits = [0u8; 20];
+    let number = decimal(number, &mut digits);
+    let mut host_buf = [0u8; 48];
+    let mut cursor = io::Cursor::new(&mut host_buf[..]);
+    write!(cursor, "{}", failure.host)?;
+    let host_len = cursor.position() as usize;
+    let host = &host_buf[..host_len];
+    let time = iso(failure.time);
     if json {
-        let _ = write!(
-            line,
-            "{{\"line\": {number}, \"host\": \"{}\", \"time\": \"{time}\"",
-            failure.host
-        );
-        if let Some(user) = &failure.user {
+        put(b"{\"line\": ", &mut at);
+        put(number, &mut at);
+        put(b", \"host\": \"", &mut at);
+        put(host, &mut at);
+        put(b"\", \"time\": \"", &mut at);
+        put(&time, &mut at);
+        put(b"\"", &mut at);
+    } else {
+        put(b"line ", &mut at);
+        put(number, &mut at);
+        put(b": ", &mut at);
+        put(host, &mut at);
+        put(b" at ", &mut at);
+        put(&time, &mut at);
+    }
+    out.write_all(&line[..at])?;
+    match (&failure.user, json) {
+        (Some(user), true) => {
             let quoted =
                 serde_json::to_string(user).expect("invariant: a string always serializes");
-            let _ = write!(line, ", \"user\": {quoted}");
+            writeln!(out, ", \"user\": {quoted}}}")
         }
-        line.push_str("}\n");
-    } else {
-        let _ = write!(line, "line {number}: {} at {time}", failure.host);
-        if let Some(user) = &failure.user {
-            let _ = write!(line, " user {}", user.escape_debug());
-        }
-        line.push('\n');
+        (Some(user), false) => writeln!(out, " user {}", user.escape_debug()),
+        (None, true) => out.write_all(b"}\n"),
+        (None, false) => out.write_all(b"\n"),
     }
-    out.write_all(line.as_bytes())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`, written without chrono's format machinery.
-struct Iso(NaiveDateTime);
-
-impl std::fmt::Display for Iso {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+/// `n` in decimal, in the tail of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (years outside 0..=9999 are clamped: logs do not go there).
+fn iso(t: NaiveDateTime) -> [u8; 19] {
+    let mut out = *b"0000-00-00T00:00:00";
+    let year = t.year().clamp(0, 9999) as u32;
+    let fields = [
+        (0, 4, year),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+    ];
+    for (start, width, mut value) in fields {
+        for i in (start..start + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    out
 }
 
 fn report(

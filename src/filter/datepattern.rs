@@ -332,7 +332,8 @@ mod tests {
 
     #[test]
     fn patterns_parse_lines() {
-        let cases: &[(&str, &str, Option<(&str, usize, usize)>)] = &[
+        type Case<'a> = (&'a str, &'a str, Option<(&'a str, usize, usize)>);
+        let cases: &[Case<'_>] = &[
             (
                 "%Y-%m-%d %H:%M:%S",
                 "2026-11-23 07:18:36 x",

@@ -22,11 +22,14 @@ enum Expected {
     },
 }
 
+/// Expected results per mode list (`None`: `*`, every mode not named before).
+type ByMode = Vec<(Option<Vec<String>>, Expected)>;
+
 /// One log line and its expectation per mode (`None` key: `*`).
 struct Case {
     number: usize,
     line: Vec<u8>,
-    by_mode: Vec<(Option<Vec<String>>, Expected)>,
+    by_mode: ByMode,
 }
 
 struct Corpus {
@@ -70,7 +73,7 @@ fn parse_result(text: &str) -> Result<Expected, String> {
     })
 }
 
-fn parse_expectation(text: &str) -> Result<Vec<(Option<Vec<String>>, Expected)>, String> {
+fn parse_expectation(text: &str) -> Result<ByMode, String> {
     let mut out = Vec::new();
     for part in text.split("; ") {
         let (modes, result) = match part.split_once(": ") {
@@ -95,7 +98,7 @@ fn load(path: &Path) -> Corpus {
     let bytes = std::fs::read(path).unwrap();
     let mut header: BTreeMap<String, String> = BTreeMap::new();
     let mut cases = Vec::new();
-    let mut pending: Option<Vec<(Option<Vec<String>>, Expected)>> = None;
+    let mut pending: Option<ByMode> = None;
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
