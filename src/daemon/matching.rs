@@ -16,7 +16,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, JailKind, Source};
-use crate::filter::{Failure, JournalEntry, Matcher, Outcome};
+use crate::filter::{Failure, Matcher, Outcome};
 use crate::jail::JailName;
 use crate::source::files::{self, FileSource};
 use crate::source::journal::{self, JournalSource};
@@ -88,15 +88,7 @@ impl Sink for MatchSink {
         self.counters.lines.fetch_add(1, Ordering::Relaxed);
         let (outcome, text) = match item {
             Item::Line(line) => (self.matcher.feed_line(line, now), line),
-            Item::Journal(j) => {
-                let entry = JournalEntry {
-                    message: j.message,
-                    identifier: j.identifier,
-                    pid: j.pid,
-                    realtime_usec: j.realtime_usec,
-                };
-                (self.matcher.feed_journal(&entry, now), j.message)
-            }
+            Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message),
         };
         match outcome {
             Outcome::Failure(f) => {

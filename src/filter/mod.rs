@@ -159,18 +159,9 @@ impl Filter {
     }
 }
 
-/// One systemd-journal entry: no prefix to parse, the fields are given.
-#[derive(Debug, Clone, Copy)]
-pub struct JournalEntry<'a> {
-    /// `MESSAGE`.
-    pub message: &'a [u8],
-    /// `SYSLOG_IDENTIFIER`.
-    pub identifier: Option<&'a str>,
-    /// `_PID` (or `SYSLOG_PID`).
-    pub pid: Option<u32>,
-    /// `__REALTIME_TIMESTAMP`, microseconds since the epoch.
-    pub realtime_usec: u64,
-}
+/// One systemd-journal entry: no prefix to parse, the fields are given. It is the journal
+/// source's own item (`MESSAGE`, `SYSLOG_IDENTIFIER`, `_PID`, `__REALTIME_TIMESTAMP`).
+pub use crate::source::JournalItem as JournalEntry;
 
 /// What one line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
