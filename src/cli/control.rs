@@ -78,27 +78,37 @@ fn connect(socket: &Path) -> Result<Client, CliError> {
 
 /// A reply that is not ok becomes exit 1 with the daemon's reason (and diagnostics).
 fn checked(reply: Reply) -> Result<Reply, CliError> {
+    print_rejected(&reply);
     if reply.ok {
         return Ok(reply);
     }
     for d in &reply.diagnostics {
         eprintln!("{d}");
     }
-    for r in &reply.rejected {
-        eprintln!(
-            "rejected {:?}{}: {}",
-            r.text,
-            if r.line > 0 {
-                format!(" (line {})", r.line)
-            } else {
-                String::new()
-            },
-            r.error
-        );
-    }
     Err(CliError::Refused(
         reply.error.unwrap_or_else(|| "refused".to_string()),
     ))
+}
+
+/// The inputs a ban could not use, on stderr.
+fn print_rejected(reply: &Reply) {
+    for r in &reply.rejected {
+        let line = if r.line > 0 {
+            format!(" (line {})", r.line)
+        } else {
+            String::new()
+        };
+        eprintln!("rejected {:?}{line}: {}", r.text, r.error);
+    }
+}
+
+/// One request, its reply checked.
+fn ask(socket: &Path, request: &Request) -> Result<Reply, CliError> {
+    checked(
+        connect(socket)?
+            .request(request)
+            .map_err(CliError::Connect)?,
+    )
 }
 
 fn print_json(reply: &Reply) {
@@ -109,12 +119,11 @@ fn print_json(reply: &Reply) {
 }
 
 pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
-    let reply = checked(
-        connect(socket)?
-            .request(&Request::Status {
-                jail: args.jail.clone(),
-            })
-            .map_err(CliError::Connect)?,
+    let reply = ask(
+        socket,
+        &Request::Status {
+            jail: args.jail.clone(),
+        },
     )?;
     if args.json {
         print_json(&reply);
@@ -220,18 +229,6 @@ pub fn ban(socket: &Path, args: &BanArgs) -> Result<(), CliError> {
     }
     .map_err(CliError::Connect)?;
     let reply = checked(reply)?;
-    for r in &reply.rejected {
-        eprintln!(
-            "rejected {:?}{}: {}",
-            r.text,
-            if r.line > 0 {
-                format!(" (line {})", r.line)
-            } else {
-                String::new()
-            },
-            r.error
-        );
-    }
     println!(
         "banned {} in {}, refreshed {}{}",
         reply.banned.unwrap_or(0),
@@ -252,11 +249,7 @@ pub fn unban(socket: &Path, args: &UnbanArgs) -> Result<(), CliError> {
         jail: args.jail.clone(),
         all: args.all,
     };
-    let reply = checked(
-        connect(socket)?
-            .request(&request)
-            .map_err(CliError::Connect)?,
-    )?;
+    let reply = ask(socket, &request)?;
     for (jail, target) in reply.unbanned.unwrap_or_default() {
         println!("unbanned {target} from {jail}");
     }
@@ -264,12 +257,11 @@ pub fn unban(socket: &Path, args: &UnbanArgs) -> Result<(), CliError> {
 }
 
 pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
-    let reply = checked(
-        connect(socket)?
-            .request(&Request::Banned {
-                jail: args.jail.clone(),
-            })
-            .map_err(CliError::Connect)?,
+    let reply = ask(
+        socket,
+        &Request::Banned {
+            jail: args.jail.clone(),
+        },
     )?;
     if args.json {
         print_json(&reply);
@@ -301,11 +293,7 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
 }
 
 pub fn reload(socket: &Path) -> Result<(), CliError> {
-    let reply = checked(
-        connect(socket)?
-            .request(&Request::Reload)
-            .map_err(CliError::Connect)?,
-    )?;
+    let reply = ask(socket, &Request::Reload)?;
     let jails: Vec<String> = reply
         .jails
         .unwrap_or_default()
