@@ -84,7 +84,9 @@ pub fn bind(path: &Path, group: Option<u32>) -> io::Result<ControlSocket> {
     let listener = UnixListener::bind(&temp)?;
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o660))?;
     if let Some(gid) = group {
-        std::os::unix::fs::chown(&temp, Some(0), Some(gid))?;
+        // Only the group: the daemon may run as an unprivileged (dynamic) user, which can give
+        // its socket to a group but not to root.
+        std::os::unix::fs::chown(&temp, None, Some(gid))?;
     }
     std::fs::rename(&temp, path)?;
     let ino = std::fs::metadata(path)?.ino();
