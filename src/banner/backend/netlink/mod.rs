@@ -69,7 +69,9 @@ impl NetlinkBackend {
             });
         }
         let inner = batch.inner_seqs();
-        let outcome = self.socket.transact(batch.finish(), &inner)?;
+        let bytes = batch.finish();
+        let batch_bytes = bytes.len();
+        let outcome = self.socket.transact(bytes, &inner)?;
         let Some((seq, errno)) = outcome.errors.iter().min_by_key(|(seq, _)| *seq) else {
             return Ok(());
         };
@@ -79,7 +81,7 @@ impl NetlinkBackend {
             .unwrap_or_else(|| "batch".to_string());
         Err(match *errno {
             Errno::EPERM | Errno::EACCES => BackendError::Permission { operation },
-            Errno::EMSGSIZE => BackendError::MessageTooLarge { bytes: 0 },
+            Errno::EMSGSIZE => BackendError::MessageTooLarge { bytes: batch_bytes },
             errno => BackendError::Kernel { operation, errno },
         })
     }

@@ -54,6 +54,8 @@ struct Refusal {
     index: usize,
     op: ElementOp,
     errno: Errno,
+    /// Size of the batch it came in.
+    batch_bytes: usize,
 }
 
 /// Applies `changes` to `table`; see the module doc.
@@ -199,7 +201,9 @@ fn send(
         });
     }
     let inner = batch.inner_seqs();
-    let outcome = socket.transact(batch.finish(), &inner)?;
+    let bytes = batch.finish();
+    let batch_bytes = bytes.len();
+    let outcome = socket.transact(bytes, &inner)?;
     if outcome.committed() {
         tracing::debug!(elements = tx.len(), probe, "transaction committed");
         return Ok(Sent::Committed);
@@ -218,6 +222,7 @@ fn send(
                 index: part.changes.start,
                 op: part.op,
                 errno: *errno,
+                batch_bytes,
             });
         } else {
             ambiguous = true;
@@ -311,7 +316,9 @@ fn refusal_error(
         (Errno::EPERM | Errno::EACCES, _, _) => BackendError::Permission {
             operation: format!("change elements of set {set}"),
         },
-        (Errno::EMSGSIZE, _, _) => BackendError::MessageTooLarge { bytes: 0 },
+        (Errno::EMSGSIZE, _, _) => BackendError::MessageTooLarge {
+            bytes: refusal.batch_bytes,
+        },
         (Errno::ENOENT, _, _) if !super::table_exists(socket, table).unwrap_or(true) => {
             BackendError::NoSuchTable {
                 table: table.to_string(),
