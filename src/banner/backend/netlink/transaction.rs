@@ -152,15 +152,13 @@ fn commit(
         // Commit the changes before the refused one, then report it.
         tx.truncate(first.index);
     }
-    match stop {
-        Some(error) if tx.is_empty() => Err((0, error)),
-        _ => Err((
-            0,
-            BackendError::Protocol(format!(
-                "transaction still refused after {ATTEMPTS} attempts"
-            )),
-        )),
-    }
+    // Nothing of this transaction is in the kernel.
+    let error = stop.unwrap_or_else(|| {
+        BackendError::Protocol(format!(
+            "transaction still refused after {ATTEMPTS} attempts"
+        ))
+    });
+    Err((0, error))
 }
 
 /// A `Refresh` whose delete found nothing: it is retried as an add.
