@@ -8,6 +8,7 @@
 mod elements;
 mod layout;
 mod packets;
+mod permission;
 mod reconcile;
 
 use std::time::Duration;

@@ -68,10 +68,10 @@ impl NetlinkBackend {
                 bytes: batch.writer().len(),
             });
         }
-        let inner = batch.inner_seqs();
+        let (begin, inner) = (batch.begin_seq(), batch.inner_seqs());
         let bytes = batch.finish();
         let batch_bytes = bytes.len();
-        let outcome = self.socket.transact(bytes, &inner)?;
+        let outcome = self.socket.transact(bytes, begin, &inner)?;
         let Some((seq, errno)) = outcome.errors.iter().min_by_key(|(seq, _)| *seq) else {
             return Ok(());
         };

@@ -198,10 +198,10 @@ fn send(
             bytes: batch.writer().len(),
         });
     }
-    let inner = batch.inner_seqs();
+    let (begin, inner) = (batch.begin_seq(), batch.inner_seqs());
     let bytes = batch.finish();
     let batch_bytes = bytes.len();
-    let outcome = socket.transact(bytes, &inner)?;
+    let outcome = socket.transact(bytes, begin, &inner)?;
     if outcome.committed() {
         tracing::debug!(elements = tx.len(), probe, "transaction committed");
         return Ok(Sent::Committed);
@@ -210,9 +210,14 @@ fn send(
     let mut ambiguous = false;
     for (seq, errno) in &outcome.errors {
         let Some(part) = batch.label(*seq) else {
-            return Err(BackendError::Kernel {
-                operation: "element batch".to_string(),
-                errno: *errno,
+            // The batch as a whole was refused.
+            let operation = "send an element batch".to_string();
+            return Err(match errno {
+                Errno::EPERM | Errno::EACCES => BackendError::Permission { operation },
+                errno => BackendError::Kernel {
+                    operation,
+                    errno: *errno,
+                },
             });
         };
         if part.changes.len() == 1 {
