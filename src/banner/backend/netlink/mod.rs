@@ -221,7 +221,10 @@ impl Backend for NetlinkBackend {
         }
         for hook in &hooks {
             for jail in &layout.jails {
-                let set_ids = |kind| ids[&(jail.name.clone(), kind)];
+                let set_ids = |kind| {
+                    *ids.get(&(jail.name.clone(), kind))
+                        .expect("invariant: every jail set got an id above")
+                };
                 rules::encode_jail(&mut batch, &table, *hook, layout.verdict, jail, &set_ids);
             }
         }
