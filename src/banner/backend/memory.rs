@@ -139,9 +139,11 @@ impl Set {
             let before = self.elements.range(..target).next_back();
             let after = self.elements.range(target..).find(|(t, _)| **t != target);
             for (other, _) in before.into_iter().chain(after) {
-                if let BanTarget::Net(other) = other
-                    && (other.covers(&prefix) || prefix.covers(other))
-                {
+                let overlaps = match other {
+                    BanTarget::Net(other) => other.covers(&prefix) || prefix.covers(other),
+                    BanTarget::Addr(_) => false,
+                };
+                if overlaps {
                     return Err(BackendError::Overlap {
                         jail: jail.clone(),
                         target,

@@ -103,11 +103,8 @@ impl NetlinkBackend {
             let mut names = Vec::new();
             let result = self.socket.dump(w.bytes(), seq, |message| {
                 let anonymous = sets && objects::is_anonymous_set(message.nft_attrs()?)?;
-                if let Some(name) = objects::dumped_name(message, &table, table_attr, name_attr)?
-                    && !anonymous
-                {
-                    names.push(name);
-                }
+                let name = objects::dumped_name(message, &table, table_attr, name_attr)?;
+                names.extend(name.filter(|_| !anonymous));
                 Ok(())
             })?;
             match result {
@@ -212,9 +209,9 @@ impl Backend for NetlinkBackend {
             }
         }
         for set in &sets {
-            if let Some((jail, _)) = parse_set_name(set)
-                && !layout.jails.iter().any(|j| j.name == jail)
-            {
+            let removed_jail = parse_set_name(set)
+                .is_some_and(|(jail, _)| !layout.jails.iter().any(|j| j.name == jail));
+            if removed_jail {
                 let seq = batch.push(format!("delete set {set}"));
                 objects::del_set(batch.writer(), seq, &table, set);
             }

@@ -88,10 +88,10 @@ pub enum PortMatch {
 
 /// Writes the anonymous set for `ports` if it needs one.
 fn port_match(sink: &mut dyn Sink, table: &str, ports: &[PortRange]) -> PortMatch {
-    if let [only] = ports
-        && only.first == only.last
-    {
-        return PortMatch::Single(only.first);
+    if let [only] = ports {
+        if only.first == only.last {
+            return PortMatch::Single(only.first);
+        }
     }
     let id = sink.set_id();
     let seq = sink.seq("add anonymous port set".to_string());
@@ -159,8 +159,9 @@ pub fn encode_port_elements(w: &mut Writer, seq: u32, table: &str, id: u32, port
     let interval = is_interval(ports);
     for range in ports {
         port_element(w, range.first, 0);
-        if interval && let Some(end) = range.last.checked_add(1) {
-            port_element(w, end, NFT_SET_ELEM_INTERVAL_END);
+        match range.last.checked_add(1) {
+            Some(end) if interval => port_element(w, end, NFT_SET_ELEM_INTERVAL_END),
+            _ => {}
         }
     }
     w.end_nest(list);
