@@ -92,10 +92,20 @@ impl MemoryBackend {
             .ok_or(BackendError::NoSuchTable { table })?;
         let (jail, target) = (change.jail(), *change.target());
         let name = set_name(jail, SetKind::of(&target));
-        let set = sets.get_mut(&name).ok_or_else(|| BackendError::Kernel {
-            operation: format!("change an element of set {name}"),
-            errno: Errno::ENOENT,
-        })?;
+        // A missing set (a jail not in the layout) answers ENOENT, as the kernel does.
+        let Some(set) = sets.get_mut(&name) else {
+            return Err(match change {
+                Change::Remove { .. } => BackendError::ElementRefused {
+                    jail: jail.clone(),
+                    target,
+                    errno: Errno::ENOENT,
+                },
+                _ => BackendError::Kernel {
+                    operation: format!("add an element to set {name} (no such set)"),
+                    errno: Errno::ENOENT,
+                },
+            });
+        };
         match change {
             Change::Add { timeout, .. } => set.insert(jail, target, *timeout, now),
             Change::Refresh { timeout, .. } => {
@@ -129,9 +139,11 @@ impl Set {
             let before = self.elements.range(..target).next_back();
             let after = self.elements.range(target..).find(|(t, _)| **t != target);
             for (other, _) in before.into_iter().chain(after) {
-                if let BanTarget::Net(other) = other
-                    && (other.covers(&prefix) || prefix.covers(other))
-                {
+                let overlaps = match other {
+                    BanTarget::Net(other) => other.covers(&prefix) || prefix.covers(other),
+                    BanTarget::Addr(_) => false,
+                };
+                if overlaps {
                     return Err(BackendError::Overlap {
                         jail: jail.clone(),
                         target,

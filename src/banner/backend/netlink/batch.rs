@@ -53,6 +53,11 @@ impl<T> Batch<T> {
         id
     }
 
+    /// The sequence number of the batch begin message.
+    pub fn begin_seq(&self) -> u32 {
+        self.first_seq
+    }
+
     /// The sequence numbers of the inner messages, which all expect an answer.
     pub fn inner_seqs(&self) -> Vec<u32> {
         (1..=self.labels.len() as u32)

@@ -68,8 +68,10 @@ impl NetlinkBackend {
                 bytes: batch.writer().len(),
             });
         }
-        let inner = batch.inner_seqs();
-        let outcome = self.socket.transact(batch.finish(), &inner)?;
+        let (begin, inner) = (batch.begin_seq(), batch.inner_seqs());
+        let bytes = batch.finish();
+        let batch_bytes = bytes.len();
+        let outcome = self.socket.transact(bytes, begin, &inner)?;
         let Some((seq, errno)) = outcome.errors.iter().min_by_key(|(seq, _)| *seq) else {
             return Ok(());
         };
@@ -79,7 +81,7 @@ impl NetlinkBackend {
             .unwrap_or_else(|| "batch".to_string());
         Err(match *errno {
             Errno::EPERM | Errno::EACCES => BackendError::Permission { operation },
-            Errno::EMSGSIZE => BackendError::MessageTooLarge { bytes: 0 },
+            Errno::EMSGSIZE => BackendError::MessageTooLarge { bytes: batch_bytes },
             errno => BackendError::Kernel { operation, errno },
         })
     }
@@ -101,11 +103,8 @@ impl NetlinkBackend {
             let mut names = Vec::new();
             let result = self.socket.dump(w.bytes(), seq, |message| {
                 let anonymous = sets && objects::is_anonymous_set(message.nft_attrs()?)?;
-                if let Some(name) = objects::dumped_name(message, &table, table_attr, name_attr)?
-                    && !anonymous
-                {
-                    names.push(name);
-                }
+                let name = objects::dumped_name(message, &table, table_attr, name_attr)?;
+                names.extend(name.filter(|_| !anonymous));
                 Ok(())
             })?;
             match result {
@@ -210,16 +209,19 @@ impl Backend for NetlinkBackend {
             }
         }
         for set in &sets {
-            if let Some((jail, _)) = parse_set_name(set)
-                && !layout.jails.iter().any(|j| j.name == jail)
-            {
+            let removed_jail = parse_set_name(set)
+                .is_some_and(|(jail, _)| !layout.jails.iter().any(|j| j.name == jail));
+            if removed_jail {
                 let seq = batch.push(format!("delete set {set}"));
                 objects::del_set(batch.writer(), seq, &table, set);
             }
         }
         for hook in &hooks {
             for jail in &layout.jails {
-                let set_ids = |kind| ids[&(jail.name.clone(), kind)];
+                let set_ids = |kind| {
+                    *ids.get(&(jail.name.clone(), kind))
+                        .expect("invariant: every jail set got an id above")
+                };
                 rules::encode_jail(&mut batch, &table, *hook, layout.verdict, jail, &set_ids);
             }
         }

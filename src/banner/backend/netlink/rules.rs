@@ -159,8 +159,9 @@ pub fn encode_port_elements(w: &mut Writer, seq: u32, table: &str, id: u32, port
     let interval = is_interval(ports);
     for range in ports {
         port_element(w, range.first, 0);
-        if interval && let Some(end) = range.last.checked_add(1) {
-            port_element(w, end, NFT_SET_ELEM_INTERVAL_END);
+        match range.last.checked_add(1) {
+            Some(end) if interval => port_element(w, end, NFT_SET_ELEM_INTERVAL_END),
+            _ => {}
         }
     }
     w.end_nest(list);
@@ -351,7 +352,7 @@ mod tests {
         let mut out = ((4 + data.len()) as u16).to_ne_bytes().to_vec();
         out.extend_from_slice(&kind.to_ne_bytes());
         out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         out

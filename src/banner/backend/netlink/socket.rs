@@ -11,7 +11,7 @@
 //! since 6.10 would ACK them; answers to them (or to any sequence number that is not ours) are
 //! ignored, so both behaviours are fine.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -101,16 +101,21 @@ impl Socket {
         };
     }
 
-    /// Sends a batch whose inner messages carry `inner` sequence numbers (all with
-    /// `NLM_F_ACK`) and collects one answer per inner message.
-    pub fn transact(&mut self, batch: &[u8], inner: &[u32]) -> Result<Outcome, BackendError> {
+    /// Sends a batch whose begin message has sequence number `begin` and whose inner messages
+    /// carry `inner` (all with `NLM_F_ACK`); collects one answer per inner message.
+    pub fn transact(
+        &mut self,
+        batch: &[u8],
+        begin: u32,
+        inner: &[u32],
+    ) -> Result<Outcome, BackendError> {
         self.send_all(batch)?;
-        let mut pending: HashMap<u32, ()> = inner.iter().map(|s| (*s, ())).collect();
-        let mut outcome = Outcome::default();
-        while !pending.is_empty() {
+        let mut answers = Answers::new(begin, inner);
+        while !answers.complete() {
             let len = match recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(len) => len,
                 Err(Errno::EINTR) => continue,
+                // Everything the kernel had to say was queued before `send` returned.
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::ENOBUFS) => {
                     return Err(protocol(
@@ -119,28 +124,9 @@ impl Socket {
                 }
                 Err(e) => return Err(io_error("recv", e)),
             };
-            for message in messages(&self.buf[..len]) {
-                let message = message?;
-                let Some((errno, seq)) = message.error()? else {
-                    continue;
-                };
-                if pending.remove(&seq).is_none() {
-                    tracing::debug!(seq, errno, "ignoring answer to a message not in the batch");
-                    continue;
-                }
-                if errno != 0 {
-                    outcome.errors.push((seq, Errno::from_raw(errno)));
-                }
-            }
+            answers.absorb(&self.buf[..len])?;
         }
-        if !pending.is_empty() && outcome.committed() {
-            return Err(BackendError::Protocol(format!(
-                "the kernel answered {} of {} messages of a batch",
-                inner.len() - pending.len(),
-                inner.len()
-            )));
-        }
-        Ok(outcome)
+        answers.finish()
     }
 
     /// Sends one request (not a batch) with `NLM_F_ACK`; returns its errno (`None`: done).
@@ -248,6 +234,63 @@ impl Socket {
     }
 }
 
+/// The answers to one batch, matched to its messages by sequence number.
+#[derive(Debug)]
+struct Answers {
+    begin: u32,
+    end: u32,
+    expected: usize,
+    pending: HashSet<u32>,
+    outcome: Outcome,
+}
+
+impl Answers {
+    fn new(begin: u32, inner: &[u32]) -> Answers {
+        Answers {
+            begin,
+            end: begin.wrapping_add(inner.len() as u32 + 1),
+            expected: inner.len(),
+            pending: inner.iter().copied().collect(),
+            outcome: Outcome::default(),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes the answers in one received buffer. An ACK of batch begin or end (kernels since
+    /// 6.10, if asked) is ignored; an error on them (e.g. `EPERM` for the whole batch) counts.
+    fn absorb(&mut self, buf: &[u8]) -> Result<(), BackendError> {
+        for message in messages(buf) {
+            let Some((errno, seq)) = message?.error()? else {
+                continue;
+            };
+            let ours = self.pending.remove(&seq);
+            let frame = seq == self.begin || seq == self.end;
+            if !ours && !frame {
+                tracing::debug!(seq, errno, "ignoring answer to a message not in the batch");
+                continue;
+            }
+            if errno != 0 {
+                self.outcome.errors.push((seq, Errno::from_raw(errno)));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Outcome, BackendError> {
+        if !self.pending.is_empty() && self.outcome.committed() {
+            return Err(BackendError::Protocol(format!(
+                "the kernel answered {} of {} messages of a batch",
+                self.expected - self.pending.len(),
+                self.expected
+            )));
+        }
+        Ok(self.outcome)
+    }
+}
+
 fn io_error(what: &str, errno: Errno) -> BackendError {
     BackendError::Io(std::io::Error::new(
         std::io::Error::from(errno).kind(),
@@ -281,6 +324,48 @@ mod tests {
         s.next_seq = u32::MAX - 5;
         s.consume_seq(10);
         assert_eq!(s.next_seq(), 1);
+    }
+
+    /// An NLMSG_ERROR (2) answering `seq` with `errno` (0: an ACK).
+    fn answer(seq: u32, errno: i32) -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&36u32.to_ne_bytes());
+        buf.extend_from_slice(&2u16.to_ne_bytes());
+        buf.extend_from_slice(&0u16.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&(-errno).to_ne_bytes());
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        buf
+    }
+
+    #[test]
+    fn answers_are_matched_by_sequence_number() {
+        // Batch: begin 10, inner 11 and 12, end 13.
+        let mut answers = Answers::new(10, &[11, 12]);
+        answers.absorb(&answer(10, 0)).unwrap(); // a 6.10+ ACK of begin: ignored
+        answers.absorb(&answer(99, 2)).unwrap(); // a stranger: ignored
+        answers.absorb(&answer(11, 0)).unwrap();
+        assert!(!answers.complete());
+        let mut both = answer(12, 17); // EEXIST
+        both.extend(answer(13, 0)); // ACK of end
+        answers.absorb(&both).unwrap();
+        assert!(answers.complete());
+        assert_eq!(answers.finish().unwrap().errors, vec![(12, Errno::EEXIST)]);
+    }
+
+    #[test]
+    fn a_refused_batch_header_is_an_error_not_a_silence() {
+        // Without CAP_NET_ADMIN the kernel answers the batch begin with EPERM and nothing else.
+        let mut answers = Answers::new(10, &[11, 12]);
+        answers.absorb(&answer(10, 1)).unwrap();
+        assert_eq!(answers.finish().unwrap().errors, vec![(10, Errno::EPERM)]);
+        // No answer at all and no error: the outcome is unknown.
+        let mut answers = Answers::new(10, &[11, 12]);
+        answers.absorb(&answer(11, 0)).unwrap();
+        assert!(matches!(answers.finish(), Err(BackendError::Protocol(_))));
     }
 
     #[test]

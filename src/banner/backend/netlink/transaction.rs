@@ -54,6 +54,8 @@ struct Refusal {
     index: usize,
     op: ElementOp,
     errno: Errno,
+    /// Size of the batch it came in.
+    batch_bytes: usize,
 }
 
 /// Applies `changes` to `table`; see the module doc.
@@ -150,15 +152,13 @@ fn commit(
         // Commit the changes before the refused one, then report it.
         tx.truncate(first.index);
     }
-    match stop {
-        Some(error) if tx.is_empty() => Err((0, error)),
-        _ => Err((
-            0,
-            BackendError::Protocol(format!(
-                "transaction still refused after {ATTEMPTS} attempts"
-            )),
-        )),
-    }
+    // Nothing of this transaction is in the kernel.
+    let error = stop.unwrap_or_else(|| {
+        BackendError::Protocol(format!(
+            "transaction still refused after {ATTEMPTS} attempts"
+        ))
+    });
+    Err((0, error))
 }
 
 /// A `Refresh` whose delete found nothing: it is retried as an add.
@@ -198,8 +198,10 @@ fn send(
             bytes: batch.writer().len(),
         });
     }
-    let inner = batch.inner_seqs();
-    let outcome = socket.transact(batch.finish(), &inner)?;
+    let (begin, inner) = (batch.begin_seq(), batch.inner_seqs());
+    let bytes = batch.finish();
+    let batch_bytes = bytes.len();
+    let outcome = socket.transact(bytes, begin, &inner)?;
     if outcome.committed() {
         tracing::debug!(elements = tx.len(), probe, "transaction committed");
         return Ok(Sent::Committed);
@@ -208,9 +210,14 @@ fn send(
     let mut ambiguous = false;
     for (seq, errno) in &outcome.errors {
         let Some(part) = batch.label(*seq) else {
-            return Err(BackendError::Kernel {
-                operation: "element batch".to_string(),
-                errno: *errno,
+            // The batch as a whole was refused.
+            let operation = "send an element batch".to_string();
+            return Err(match errno {
+                Errno::EPERM | Errno::EACCES => BackendError::Permission { operation },
+                errno => BackendError::Kernel {
+                    operation,
+                    errno: *errno,
+                },
             });
         };
         if part.changes.len() == 1 {
@@ -218,6 +225,7 @@ fn send(
                 index: part.changes.start,
                 op: part.op,
                 errno: *errno,
+                batch_bytes,
             });
         } else {
             ambiguous = true;
@@ -311,7 +319,9 @@ fn refusal_error(
         (Errno::EPERM | Errno::EACCES, _, _) => BackendError::Permission {
             operation: format!("change elements of set {set}"),
         },
-        (Errno::EMSGSIZE, _, _) => BackendError::MessageTooLarge { bytes: 0 },
+        (Errno::EMSGSIZE, _, _) => BackendError::MessageTooLarge {
+            bytes: refusal.batch_bytes,
+        },
         (Errno::ENOENT, _, _) if !super::table_exists(socket, table).unwrap_or(true) => {
             BackendError::NoSuchTable {
                 table: table.to_string(),

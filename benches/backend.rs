@@ -1,0 +1,182 @@
+//! Backend benchmarks, in a private network namespace (the bench unshares one itself; root).
+//!
+//! Ids `backend/<workload>/<variant>`:
+//! - `bulk_100k/netlink`: 100,000 IPv4 bans with timeouts in one `apply` (default limits).
+//! - `bulk_100k/tx_<N>`: the same with N changes per transaction (picks the default).
+//! - `single_ban/netlink`: one ban per `apply` (one transaction each).
+//! - `single_ban/nft_process`: one `nft add element` process per ban, as fail2ban does.
+//! - `dump_100k/netlink`: `list()` of a table holding 100,000 elements.
+//!
+//! Run: `cargo bench --bench backend` (as root). Results: benches/README.md.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use nftjail::addr::BanTarget;
+use nftjail::banner::backend::netlink::Limits;
+use nftjail::banner::backend::{
+    Backend, Change, Hook, JailRules, Layout, NetlinkBackend, PortRange, Ports, Protocol, Verdict,
+};
+use nftjail::jail::JailName;
+use nix::sched::{CloneFlags, unshare};
+
+const TABLE: &str = "nftjail";
+const BULK: u32 = 100_000;
+
+fn layout() -> Layout {
+    Layout {
+        table: TABLE.into(),
+        hooks: vec![Hook::Input, Hook::Forward],
+        verdict: Verdict::Drop,
+        jails: vec![JailRules {
+            name: jail(),
+            ports: Ports::List(vec![PortRange::single(22)]),
+            protocols: vec![Protocol::Tcp],
+        }],
+    }
+}
+
+fn jail() -> JailName {
+    "sshd".parse().expect("a valid jail name")
+}
+
+fn ban(n: u32) -> Change {
+    Change::Add {
+        jail: jail(),
+        target: BanTarget::addr(Ipv4Addr::from(0x0a00_0000 + n).into()),
+        timeout: Some(Duration::from_secs(3600)),
+    }
+}
+
+/// An empty table with the layout. The kernel frees a deleted table's elements in a worker
+/// after the commit: give it a moment so that it does not compete with the next measurement.
+fn fresh(backend: &mut NetlinkBackend) {
+    if backend.remove_table().is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    backend.apply_layout(&layout()).expect("layout");
+}
+
+fn bulk(c: &mut Criterion) {
+    let changes: Vec<Change> = (0..BULK).map(ban).collect();
+    let mut group = c.benchmark_group("backend/bulk_100k");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    let variants = [
+        ("netlink", Limits::default()),
+        ("tx_1000", limits(1_000)),
+        ("tx_2000", limits(2_000)),
+        ("tx_5000", limits(5_000)),
+        ("tx_20000", limits(20_000)),
+        ("tx_100000", limits(100_000)),
+    ];
+    for (variant, limits) in variants {
+        let mut backend = NetlinkBackend::open(TABLE)
+            .expect("socket")
+            .with_limits(limits);
+        group.bench_function(variant, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    fresh(&mut backend); // not timed
+                    let started = Instant::now();
+                    backend.apply(&changes).expect("bulk apply");
+                    total += started.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn limits(per_transaction: usize) -> Limits {
+    Limits {
+        elements_per_message: per_transaction.min(2_000),
+        changes_per_transaction: per_transaction,
+    }
+}
+
+fn single(c: &mut Criterion) {
+    let mut group = c.benchmark_group("backend/single_ban");
+    let mut backend = NetlinkBackend::open(TABLE).expect("socket");
+
+    // fail2ban's way first, on an empty set: one `nft` process per ban.
+    fresh(&mut backend);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(2));
+    let mut n = 0;
+    group.bench_function("nft_process", |b| {
+        b.iter(|| {
+            n += 1;
+            let addr = Ipv4Addr::from(0x0a00_0000 + n);
+            let status = Command::new("nft")
+                .args(["add", "element", "inet", TABLE, "sshd_v4"])
+                .arg(format!("{{ {addr} timeout 1h }}"))
+                .status()
+                .expect("nft runs");
+            assert!(status.success());
+        })
+    });
+    let listed = backend.list().expect("list").len();
+    println!("single_ban/nft_process: {n} processes run, {listed} bans in the kernel");
+    assert_eq!(listed, n as usize);
+
+    // One transaction per ban; the set is emptied (untimed) every 100,000 bans so that it
+    // stays the size of a busy server's.
+    group.sample_size(100);
+    group.measurement_time(Duration::from_secs(5));
+    let (mut n, mut total) = (0u32, 0u64);
+    group.bench_function("netlink", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                if n % BULK == 0 {
+                    fresh(&mut backend);
+                }
+                n += 1;
+                total += 1;
+                let started = Instant::now();
+                backend.apply(&[ban(n % BULK)]).expect("one ban");
+                elapsed += started.elapsed();
+            }
+            elapsed
+        })
+    });
+    // Every acknowledged ban since the last reset is in the kernel.
+    let listed = backend.list().expect("list").len();
+    println!("single_ban/netlink: {total} bans acknowledged, {listed} in the kernel now");
+    assert_eq!(listed as u32, (n - 1) % BULK + 1);
+    group.finish();
+}
+
+fn dump(c: &mut Criterion) {
+    let mut backend = NetlinkBackend::open(TABLE).expect("socket");
+    fresh(&mut backend);
+    let changes: Vec<Change> = (0..BULK).map(ban).collect();
+    backend.apply(&changes).expect("bulk apply");
+    let mut group = c.benchmark_group("backend/dump_100k");
+    group.sample_size(10);
+    group.bench_function("netlink", |b| {
+        b.iter(|| {
+            let listed = backend.list().expect("list");
+            assert_eq!(listed.len(), BULK as usize);
+        })
+    });
+    group.finish();
+    let _ = backend.remove_table();
+}
+
+fn main() {
+    if let Err(errno) = unshare(CloneFlags::CLONE_NEWNET) {
+        eprintln!("skipping: cannot create a private network namespace ({errno}); run as root");
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bulk(&mut c);
+    single(&mut c);
+    dump(&mut c);
+    c.final_summary();
+}
