@@ -12,7 +12,7 @@
 #   PREFIX/share/nftjail/config.sha256    what this script installed under /etc/nftjail, to
 #                                         tell shipped files from local edits on the next run
 #   /etc/nftjail/nftjail.toml             the main configuration          } never overwritten once
-#   /etc/nftjail/jail.d/*.toml            the shipped jails (from jails/) } edited (see below)
+#   /etc/nftjail/jail.d/10-NAME.toml      the shipped jails (jails/NAME)  } edited (see below)
 #   /etc/nftjail/filter.d/                empty: local filters go here
 # The state (/var/lib/nftjail) and the socket directory (/run/nftjail) are created by systemd
 # (StateDirectory=, RuntimeDirectory=), not here.
@@ -185,8 +185,11 @@ do_install() {
     new_manifest=$destdir$manifest.new
     : >"$new_manifest"
     install_config "$here/nftjail.toml" "$confdir/nftjail.toml"
+    # jail.d/ is read in lexical order, later files overriding earlier ones: the shipped jails
+    # get a low number so that a local 50-… or 99-local.toml sorts after them (unprefixed,
+    # "sshd.toml" would sort after "99-local.toml" and undo the local override).
     for jail in "$root"/jails/*.toml; do
-        install_config "$jail" "$confdir/jail.d/$(basename "$jail")"
+        install_config "$jail" "$confdir/jail.d/10-$(basename "$jail")"
     done
     chmod 0644 "$new_manifest"
     mv -f "$new_manifest" "$destdir$manifest"
