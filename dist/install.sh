@@ -27,11 +27,12 @@
 set -eu
 
 usage() {
-    sed -n '3,6s/^# \{0,1\}//p' "$0"
+    sed -n '4,6s/^# \{0,1\}//p' "$0"
     echo "Options:"
     echo "  --prefix DIR    install the binary under DIR/bin (default /usr/local)"
     echo "  --binary FILE   the nftjail binary to install (default target/release/nftjail)"
-    echo "  --unitdir DIR   where the systemd unit goes (default PREFIX/lib/systemd/system)"
+    echo "  --unitdir DIR   where the systemd unit goes (default PREFIX/lib/systemd/system for"
+    echo "                  /usr and /usr/local, else /etc/systemd/system)"
     echo "  --no-reload     do not run systemctl (daemon-reload, disable --now)"
     echo "  --uninstall     remove what was installed; keeps edited configuration and the state"
 }
@@ -168,11 +169,13 @@ do_install() {
     sed "s#/usr/bin/nftjail#$bindir/nftjail#g" "$root/systemd/nftjail.service" \
         >"$destdir$unitdir/.nftjail.service.new"
     chmod 0644 "$destdir$unitdir/.nftjail.service.new"
+    unit_changed=no
     if cmp -s "$destdir$unitdir/.nftjail.service.new" "$destdir$unitdir/nftjail.service"; then
         rm -f "$destdir$unitdir/.nftjail.service.new"
     else
         mv -f "$destdir$unitdir/.nftjail.service.new" "$destdir$unitdir/nftjail.service"
         say "installed $unitdir/nftjail.service"
+        unit_changed=yes
     fi
 
     # Directories only when missing, so a mode the administrator chose stays.
@@ -194,7 +197,7 @@ do_install() {
     chmod 0644 "$new_manifest"
     mv -f "$new_manifest" "$destdir$manifest"
 
-    if [ "$reload" = yes ]; then
+    if [ "$reload" = yes ] && [ "$unit_changed" = yes ]; then
         systemctl daemon-reload
         say "systemctl daemon-reload"
     fi
