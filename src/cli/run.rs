@@ -1,4 +1,4 @@
-//! `nftjail run`: the daemon in the foreground (systemd `Type=notify-reload`).
+//! `nftjail run`: the daemon in the foreground (systemd `Type=notify`).
 //!
 //! Loads and validates the configuration (an invalid one starts nothing: exit 78), opens the
 //! netlink backend, turns SIGTERM/SIGINT into a clean shutdown and SIGHUP into a reload, and

@@ -1,4 +1,4 @@
-//! systemd notifications (`Type=notify-reload`): READY, RELOADING, STOPPING, WATCHDOG, STATUS.
+//! systemd notifications (`Type=notify`, with what `notify-reload` on systemd ≥ 253 expects): READY, RELOADING, STOPPING, WATCHDOG, STATUS.
 //!
 //! Each is a no-op when the daemon was not started by systemd (`NOTIFY_SOCKET` unset).
 
