@@ -1,4 +1,5 @@
-//! systemd notifications (`Type=notify`, with what `notify-reload` on systemd ≥ 253 expects): READY, RELOADING, STOPPING, WATCHDOG, STATUS.
+//! systemd notifications: READY, RELOADING (with MONOTONIC_USEC), STOPPING, WATCHDOG, STATUS —
+//! what `Type=notify` needs, and what `Type=notify-reload` (systemd ≥ 253) would.
 //!
 //! Each is a no-op when the daemon was not started by systemd (`NOTIFY_SOCKET` unset).
 
