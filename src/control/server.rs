@@ -413,7 +413,9 @@ async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
-/// Root, or a member of the control group (primary or supplementary, read from /proc).
+/// Root, or a member of the control group: its primary group, a supplementary member in the
+/// group database, or (when /proc shows it, which a hardened unit's ProtectProc= may not) one of
+/// the peer process's own groups.
 async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) -> bool {
     let Some(cred) = cred else { return false };
     if cred.uid() == 0 {
@@ -423,10 +425,19 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
     if cred.gid() == gid {
         return true;
     }
+    let uid = cred.uid();
+    // NSS lookups may read files (or ask a directory service): not on the runtime's threads.
+    let listed = tokio::task::spawn_blocking(move || {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten()?;
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten()?;
+        Some(group.mem.contains(&user.name))
+    })
+    .await;
+    if matches!(listed, Ok(Some(true))) {
+        return true;
+    }
     let Some(pid) = cred.pid() else { return false };
-    let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await else {
-        return false;
-    };
+    let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await else { return false };
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))

@@ -45,11 +45,17 @@ impl Daemon {
         Some(d)
     }
 
+    /// Writes the config; `main_extra` may begin with a `[daemon]` table whose keys join the
+    /// harness's own `[daemon]` (socket and state in the temp dir).
     pub fn write_config(&self, main_extra: &str, jails: &str) {
         let dir = self.dir.path().display().to_string();
+        let (daemon_extra, rest) = match main_extra.strip_prefix("[daemon]\n") {
+            Some(body) => body.split_at(body.find("\n[").map_or(body.len(), |i| i + 1)),
+            None => ("", main_extra),
+        };
         let main = format!(
-            "[daemon]\nsocket = \"{dir}/nftjail.sock\"\nstate_dir = \"{dir}/state\"\nloglevel = \"debug\"\n\n{}\n",
-            main_extra.replace("{dir}", &dir)
+            "[daemon]\nsocket = \"{dir}/nftjail.sock\"\nstate_dir = \"{dir}/state\"\nloglevel = \"debug\"\n{daemon_extra}\n{}\n",
+            rest.replace("{dir}", &dir)
         );
         fs::write(self.path("nftjail.toml"), main).unwrap();
         fs::create_dir_all(self.path("jail.d")).unwrap();
