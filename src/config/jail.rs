@@ -1,7 +1,7 @@
 //! Validation of one jail: its layers (`[defaults]`, then each drop-in that names it) merged key
 //! by key, the last file winning, and every value checked where it was written.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::filters::FilterCache;
 use super::ports::parse_ports;
 use super::raw::{EscalationRaw, JailRaw, PortRaw};
 use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
-use crate::addr::{BanTarget, canonical};
+use crate::addr::BanTarget;
 use crate::filter::FilterOptions;
 use crate::jail::JailName;
 use crate::tracker::{Escalation, IgnoreList, JailPolicy};
@@ -186,6 +186,7 @@ pub fn validate_jail(
         fold_v6,
         maxtracked: usize::try_from(maxtracked).unwrap_or(usize::MAX),
         recidive,
+        ignoreself: l.pick(|r| r.ignoreself.as_ref()).is_none_or(|(_, b)| *b),
     };
     Ok(JailConfig {
         name,
@@ -271,11 +272,6 @@ fn ignore_list(
             }
         }
     }
-    if l.pick(|r| r.ignoreself.as_ref()).is_none_or(|(_, b)| *b) {
-        for addr in host_addresses() {
-            list.insert(BanTarget::addr(addr));
-        }
-    }
     list
 }
 
@@ -297,22 +293,6 @@ fn any_file_exists(pattern: &str) -> bool {
                 .is_some_and(|n| crate::source::files::wildcard(name.as_bytes(), n.as_bytes()))
         })
     })
-}
-
-/// The host's own addresses (fail2ban's `ignoreself`).
-pub fn host_addresses() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|ifa| {
-            let a = ifa.address?;
-            if let Some(v4) = a.as_sockaddr_in() {
-                return Some(IpAddr::V4(v4.ip()));
-            }
-            a.as_sockaddr_in6().map(|v6| canonical(IpAddr::V6(v6.ip())))
-        })
-        .collect()
 }
 
 fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (Ports, Vec<Protocol>) {

@@ -284,17 +284,15 @@ fn ignoreip_accepts_fail2ban_strings_and_host_names() {
 }
 
 #[test]
-fn ignoreself_adds_the_hosts_own_addresses() {
+fn ignoreself_is_on_unless_turned_off() {
     let d = Dir::new("");
-    d.write("jail.d/m.toml", "[manual]\nenabled = true\n");
-    let c = d.load().unwrap();
-    assert!(
-        c.jails[0]
-            .policy
-            .ignore
-            .contains("127.0.0.1".parse().unwrap()),
-        "lo is always there"
+    d.write(
+        "jail.d/m.toml",
+        "[manual]\nenabled = true\n\n[open]\nenabled = true\nignoreself = false\n",
     );
+    let c = d.load().unwrap();
+    assert!(c.jails[0].policy.ignoreself);
+    assert!(!c.jails[1].policy.ignoreself);
 }
 
 #[test]

@@ -428,8 +428,12 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
     let uid = cred.uid();
     // NSS lookups may read files (or ask a directory service): not on the runtime's threads.
     let listed = tokio::task::spawn_blocking(move || {
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten()?;
-        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten()?;
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()?;
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()?;
         Some(group.mem.contains(&user.name))
     })
     .await;
@@ -437,7 +441,9 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
         return true;
     }
     let Some(pid) = cred.pid() else { return false };
-    let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await else { return false };
+    let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await else {
+        return false;
+    };
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))

@@ -30,6 +30,8 @@ use crate::tracker::{Ban, Counted, Order, Tracker};
 
 /// Above this many expired bans in one tick, they are logged as one line.
 const LOG_EXPIRED_UP_TO: usize = 100;
+/// Seconds between two looks at the host's own addresses.
+const SELF_ADDRESSES_EVERY: i64 = 30;
 /// Addresses whose matched lines are kept for `on_ban` hooks (the oldest go first).
 const HOOK_LINES_CAP: usize = 10_000;
 
@@ -51,6 +53,8 @@ pub struct Core {
     pub hook_lines: HashMap<(JailName, BanTarget), Vec<String>>,
     /// Unbans per jail (by hand and expired), for metrics.
     pub unbans: HashMap<JailName, u64>,
+    /// When the host's own addresses were last read (for ignoreself).
+    pub self_addresses_at: i64,
     /// Where the metrics endpoint reads its numbers, when it is on.
     pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
 }
@@ -224,6 +228,11 @@ impl Core {
 
     async fn tick(&mut self) {
         let now = (self.clock)();
+        // The host's addresses change (DHCP, hotplug): ignoreself follows them.
+        if now - self.self_addresses_at >= SELF_ADDRESSES_EVERY {
+            self.tracker.set_self_addresses(super::host_addresses());
+            self.self_addresses_at = now;
+        }
         let ended = self.tracker.expire(now);
         for ban in &ended {
             self.unbanned(ban);
@@ -480,6 +489,7 @@ impl Core {
         }
         let policies = new.enabled().map(|j| j.policy.clone()).collect();
         let dropped = self.tracker.reconfigure(policies, new.history_retention());
+        self.tracker.set_self_addresses(super::host_addresses());
         self.banner.forget(dropped).await;
         let old = std::mem::take(&mut self.sources);
         let _ = tokio::task::spawn_blocking(move || old.into_iter().for_each(RunningSource::stop))

@@ -174,6 +174,7 @@ pub async fn run(
         options.seed,
     );
     tracker.restore(live.into_iter().chain(adopted), recovered.history, now);
+    tracker.set_self_addresses(host_addresses());
 
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let worker = Worker::new(backend, store, recovered.positions.clone(), config.layout());
@@ -256,6 +257,7 @@ pub async fn run(
         hooks: hooks::HookRunner::default(),
         hook_lines: Default::default(),
         unbans: Default::default(),
+        self_addresses_at: now,
         metrics,
     };
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
@@ -282,4 +284,21 @@ pub async fn run(
     systemd::stopping();
     tracing::info!("nftjail stopped");
     Ok(())
+}
+
+/// The host's own addresses now (fail2ban's `ignoreself`), canonical.
+pub fn host_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|ifa| {
+            let a = ifa.address?;
+            if let Some(v4) = a.as_sockaddr_in() {
+                return Some(std::net::IpAddr::V4(v4.ip()));
+            }
+            a.as_sockaddr_in6()
+                .map(|v6| crate::addr::canonical(std::net::IpAddr::V6(v6.ip())))
+        })
+        .collect()
 }

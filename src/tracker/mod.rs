@@ -14,7 +14,7 @@ pub mod escalation;
 pub mod ignore;
 pub mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -46,6 +46,8 @@ pub struct JailPolicy {
     /// Native recidive: `Some(maxbans)` makes this jail ban targets that other jails banned
     /// `maxbans` times within its findtime. Such a jail reads no log.
     pub recidive: Option<u32>,
+    /// Never ban the host's own addresses (as they are now: see [`Tracker::set_self_addresses`]).
+    pub ignoreself: bool,
 }
 
 /// A decision for the banner, in the order it must be applied.
@@ -140,6 +142,8 @@ pub struct Tracker {
     history: History,
     jitter: Jitter,
     last_history_sweep: i64,
+    /// The host's own addresses, for jails with `ignoreself`.
+    self_addresses: HashSet<IpAddr>,
 }
 
 impl Tracker {
@@ -153,6 +157,7 @@ impl Tracker {
             history: History::new(history_retention),
             jitter: Jitter::new(seed),
             last_history_sweep: i64::MIN,
+            self_addresses: HashSet::new(),
         };
         tracker.reconfigure(policies, history_retention);
         tracker
@@ -187,6 +192,17 @@ impl Tracker {
             .collect()
     }
 
+    /// The host's own addresses now (the daemon refreshes them: DHCP and hotplug change them).
+    pub fn set_self_addresses(&mut self, addresses: impl IntoIterator<Item = IpAddr>) {
+        self.self_addresses = addresses.into_iter().map(crate::addr::canonical).collect();
+    }
+
+    /// Whether `policy` refuses to ban any address of `target`: ignoreip, or ignoreself.
+    fn ignores(&self, policy: &JailPolicy, target: &BanTarget) -> bool {
+        policy.ignore.overlaps(target)
+            || (policy.ignoreself && self.self_addresses.iter().any(|a| target.contains(*a)))
+    }
+
     /// Loads persisted bans and history. Bans of unknown jails or already over are returned.
     pub fn restore(
         &mut self,
@@ -216,7 +232,9 @@ impl Tracker {
         if state.policy.recidive.is_some() {
             return Counted::UnknownJail;
         }
-        if state.policy.ignore.contains(host) {
+        let is_self =
+            state.policy.ignoreself && self.self_addresses.contains(&crate::addr::canonical(host));
+        if is_self || state.policy.ignore.contains(host) {
             state.ignored += 1;
             return Counted::Ignored;
         }
@@ -250,16 +268,18 @@ impl Tracker {
         length: Option<BanTime>,
         now: i64,
     ) -> Result<Vec<Order>, Refusal> {
-        let state = self
+        let policy = &self
             .jails
-            .get_mut(jail)
-            .ok_or_else(|| Refusal::UnknownJail(jail.to_string()))?;
-        if state.policy.ignore.overlaps(&target) {
+            .get(jail)
+            .ok_or_else(|| Refusal::UnknownJail(jail.to_string()))?
+            .policy;
+        if self.ignores(policy, &target) {
             return Err(Refusal::Ignored {
                 target,
                 jail: jail.clone(),
             });
         }
+        let state = self.jails.get_mut(jail).expect("invariant: checked above");
         state.window.forget(window_key(&target));
         let ban = self
             .new_ban(jail, target, length, Origin::Manual, now, now)
@@ -473,7 +493,7 @@ impl Tracker {
         let mut orders = Vec::new();
         for (name, maxbans, findtime) in recidive {
             let policy = &self.jails[&name].policy;
-            if self.bans.get(&name, &target).is_some() || policy.ignore.overlaps(&target) {
+            if self.bans.get(&name, &target).is_some() || self.ignores(policy, &target) {
                 continue;
             }
             let after = now.saturating_sub(secs(findtime));

@@ -29,6 +29,7 @@ fn policy(jail: &str) -> JailPolicy {
         fold_v6: None,
         maxtracked: 1_000,
         recidive: None,
+        ignoreself: true,
     }
 }
 
@@ -451,4 +452,50 @@ fn restore_brings_back_live_bans_and_history() {
     let orders = fail_until_ban(&mut t, "sshd", "192.0.2.2", T0 + 200);
     let b = orders[0].ban();
     assert_eq!((b.count, b.expires.unwrap() - b.since), (2, 7_200));
+}
+
+#[test]
+fn ignoreself_follows_the_hosts_addresses_as_they_change() {
+    let mut t = tracker(vec![
+        policy("sshd"),
+        JailPolicy {
+            ignoreself: false,
+            ..policy("open")
+        },
+    ]);
+    let j = name("sshd");
+    assert!(matches!(
+        t.failure(&j, ip("198.51.100.9"), T0, T0),
+        Counted::Counted(1)
+    ));
+    // DHCP gives the host 198.51.100.9: from now on it is ignored where ignoreself is on.
+    t.set_self_addresses([ip("198.51.100.9"), ip("::ffff:203.0.113.1")]);
+    assert_eq!(t.failure(&j, ip("198.51.100.9"), T0, T0), Counted::Ignored);
+    assert_eq!(
+        t.failure(&j, ip("203.0.113.1"), T0, T0),
+        Counted::Ignored,
+        "mapped form of an own address"
+    );
+    assert!(
+        matches!(
+            t.ban(&j, target("198.51.100.0/24"), None, T0),
+            Err(Refusal::Ignored { .. })
+        ),
+        "a prefix holding the host"
+    );
+    assert!(
+        matches!(
+            t.failure(&name("open"), ip("198.51.100.9"), T0, T0),
+            Counted::Counted(1)
+        ),
+        "ignoreself = false"
+    );
+    t.set_self_addresses([]);
+    assert!(
+        matches!(
+            t.failure(&j, ip("198.51.100.9"), T0 + 1, T0 + 1),
+            Counted::Counted(2)
+        ),
+        "the address left the host"
+    );
 }

@@ -277,17 +277,40 @@ fn a_non_root_peer_may_look_but_not_ban() {
 #[test]
 fn members_of_the_socket_group_may_ban() {
     // `adm` (gid 4) exists on every Debian system.
-    let Some(d) = Daemon::start("ctl-group", "[daemon]\nsocket_group = \"adm\"\n", &format!("{SSHD_JAIL}{JAILS}")) else { return };
+    let Some(d) = Daemon::start(
+        "ctl-group",
+        "[daemon]\nsocket_group = \"adm\"\n",
+        &format!("{SSHD_JAIL}{JAILS}"),
+    ) else {
+        return;
+    };
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let meta = std::fs::metadata(d.socket()).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!((meta.gid(), meta.permissions().mode() & 0o777), (4, 0o660), "the socket belongs to the group");
+    assert_eq!(
+        (meta.gid(), meta.permissions().mode() & 0o777),
+        (4, 0o660),
+        "the socket belongs to the group"
+    );
     let peer = |groups: &str, target: &str| {
-        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", groups, BIN, "--socket"]).arg(d.socket()).args(["ban", "manual", target]).output().unwrap()
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", groups, BIN, "--socket"])
+            .arg(d.socket())
+            .args(["ban", "manual", target])
+            .output()
+            .unwrap()
     };
     let member = peer("--groups=4", "192.0.2.70");
-    assert!(member.status.success(), "a supplementary member: {}", String::from_utf8_lossy(&member.stderr));
+    assert!(
+        member.status.success(),
+        "a supplementary member: {}",
+        String::from_utf8_lossy(&member.stderr)
+    );
     let stranger = peer("--clear-groups", "192.0.2.71");
-    assert_eq!(stranger.status.code(), Some(2), "cannot even connect to a 0660 socket of another group");
+    assert_eq!(
+        stranger.status.code(),
+        Some(2),
+        "cannot even connect to a 0660 socket of another group"
+    );
     assert_eq!(d.members("manual_v4"), ["192.0.2.70"]);
 }
