@@ -40,19 +40,11 @@ impl JournalSource {
         format!("{}:journal", self.jail)
     }
 
-    fn command(&self, cursor: Option<&str>) -> Command {
+    /// journalctl reading this source's journal as JSON, with `options` before the matches.
+    fn journalctl(&self, options: &[String]) -> Command {
         let mut cmd = Command::new(&self.journalctl);
-        cmd.args([
-            "--follow",
-            "--output=json",
-            "--all",
-            "--no-pager",
-            "--quiet",
-        ]);
-        match cursor {
-            Some(c) => cmd.arg(format!("--after-cursor={c}")),
-            None => cmd.arg("--lines=0"),
-        };
+        cmd.args(["--output=json", "--all", "--no-pager", "--quiet"])
+            .args(options);
         for path in &self.paths {
             let flag = if path.is_dir() {
                 "--directory"
@@ -66,6 +58,25 @@ impl JournalSource {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
+    }
+
+    /// Following from `cursor`, or from the end when there is none.
+    fn command(&self, cursor: Option<&str>) -> Command {
+        let from = match cursor {
+            Some(c) => format!("--after-cursor={c}"),
+            None => "--lines=0".to_string(),
+        };
+        self.journalctl(&["--follow".to_string(), from])
+    }
+
+    /// The cursor of the last entry the matches select now: where a first sight starts, saved
+    /// at once so that a restart soon after cannot skip what comes meanwhile.
+    fn tail_cursor(&self) -> Option<String> {
+        let out = self.journalctl(&["--lines=1".to_string()]).output().ok()?;
+        let last = out.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty())?;
+        serde_json::from_slice::<Entry<'_>>(last)
+            .ok()
+            .map(|e| e.cursor.into_owned())
     }
 }
 
@@ -135,6 +146,12 @@ fn run(
 ) {
     let key = source.key();
     let mut skipped = 0u64;
+    if cursor.is_none() {
+        cursor = source.tail_cursor();
+        if let Some(c) = &cursor {
+            sink.checkpoint(&[(key.clone(), Position::Journal { cursor: c.clone() })], 0);
+        }
+    }
     let mut backoff = Duration::from_millis(500);
     while !stopping.load(Ordering::SeqCst) {
         let mut child = match source.command(cursor.as_deref()).spawn() {

@@ -100,6 +100,11 @@ fn the_journal_source_follows_and_resumes_from_its_cursor() {
     };
     let collect = Collect::default();
     let handle = journal::spawn(source.clone(), None, Box::new(collect.clone())).unwrap();
+    // Regression: a first sight saves the journal's tail cursor at once; a reload right after
+    // start used to begin again at the end and skip what came meanwhile.
+    crate::daemon::eventually("the tail cursor saved at start", || {
+        collect.cursor.lock().unwrap().is_some()
+    });
     // Until journalctl has reached the end, an entry may land before it: write until one arrives.
     let mut n = 10;
     while collect.items.lock().unwrap().is_empty() {
