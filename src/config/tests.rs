@@ -332,34 +332,6 @@ fn auto_backend_reads_files_when_they_exist_and_the_journal_otherwise() {
 }
 
 #[test]
-fn the_shipped_configuration_loads_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let d = Dir::new(&fs::read_to_string(root.join("dist/nftjail.toml")).unwrap());
-    let mut names = Vec::new();
-    for entry in fs::read_dir(root.join("jails")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        d.write(
-            &format!("jail.d/{name}"),
-            &fs::read_to_string(&path).unwrap(),
-        );
-        names.push(name);
-    }
-    let c = d.load().unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    let enabled: Vec<&str> = c.enabled().map(|j| j.name.as_str()).collect();
-    assert_eq!(
-        enabled,
-        ["manual", "recidive", "sshd"],
-        "sshd is protected out of the box"
-    );
-    assert_eq!(c.jails.len(), names.len());
-    let sshd = c.jails.iter().find(|j| j.name.as_str() == "sshd").unwrap();
-    assert_eq!(sshd.ports, Ports::List(vec![PortRange::single(22)]));
-    assert!(sshd.policy.escalation.increment);
-}
-
-#[test]
 fn filter_problems_are_reported_where_they_are_written() {
     let d = Dir::new("");
     // A broken regex in a filter.d file (unused by any jail: still checked), and a jail asking

@@ -9,4 +9,5 @@ mod filters;
 mod lifecycle;
 mod netns;
 mod operations;
+mod shipped;
 mod sources;

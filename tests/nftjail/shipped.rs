@@ -1,0 +1,218 @@
+//! Every shipped file, checked with the code that uses it: the unit against the CLI parser and
+//! the defaults, the main config and the jails (laid out as the installers lay them out) with
+//! the daemon's own loader, the .deb assets, and the install script into a staging tree.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use nftjail::cli::{Cli, Command as Sub};
+use nftjail::config::{self, DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn unit() -> String {
+    fs::read_to_string(Path::new(ROOT).join("systemd/nftjail.service")).unwrap()
+}
+
+/// The values of `key=` lines of the unit.
+fn unit_values(key: &str) -> Vec<String> {
+    unit()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn jail_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("jails"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_unit_starts_and_reloads_with_commands_the_cli_accepts() {
+    assert_eq!(unit_values("Type"), ["notify"]);
+    let start = &unit_values("ExecStart")[0];
+    let cli = Cli::try_parse_from(start.split_whitespace())
+        .unwrap_or_else(|e| panic!("ExecStart={start}: {e}"));
+    match cli.command {
+        Sub::Run(args) => assert_eq!(args.config, Path::new(DEFAULT_CONFIG)),
+        other => panic!("ExecStart runs {other:?}"),
+    }
+    let reload = unit_values("ExecReload")[0]
+        .trim_start_matches(['+', '-', '@', '!'])
+        .to_string();
+    let cli = Cli::try_parse_from(reload.split_whitespace()).unwrap();
+    assert!(matches!(cli.command, Sub::Reload));
+    assert_eq!(
+        cli.socket,
+        Path::new(DEFAULT_SOCKET),
+        "reload talks to the default socket"
+    );
+    let no_retry: BTreeSet<String> = unit_values("RestartPreventExitStatus")
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_string))
+        .collect();
+    assert!(
+        no_retry.contains("78") && no_retry.contains("77"),
+        "a config error (78) or missing privilege (77) is not retried"
+    );
+}
+
+#[test]
+fn the_units_directories_are_the_default_socket_and_state_paths() {
+    assert_eq!(
+        Path::new(DEFAULT_SOCKET).parent().unwrap(),
+        Path::new("/run").join(&unit_values("RuntimeDirectory")[0])
+    );
+    assert_eq!(
+        Path::new(DEFAULT_STATE_DIR),
+        Path::new("/var/lib").join(&unit_values("StateDirectory")[0])
+    );
+    let main = fs::read_to_string(Path::new(ROOT).join("dist/nftjail.toml")).unwrap();
+    assert!(
+        main.contains(&format!("socket = \"{DEFAULT_SOCKET}\"")),
+        "dist/nftjail.toml names the default socket"
+    );
+    assert!(main.contains(&format!("state_dir = \"{DEFAULT_STATE_DIR}\"")));
+}
+
+/// The shipped config laid out as the installers do: `jail.d/10-NAME.toml`.
+fn installed_layout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        Path::new(ROOT).join("dist/nftjail.toml"),
+        dir.path().join("nftjail.toml"),
+    )
+    .unwrap();
+    fs::create_dir_all(dir.path().join("jail.d")).unwrap();
+    for file in jail_files() {
+        fs::copy(
+            &file,
+            dir.path().join("jail.d").join(format!(
+                "10-{}",
+                file.file_name().unwrap().to_string_lossy()
+            )),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_shipped_configuration_loads_with_the_daemons_loader_and_local_overrides_win() {
+    let dir = installed_layout();
+    let c = config::load(&dir.path().join("nftjail.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let enabled: Vec<&str> = c.enabled().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        enabled,
+        ["manual", "recidive", "sshd"],
+        "sshd is protected out of the box"
+    );
+    assert_eq!(c.jails.len(), jail_files().len());
+    for jail in &c.jails {
+        assert!(
+            jail.policy.ignore.contains("127.0.0.1".parse().unwrap()),
+            "{}: loopback ignored",
+            jail.name
+        );
+    }
+    // A local drop-in overrides the shipped one, key by key.
+    fs::write(
+        dir.path().join("jail.d/99-local.toml"),
+        "[postfix]\nenabled = true\nmaxretry = 2\n",
+    )
+    .unwrap();
+    let c = config::load(&dir.path().join("nftjail.toml")).unwrap();
+    let postfix = c
+        .jails
+        .iter()
+        .find(|j| j.name.as_str() == "postfix")
+        .unwrap();
+    assert!(postfix.enabled);
+    assert_eq!(postfix.policy.maxretry, 2);
+    assert_eq!(
+        postfix.policy.findtime, 600,
+        "the shipped file's other keys stay"
+    );
+}
+
+#[test]
+fn every_shipped_jail_is_in_the_debian_package() {
+    let cargo = fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    for file in jail_files() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let asset = format!("[\"jails/{name}\", \"etc/nftjail/jail.d/10-{name}\", \"644\"]");
+        assert!(
+            cargo.contains(&asset),
+            "{asset} missing from [package.metadata.deb] assets"
+        );
+    }
+}
+
+#[test]
+fn install_sh_stages_installs_idempotently_keeps_edits_and_uninstalls() {
+    let stage = tempfile::tempdir().unwrap();
+    let install = |args: &[&str]| {
+        let out = Command::new("sh")
+            .arg(Path::new(ROOT).join("dist/install.sh"))
+            .args(["--binary", env!("CARGO_BIN_EXE_nftjail"), "--no-reload"])
+            .args(args)
+            .env("DESTDIR", stage.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "install.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    install(&[]);
+    let at = |p: &str| stage.path().join(p.trim_start_matches('/'));
+    assert!(at("/usr/local/bin/nftjail").exists());
+    assert!(at("/etc/nftjail/nftjail.toml").exists());
+    assert!(at("/etc/nftjail/jail.d/10-sshd.toml").exists());
+    assert!(at("/usr/local/lib/systemd/system/nftjail.service").exists());
+    let unit = fs::read_to_string(at("/usr/local/lib/systemd/system/nftjail.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/nftjail run"),
+        "the unit points at the installed binary"
+    );
+    // The staged configuration is valid for the installed binary.
+    let check = Command::new(env!("CARGO_BIN_EXE_nftjail"))
+        .args(["check", "--config"])
+        .arg(at("/etc/nftjail/nftjail.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // An edit survives a re-run, which leaves the new version beside it.
+    fs::write(
+        at("/etc/nftjail/jail.d/10-sshd.toml"),
+        "[sshd]\nenabled = false\n",
+    )
+    .unwrap();
+    install(&[]);
+    assert_eq!(
+        fs::read_to_string(at("/etc/nftjail/jail.d/10-sshd.toml")).unwrap(),
+        "[sshd]\nenabled = false\n"
+    );
+    install(&["--uninstall"]);
+    assert!(!at("/usr/local/bin/nftjail").exists());
+    assert!(!at("/usr/local/lib/systemd/system/nftjail.service").exists());
+    assert!(
+        at("/etc/nftjail/jail.d/10-sshd.toml").exists(),
+        "an edited configuration is kept"
+    );
+}
