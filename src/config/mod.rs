@@ -4,8 +4,8 @@
 //! two layers (ripgrep's low/high args): `raw` mirrors the TOML with `deny_unknown_fields`; `load`
 //! and `jail` validate, resolve names and merge `[defaults]` and the drop-ins into jails, and
 //! collect *all* errors of all files before refusing. It must never start anything or change the
-//! system; it only reads files, resolves `ignoreip` host names and lists the host's addresses
-//! (`ignoreself`).
+//! system; it only reads files and resolves `ignoreip` host names (the host's own addresses, for
+//! `ignoreself`, are read by the daemon while it runs).
 
 pub mod diag;
 pub mod duration;
