@@ -164,7 +164,6 @@ pub fn spawn(
 /// Who waits for which part of a dispatched job.
 #[derive(Default)]
 struct Waiters {
-    orders: Vec<Order>,
     replies: Vec<(std::ops::Range<usize>, oneshot::Sender<OrderResults>)>,
     layout: Option<oneshot::Sender<Result<(), String>>>,
     flushes: Vec<oneshot::Sender<()>>,
@@ -256,7 +255,6 @@ fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
             }
         }
     }
-    waiters.orders = job.orders.clone();
     (job, waiters)
 }
 
@@ -292,7 +290,7 @@ fn deliver(
         .store(outcome.elapsed.as_micros() as u64, Ordering::Relaxed);
     let (mut done, mut failed) = (Vec::with_capacity(done_count), Vec::new());
     let mut manual_summarized = 0usize;
-    for (order, result) in waiters.orders.into_iter().zip(&outcome.orders) {
+    for (order, result) in outcome.applied.into_iter().zip(&outcome.orders) {
         match result {
             Ok(()) => {
                 if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual {

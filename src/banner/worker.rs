@@ -39,6 +39,8 @@ pub struct Job {
 pub struct Outcome {
     /// One per order, in order: `Ok` when the kernel has it and the record is durable.
     pub orders: Vec<Result<(), String>>,
+    /// The job's orders themselves, handed back (the banner reports them to the core).
+    pub applied: Vec<Order>,
     pub layout: Option<Result<(), String>>,
     /// The table had vanished (deleted by hand?): the layout was re-applied before the orders.
     /// Bans made earlier are missing from the kernel until they are refreshed.
@@ -182,6 +184,7 @@ impl Worker {
                 },
             )
             .collect();
+        outcome.applied = job.orders;
         outcome.elapsed = started.elapsed();
         outcome
     }

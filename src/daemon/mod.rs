@@ -109,7 +109,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let clock = options.clock;
     let state_dir = config.daemon.state_dir.clone();
-    let (store, recovered) = tokio::task::spawn_blocking(move || StateStore::open(&state_dir))
+    let (store, mut recovered) = tokio::task::spawn_blocking(move || StateStore::open(&state_dir))
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
     if recovered.damaged > 0 {
@@ -122,11 +122,10 @@ pub async fn run(
     // The kernel: keep what is there, add what the state has and the kernel lacks.
     let now = clock();
     let enabled: HashSet<JailName> = config.enabled().map(|j| j.name.clone()).collect();
-    let live: Vec<Ban> = recovered
-        .bans
-        .values()
+    // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
+    let live: Vec<Ban> = std::mem::take(&mut recovered.bans)
+        .into_values()
         .filter(|b| enabled.contains(&b.jail) && b.live_at(now))
-        .cloned()
         .collect();
     let desired: Vec<Element> = live
         .iter()
@@ -173,7 +172,11 @@ pub async fn run(
         config.history_retention(),
         options.seed,
     );
-    tracker.restore(live.into_iter().chain(adopted), recovered.history, now);
+    tracker.restore(
+        live.into_iter().chain(adopted),
+        std::mem::take(&mut recovered.history),
+        now,
+    );
     tracker.set_self_addresses(host_addresses());
 
     let (reports_tx, reports) = mpsc::unbounded_channel();
