@@ -12,11 +12,14 @@
 #               fail2ban's last "Found" log line − start of the append. Also `fail2ban-regex`.
 #   rss         idle with the equivalent jails: sshd, postfix, postfix-sasl, dovecot, proftpd,
 #               webmin-auth (stands in for "panel"), recidive (reads fail2ban's own log)
+#   distributed DISTINCT (default 1,000,000) failures, each from another address, appended to the
+#               sshd jail's log (maxretry 5, findtime 10m): RSS before and after (fail2ban has no
+#               cap on tracked addresses; compare rss.sh's maxtracked)
 #   restart     N bans (RESTART_BANS, default "1000 10000") with `set sshd banip …`, then stop,
 #               delete the namespace ("reboot"), start again with the same db: time to `ping`
 #               and until the N-th element is back in the kernel (nft-events count)
 #
-#   sudo benches/daemon/fail2ban.sh [latency|throughput|rss|restart]...
+#   sudo benches/daemon/fail2ban.sh [latency|throughput|rss|distributed|restart]...
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +29,8 @@ SPACING_MS=${SPACING_MS:-10}
 F2B_LINES=${F2B_LINES:-500000}
 ATTACKERS_T=${ATTACKERS_T:-10000}
 RESTART_BANS=${RESTART_BANS:-1000 10000}
-PARTS=${*:-latency throughput rss restart}
+DISTINCT=${DISTINCT:-1000000}
+PARTS=${*:-latency throughput rss distributed restart}
 
 build
 setup fail2ban
@@ -201,6 +205,33 @@ logpath = $F2B/fail2ban.log"
     read -r rss_kb hwm_kb < <(rss "$FPID")
     echo "fail2ban idle ($(f2b_client status | sed -n 's/.*Jail list:[[:space:]]*//p')):" \
         "VmRSS=$(kb_to_mb "$rss_kb") MB VmHWM=$(kb_to_mb "$hwm_kb") MB"
+    f2b_stop
+    fresh_namespace
+}
+
+part_distributed() {
+    "$EXAMPLES/gen-attack-log" distinct "$DISTINCT" >"$TMP/distinct.log"
+    : >"$TMP/auth.log"
+    f2b_config "$(sshd_jail 5 10m 1h)"
+    f2b_start
+    wait_for "the sshd jail" 60 f2b_client status sshd
+    sleep 2
+    read -r rss_kb hwm_kb < <(rss "$FPID")
+    echo "fail2ban, sshd jail idle: VmRSS=$(kb_to_mb "$rss_kb") MB VmHWM=$(kb_to_mb "$hwm_kb") MB"
+    local t0 total=0 last=-1 stalled=0
+    t0=$(now_ns)
+    dd if="$TMP/distinct.log" of="$TMP/auth.log" bs=4M oflag=append conv=notrunc status=none
+    while [ "$total" -lt "$DISTINCT" ]; do
+        sleep 5
+        total=$(f2b_field sshd 'Total failed')
+        if [ "$total" = "$last" ]; then stalled=$((stalled + 1)); else stalled=0; fi
+        last=$total
+        if [ "$stalled" -ge 6 ]; then echo "  stalled at $total failures" >&2; break; fi
+    done
+    sleep 2
+    read -r rss_kb hwm_kb < <(rss "$FPID")
+    echo "  after $DISTINCT distinct failures (read in $(ms_since "$t0") ms; Total failed $total," \
+        "Currently failed $(f2b_field sshd 'Currently failed')): VmRSS=$(kb_to_mb "$rss_kb") MB VmHWM=$(kb_to_mb "$hwm_kb") MB"
     f2b_stop
     fresh_namespace
 }
