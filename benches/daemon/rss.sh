@@ -1,0 +1,103 @@
+#!/bin/bash
+# Memory of the daemon (VmRSS and VmHWM from /proc/PID/status), in three steps on one daemon
+# running the shipped config (dist/nftjail.toml + jails/*.toml, all six log jails enabled and
+# pointed at temp files, plus recidive and manual):
+#   1. idle, 5 s after start                                  (target: VmRSS <= 15 MB)
+#   2. after `nftjail ban manual --from-file` of BANS addresses (default 100,000)
+#   3. after a distributed attack: DISTINCT failures (default 1,000,000), each from another
+#      address, appended to sshd's log; memory must stay bounded by maxtracked (100,000/jail)
+# Then step 3 again on fresh daemons (no bans) for each sshd maxretry in FRESH_MAXRETRY (default
+# "5 100"): the window's cost per tracked address alone, and how it depends on maxretry.
+#
+#   sudo benches/daemon/rss.sh
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+BANS=${BANS:-100000}
+DISTINCT=${DISTINCT:-1000000}
+FRESH_MAXRETRY=${FRESH_MAXRETRY:-5 100}
+
+build
+setup rss
+machine
+
+shipped_config() {
+    local sshd_extra=${1:-}
+    main_config
+    cp "$ROOT"/jails/*.toml "$TMP/jail.d/"
+    mkdir -p "$TMP/logs"
+    for f in auth mail proftpd panel; do : >"$TMP/logs/$f.log"; done
+    cat >"$TMP/jail.d/zz-bench.toml" <<EOF
+# The shipped jails, all enabled, reading temp files (read after the shipped drop-ins).
+[sshd]
+enabled = true
+logpath = ["$TMP/logs/auth.log"]
+$sshd_extra
+[postfix]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[postfix-sasl]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[dovecot]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[proftpd]
+enabled = true
+logpath = ["$TMP/logs/proftpd.log"]
+[panel]
+enabled = true
+logpath = ["$TMP/logs/panel.log"]
+EOF
+}
+
+report() { # report WHAT
+    local rss_kb hwm_kb
+    read -r rss_kb hwm_kb < <(rss "$DPID")
+    echo "$1: VmRSS=$(kb_to_mb "$rss_kb") MB VmHWM=$(kb_to_mb "$hwm_kb") MB"
+}
+
+distributed_attack() {
+    "$EXAMPLES/gen-attack-log" distinct "$DISTINCT" >"$TMP/distinct.log"
+    local before t0 drain_ms
+    before=$(status_field sshd '.jail.lines_read')
+    t0=$(now_ns)
+    dd if="$TMP/distinct.log" of="$TMP/logs/auth.log" bs=4M oflag=append conv=notrunc status=none
+    POLL=0.1 wait_for "the attack to be read" 600 at_least $((before + DISTINCT)) status_field sshd .jail.lines_read
+    drain_ms=$(ms_since "$t0")
+    sleep 1
+    echo "  sshd after $DISTINCT distinct failures (read in ${drain_ms} ms):" \
+        "$(nftjail status sshd --json | jq -c '.jail | {currently_failed, total_failed, evicted, currently_banned}')"
+}
+
+shipped_config
+start_nftjail
+echo "jails: $(nftjail status --json | jq -r '[.jails[].name] | join(" ")')"
+sleep 5
+report "idle (8 jails)"
+
+awk -v n="$BANS" 'BEGIN {for (i = 0; i < n; i++) printf "172.%d.%d.%d\n", 16 + int(i / 65536) % 16, int(i / 256) % 256, i % 256}' >"$TMP/blocklist.txt"
+t0=$(now_ns)
+nftjail ban manual --from-file "$TMP/blocklist.txt" >/dev/null
+ban_ms=$(ms_since "$t0")
+echo "  ban manual --from-file: $BANS addresses in ${ban_ms} ms; in the kernel: $(set_count manual_v4)"
+sleep 2
+report "with $BANS active bans"
+
+distributed_attack
+report "after the distributed attack (sshd maxretry 5, maxtracked 100000)"
+stop_nftjail
+
+for maxretry in $FRESH_MAXRETRY; do
+    ip netns del "$NS"
+    new_namespace rss
+    rm -rf "$TMP/state" "$TMP/daemon.log"
+    shipped_config "maxretry = $maxretry"
+    start_nftjail
+    sleep 2
+    report "fresh daemon, sshd maxretry $maxretry, idle"
+    distributed_attack
+    report "after the distributed attack (fresh daemon, sshd maxretry $maxretry, maxtracked 100000)"
+    stop_nftjail
+done
