@@ -45,6 +45,7 @@ fn policy(maxtracked: usize) -> JailPolicy {
         fold_v6: None,
         maxtracked,
         recidive: None,
+        ignoreself: true,
     }
 }
 
