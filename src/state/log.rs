@@ -14,6 +14,8 @@ use super::{Record, Recovered};
 const FILE: &str = "state.log";
 const NEW_FILE: &str = "state.log.new";
 const LOCK_FILE: &str = "lock";
+/// Buffer capacity kept between commits; a larger one is freed.
+const KEEP_BUFFER: usize = 1 << 20;
 
 /// Errors of the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,10 @@ impl StateStore {
         self.file.write_all(&self.buffer).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.buffer.clear();
+        // A bulk commit (100,000 bans) grows the buffer to megabytes: give that back.
+        if self.buffer.capacity() > KEEP_BUFFER {
+            self.buffer = Vec::new();
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! and recidive; it forgets entries older than its retention. Neither does I/O.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -226,7 +226,9 @@ const PER_TARGET: usize = 64;
 /// Past bans per target, forgotten after `retention` seconds.
 pub struct History {
     retention: i64,
-    entries: HashMap<BanTarget, VecDeque<(JailName, i64)>>,
+    /// Oldest first. A `Vec`, not a `VecDeque`: most targets are banned once, and a `Vec` of
+    /// one entry costs 24 bytes where a `VecDeque` reserves four.
+    entries: HashMap<BanTarget, Vec<(JailName, i64)>>,
 }
 
 impl History {
@@ -242,10 +244,13 @@ impl History {
     }
 
     pub fn record(&mut self, target: BanTarget, jail: JailName, at: i64) {
-        let past = self.entries.entry(target).or_default();
-        past.push_back((jail, at));
+        let past = self
+            .entries
+            .entry(target)
+            .or_insert_with(|| Vec::with_capacity(1));
+        past.push((jail, at));
         if past.len() > PER_TARGET {
-            past.pop_front();
+            past.remove(0);
         }
     }
 
@@ -280,7 +285,7 @@ impl History {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.values().map(VecDeque::len).sum()
+        self.entries.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -68,7 +68,9 @@ impl FailureWindow {
                 }
                 let node = Node {
                     addr,
-                    times: Vec::with_capacity(self.maxretry),
+                    // Grown as failures come: most attackers of a distributed attack fail once or twice,
+                    // so reserving maxretry slots up front would cost 8 × maxretry bytes each.
+                    times: Vec::new(),
                     prev: NIL,
                     next: NIL,
                 };
