@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, JailKind, Source};
@@ -66,6 +66,20 @@ struct MatchSink {
     last_positions: Vec<(String, Position)>,
     /// Over-long lines the source skipped before they reached the filter, as last reported.
     too_long: u64,
+    /// The clock, read once per read round (year inference and the future-time clamp need
+    /// seconds, not a fresh reading per line).
+    now: Option<DateTime<Utc>>,
+    /// Counts of this round, added to the shared counters at its checkpoint (no atomic per line).
+    round: RoundCounts,
+}
+
+/// What one read round counted.
+#[derive(Default)]
+struct RoundCounts {
+    lines: u64,
+    failures: u64,
+    skipped: u64,
+    ignored: u64,
 }
 
 impl MatchSink {
@@ -84,8 +98,8 @@ impl MatchSink {
 
 impl Sink for MatchSink {
     fn item(&mut self, item: Item<'_>) {
-        let now = Utc::now();
-        self.counters.lines.fetch_add(1, Ordering::Relaxed);
+        let now = *self.now.get_or_insert_with(Utc::now);
+        self.round.lines += 1;
         let (outcome, text) = match item {
             Item::Line(line) => (self.matcher.feed_line(line, now), line),
             Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message),
@@ -93,7 +107,7 @@ impl Sink for MatchSink {
         match outcome {
             Outcome::Failure(f) => {
                 tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                self.round.failures += 1;
                 let line = self
                     .keep_lines
                     .then(|| String::from_utf8_lossy(text).into_owned());
@@ -104,17 +118,22 @@ impl Sink for MatchSink {
             }
             Outcome::Skipped(reason) => {
                 tracing::trace!(jail = %self.jail, reason = %reason, "line skipped");
-                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                self.round.skipped += 1;
             }
-            Outcome::Ignored => {
-                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
-            }
+            Outcome::Ignored => self.round.ignored += 1,
             Outcome::NoMatch => {}
         }
     }
 
     fn checkpoint(&mut self, positions: &[(String, Position)], too_long: u64) {
         self.flush();
+        self.now = None;
+        let round = std::mem::take(&mut self.round);
+        let c = &self.counters;
+        c.lines.fetch_add(round.lines, Ordering::Relaxed);
+        c.failures.fetch_add(round.failures, Ordering::Relaxed);
+        c.skipped.fetch_add(round.skipped, Ordering::Relaxed);
+        c.ignored.fetch_add(round.ignored, Ordering::Relaxed);
         if too_long > self.too_long {
             self.counters
                 .skipped
@@ -183,6 +202,8 @@ pub fn start_sources(
             counters: counters.clone(),
             last_positions: Vec::new(),
             too_long: 0,
+            now: None,
+            round: RoundCounts::default(),
         });
         let prefix = format!("{}:", jail.name);
         let started = match source {
