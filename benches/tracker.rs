@@ -19,11 +19,11 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use nftjail::addr::BanTarget;
 use nftjail::banner::backend::{Backend, JailRules, Layout, MemoryBackend, Ports, Verdict};
-use nftjail::banner::worker::{Job, Worker};
+use nftjail::banner::worker::{BarrierJob, Job, Worker};
 use nftjail::config::BanTime;
 use nftjail::jail::JailName;
 use nftjail::state::StateStore;
-use nftjail::tracker::{Ban, Escalation, IgnoreList, JailPolicy, Order, Origin, Tracker};
+use nftjail::tracker::{Action, Ban, Escalation, IgnoreList, JailPolicy, Order, Origin, Tracker};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -134,13 +134,29 @@ fn ban(n: u32) -> Ban {
     }
 }
 
+/// Orders of one kind for `bans`, as the tracker would send them.
+fn orders(bans: &[Ban], action: Action) -> Vec<Order> {
+    bans.iter()
+        .zip(1..)
+        .map(|(ban, id)| Order {
+            id,
+            action,
+            ban: ban.clone(),
+            previous: None,
+            fresh: true,
+            superseded: Vec::new(),
+        })
+        .collect()
+}
+
 fn banner_job(c: &mut Criterion) {
     const ORDERS: u32 = 1_000;
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut backend = MemoryBackend::new("nftjail");
     backend.apply_layout(&layout()).expect("the layout");
     let (store, recovered) = StateStore::open(dir.path()).expect("a state store");
-    let mut worker = Worker::new(Box::new(backend), store, recovered.positions, layout());
+    drop(recovered);
+    let mut worker = Worker::new(Box::new(backend), store, layout());
     let bans: Vec<Ban> = (0..ORDERS).map(ban).collect();
 
     let mut group = c.benchmark_group("banner/job");
@@ -151,23 +167,30 @@ fn banner_job(c: &mut Criterion) {
             let mut timed = Duration::ZERO;
             for i in 0..iters {
                 let job = Job {
-                    orders: bans.iter().cloned().map(Order::Ban).collect(),
+                    orders: orders(&bans, Action::Ban),
                     now: NOW,
                     ..Job::default()
                 };
                 let started = Instant::now();
-                let outcome = worker.run(job);
+                let outcome = worker.run(job).expect("no fatal error");
                 timed += started.elapsed();
-                assert!(outcome.orders.iter().all(Result::is_ok));
+                assert!(outcome.orders.iter().all(|(_, r)| r.is_ok()));
                 // Untimed: unban them again, and now and then compact, so that neither the
                 // backend nor the state log grows from one iteration to the next.
                 let undo = Job {
-                    orders: bans.iter().cloned().map(Order::Unban).collect(),
-                    compact: (i % 16 == 15).then(Vec::new),
+                    orders: orders(&bans, Action::Unban),
                     now: NOW,
                     ..Job::default()
                 };
-                black_box(worker.run(undo));
+                let _ = black_box(worker.run(undo));
+                if i % 16 == 15 {
+                    let compact = Job {
+                        barrier: Some(BarrierJob::Compact(Vec::new())),
+                        now: NOW,
+                        ..Job::default()
+                    };
+                    let _ = black_box(worker.run(compact));
+                }
             }
             timed
         })

@@ -11,4 +11,5 @@ pub mod backend;
 pub mod task;
 pub mod worker;
 
-pub use task::{Banner, BannerStats, Msg, OrderResults, Report};
+pub use task::{Banner, BannerError, BannerStats, Barrier, Msg, Report, Settled};
+pub use worker::OrderError;

@@ -1,11 +1,18 @@
 //! The banner's async side: batches what arrives while the worker is busy.
 //!
-//! Receives [`Msg`]s from the core (orders, positions, layouts, snapshots, flushes) in order and
+//! Receives [`Msg`]s from the core (orders, positions, layouts, barriers, flushes) in order and
 //! never blocks on the kernel: while the worker thread applies one job, everything that arrives
 //! queues up and becomes the next job — bans that arrive together share one kernel transaction
-//! and one fsync. Emits replies to whoever waits for an order, one log line per ban and unban,
-//! and [`Report`]s of failed orders back to the core. Read positions alone are written at most
-//! once a second.
+//! and one fsync. Emits [`Report`]s back to the core, in job order: every order with its
+//! outcome, and, at a barrier, a request for the settled state. Read positions alone are written
+//! at most once a second.
+//!
+//! A barrier (compaction, repair) is a job of its own: when it reaches the head of the queue, the
+//! jobs before it are done and reported, so the core — which takes reports in order — answers
+//! with exactly what is in the kernel and on disk, and nothing queued after it joins the job.
+//! The queue is bounded: past [`MAX_QUEUED_ORDERS`] the banner stops taking messages, and the
+//! back-pressure reaches the core and the sources. If the worker thread dies the task ends with
+//! an error, which stops the daemon.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,33 +22,48 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::backend::Layout;
-use super::worker::{Job, Outcome, Worker};
+use super::backend::{BackendError, Element, Layout, ReconcileReport};
+use super::worker::{BarrierJob, Fatal, Job, OrderError, Outcome, Worker};
 use crate::config::duration::format_seconds;
-use crate::state::{Position, Record};
-use crate::tracker::{Ban, Order, Origin};
+use crate::state::{Position, Record, StateError};
+use crate::tracker::{Action, Order, Origin};
 
 /// How often read positions alone are made durable.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
-/// Above this many done orders in one job, manual bans are logged as one summary line.
+/// Above this many applied orders in one job, manual bans are logged as one summary line.
 const LOG_EACH_UP_TO: usize = 100;
+/// The banner takes no more messages while this many orders wait.
+pub const MAX_QUEUED_ORDERS: usize = 200_000;
+/// Messages in flight from the core to the banner.
+const CHANNEL: usize = 64;
 
-/// Results of a batch of orders, one per order.
-pub type OrderResults = Vec<Result<(), String>>;
+/// Work that must see exactly the settled state: it runs alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Barrier {
+    /// Rewrite the state log to the settled state.
+    Compact,
+    /// Bring the kernel back to the settled bans (after drift); `layout`: re-apply the table,
+    /// chains, sets and rules first (something of the structure went away).
+    Repair { layout: bool },
+}
+
+/// What the core answers a barrier with.
+#[derive(Debug)]
+pub enum Settled {
+    Records(Vec<Record>),
+    Elements(Vec<Element>),
+}
 
 /// What the core sends the banner.
+#[derive(Debug)]
 pub enum Msg {
-    Orders {
-        orders: Vec<Order>,
-        done: Option<oneshot::Sender<OrderResults>>,
-    },
+    Orders(Vec<Order>),
     Positions(Vec<(String, Position)>),
-    Forget(Vec<Ban>),
-    Compact(Vec<Record>),
     Layout {
         layout: Layout,
-        done: oneshot::Sender<Result<(), String>>,
+        done: oneshot::Sender<Result<(), Arc<BackendError>>>,
     },
+    Barrier(Barrier),
     /// Everything before it is applied and durable when `done` fires.
     Flush {
         remove_table: bool,
@@ -49,17 +71,19 @@ pub enum Msg {
     },
 }
 
-/// What the banner tells the core.
+/// What the banner tells the core, in order.
 #[derive(Debug)]
 pub enum Report {
-    /// A job is done: `done` are in the kernel and on disk (run their hooks), `failed` are not
-    /// (undo their bookkeeping).
-    Applied {
-        done: Vec<Order>,
-        failed: Vec<Order>,
-    },
-    /// The table had vanished and was recreated: bans made before are missing from the kernel.
+    /// A job is done: each order with its outcome.
+    Settled(Vec<(Order, Result<(), OrderError>)>),
+    /// The table had vanished and was recreated: the bans made before are missing.
     TableRecreated,
+    /// A barrier reached the head of the queue: the banner waits for the settled state.
+    Need(Barrier, oneshot::Sender<Settled>),
+    Compacted(Result<(), Arc<StateError>>),
+    Repaired(Result<ReconcileReport, Arc<BackendError>>),
+    /// The state log takes no writes until a compaction succeeds.
+    StatePoisoned,
 }
 
 /// Counters of the banner, read by the metrics endpoint.
@@ -71,6 +95,19 @@ pub struct BannerStats {
     pub orders_failed: AtomicU64,
     /// Duration of the last job, microseconds.
     pub last_job_us: AtomicU64,
+    /// When the running job started (Unix milliseconds); 0 when the worker is idle.
+    pub busy_since_ms: AtomicU64,
+}
+
+/// Why the banner stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum BannerError {
+    #[error("the banner's worker thread died")]
+    WorkerDied,
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+    #[error("the core stopped taking reports")]
+    CoreGone,
 }
 
 /// The core's handle on the banner.
@@ -81,59 +118,28 @@ pub struct Banner {
 }
 
 impl Banner {
-    /// Queues orders; their outcome comes back as [`Report`]s when they fail.
-    pub async fn send(&self, orders: Vec<Order>) {
-        if !orders.is_empty() {
-            let _ = self.tx.send(Msg::Orders { orders, done: None }).await;
-        }
+    /// Queues `msg` if there is room; gives it back otherwise (the caller keeps it for later).
+    pub fn try_send(&self, msg: Msg) -> Result<(), Msg> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        })
     }
 
-    /// Queues orders and returns a receiver of their results.
-    pub async fn send_and_wait(&self, orders: Vec<Order>) -> oneshot::Receiver<OrderResults> {
-        let (done, wait) = oneshot::channel();
-        let _ = self
-            .tx
-            .send(Msg::Orders {
-                orders,
-                done: Some(done),
-            })
-            .await;
-        wait
+    /// Waits for room for one message.
+    pub async fn reserve(&self) -> Option<mpsc::Permit<'_, Msg>> {
+        self.tx.reserve().await.ok()
     }
 
-    pub async fn positions(&self, positions: Vec<(String, Position)>) {
-        let _ = self.tx.send(Msg::Positions(positions)).await;
-    }
-
-    pub async fn forget(&self, bans: Vec<Ban>) {
-        if !bans.is_empty() {
-            let _ = self.tx.send(Msg::Forget(bans)).await;
-        }
-    }
-
-    pub async fn compact(&self, snapshot: Vec<Record>) {
-        let _ = self.tx.send(Msg::Compact(snapshot)).await;
-    }
-
-    pub async fn layout(&self, layout: Layout) -> Result<(), String> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Msg::Layout { layout, done })
-            .await
-            .map_err(|_| "the banner has stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the banner has stopped".to_string())?
+    /// Queues `msg`, waiting for room (start-up and shutdown only: the core's loop never
+    /// waits on the banner).
+    pub async fn send(&self, msg: Msg) -> bool {
+        self.tx.send(msg).await.is_ok()
     }
 
     /// Waits until everything queued so far is applied and durable.
     pub async fn flush(&self, remove_table: bool) {
         let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Msg::Flush { remove_table, done })
-            .await
-            .is_ok()
-        {
+        if self.send(Msg::Flush { remove_table, done }).await {
             let _ = wait.await;
         }
     }
@@ -142,11 +148,12 @@ impl Banner {
 /// Starts the worker thread and the batching task. `clock` gives Unix seconds.
 pub fn spawn(
     worker: Worker,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::Sender<Report>,
     clock: fn() -> i64,
-) -> (Banner, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(4096);
-    let (jobs, job_rx) = std::sync::mpsc::channel::<(Job, oneshot::Sender<Outcome>)>();
+) -> (Banner, JoinHandle<Result<(), BannerError>>) {
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    type JobResult = Result<Outcome, Fatal>;
+    let (jobs, job_rx) = std::sync::mpsc::channel::<(Job, oneshot::Sender<JobResult>)>();
     std::thread::Builder::new()
         .name("banner".into())
         .spawn(move || {
@@ -164,72 +171,162 @@ pub fn spawn(
 /// Who waits for which part of a dispatched job.
 #[derive(Default)]
 struct Waiters {
-    replies: Vec<(std::ops::Range<usize>, oneshot::Sender<OrderResults>)>,
-    layout: Option<oneshot::Sender<Result<(), String>>>,
+    layout: Option<oneshot::Sender<Result<(), Arc<BackendError>>>>,
     flushes: Vec<oneshot::Sender<()>>,
+}
+
+type Jobs = std::sync::mpsc::Sender<(Job, oneshot::Sender<Result<Outcome, Fatal>>)>;
+
+/// The queue of messages not yet in a job, with the number of orders it holds.
+#[derive(Default)]
+struct Queue {
+    msgs: VecDeque<Msg>,
+    orders: usize,
+}
+
+impl Queue {
+    fn push(&mut self, msg: Msg) {
+        if let Msg::Orders(o) = &msg {
+            self.orders += o.len();
+        }
+        self.msgs.push_back(msg);
+    }
+
+    fn pop(&mut self) -> Option<Msg> {
+        let msg = self.msgs.pop_front()?;
+        if let Msg::Orders(o) = &msg {
+            self.orders -= o.len();
+        }
+        Some(msg)
+    }
+
+    fn push_front(&mut self, msg: Msg) {
+        if let Msg::Orders(o) = &msg {
+            self.orders += o.len();
+        }
+        self.msgs.push_front(msg);
+    }
+
+    /// Whether the queue holds work worth a job now: anything but positions, or positions due.
+    fn ready(&self, positions_due: bool) -> bool {
+        self.msgs.iter().any(|m| !matches!(m, Msg::Positions(_)))
+            || (positions_due && !self.msgs.is_empty())
+    }
 }
 
 async fn run(
     mut rx: mpsc::Receiver<Msg>,
-    jobs: std::sync::mpsc::Sender<(Job, oneshot::Sender<Outcome>)>,
-    reports: mpsc::UnboundedSender<Report>,
+    jobs: Jobs,
+    reports: mpsc::Sender<Report>,
     clock: fn() -> i64,
     stats: Arc<BannerStats>,
-) {
-    let mut queue: VecDeque<Msg> = VecDeque::new();
-    let mut busy: Option<(oneshot::Receiver<Outcome>, Waiters)> = None;
+) -> Result<(), BannerError> {
+    let mut queue = Queue::default();
+    let mut busy: Option<(oneshot::Receiver<Result<Outcome, Fatal>>, Waiters)> = None;
+    // A barrier at the head of the queue, waiting for the core's settled state.
+    let mut awaiting: Option<(Barrier, oneshot::Receiver<Settled>)> = None;
     let mut tick = tokio::time::interval(POSITION_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut positions_due = false;
     let mut closed = false;
     loop {
+        let room = queue.orders < MAX_QUEUED_ORDERS;
         tokio::select! {
-            msg = rx.recv(), if !closed => match msg {
-                Some(m) => queue.push_back(m),
+            msg = rx.recv(), if !closed && room => match msg {
+                Some(m) => queue.push(m),
                 None => closed = true,
             },
             outcome = async { (&mut busy.as_mut().expect("invariant: guarded by busy.is_some()").0).await }, if busy.is_some() => {
                 let (_, waiters) = busy.take().expect("invariant: busy");
                 match outcome {
-                    Ok(outcome) => deliver(outcome, waiters, &reports, &stats),
+                    Ok(Ok(outcome)) => deliver(outcome, waiters, &reports, &stats).await?,
+                    Ok(Err(fatal)) => {
+                        tracing::error!(error = %fatal, "the banner cannot go on: kernel and state may disagree until a restart reconciles them");
+                        return Err(fatal.into());
+                    }
                     Err(_) => {
-                        tracing::error!("the banner worker stopped");
-                        return;
+                        tracing::error!("the banner worker thread died");
+                        return Err(BannerError::WorkerDied);
                     }
                 }
             }
+            settled = async { (&mut awaiting.as_mut().expect("invariant: guarded by awaiting.is_some()").1).await }, if awaiting.is_some() => {
+                let (barrier, _) = awaiting.take().expect("invariant: awaiting");
+                let Ok(settled) = settled else {
+                    return Err(BannerError::CoreGone);
+                };
+                let job = Job {
+                    barrier: Some(match (barrier, settled) {
+                        (Barrier::Compact, Settled::Records(r)) => BarrierJob::Compact(r),
+                        (Barrier::Repair { layout }, Settled::Elements(elements)) => {
+                            BarrierJob::Repair { elements, layout }
+                        }
+                        (b, _) => {
+                            tracing::warn!(barrier = ?b, "the core answered a barrier with the wrong kind: skipped");
+                            continue;
+                        }
+                    }),
+                    now: clock(),
+                    ..Job::default()
+                };
+                busy = Some(dispatch(&jobs, job, Waiters::default(), &stats)?);
+                continue;
+            }
             _ = tick.tick() => positions_due = true,
         }
-        if busy.is_none() && ready(&queue, positions_due || closed) {
-            let (job, waiters) = next_job(&mut queue, clock());
-            positions_due = false;
-            let (done, outcome) = oneshot::channel();
-            if jobs.send((job, done)).is_err() {
-                tracing::error!("the banner worker stopped");
-                return;
+        if busy.is_none() && awaiting.is_none() {
+            if let Some(Msg::Barrier(_)) = queue.msgs.front() {
+                let Some(Msg::Barrier(barrier)) = queue.pop() else {
+                    unreachable!("invariant: the front is a barrier");
+                };
+                let (reply, wait) = oneshot::channel();
+                reports
+                    .send(Report::Need(barrier, reply))
+                    .await
+                    .map_err(|_| BannerError::CoreGone)?;
+                awaiting = Some((barrier, wait));
+            } else if queue.ready(positions_due || closed) {
+                let (job, waiters) = next_job(&mut queue, clock());
+                positions_due = false;
+                busy = Some(dispatch(&jobs, job, waiters, &stats)?);
             }
-            busy = Some((outcome, waiters));
         }
-        if closed && busy.is_none() && queue.is_empty() {
-            return;
+        if closed && busy.is_none() && awaiting.is_none() && queue.msgs.is_empty() {
+            return Ok(());
         }
     }
 }
 
-/// Whether the queue holds work worth a job now: anything but positions, or positions due.
-fn ready(queue: &VecDeque<Msg>, positions_due: bool) -> bool {
-    queue.iter().any(|m| !matches!(m, Msg::Positions(_))) || (positions_due && !queue.is_empty())
+fn dispatch(
+    jobs: &Jobs,
+    job: Job,
+    waiters: Waiters,
+    stats: &BannerStats,
+) -> Result<(oneshot::Receiver<Result<Outcome, Fatal>>, Waiters), BannerError> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1);
+    stats.busy_since_ms.store(now_ms.max(1), Ordering::Relaxed);
+    let (done, outcome) = oneshot::channel();
+    if jobs.send((job, done)).is_err() {
+        tracing::error!("the banner worker thread died");
+        return Err(BannerError::WorkerDied);
+    }
+    Ok((outcome, waiters))
 }
 
-/// Takes the next job off the queue. A layout starts a job of its own; a flush ends one.
-fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
+/// Takes the next job off the queue: up to a barrier (which runs alone); a layout starts a job
+/// of its own; a flush ends one.
+fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
     let mut job = Job {
         now,
         ..Job::default()
     };
     let mut waiters = Waiters::default();
-    while let Some(msg) = queue.pop_front() {
+    while let Some(msg) = queue.pop() {
         match msg {
+            Msg::Barrier(_) => {
+                queue.push_front(msg);
+                break;
+            }
             Msg::Layout { .. } if !job_is_empty(&job) => {
                 queue.push_front(msg);
                 break;
@@ -238,16 +335,8 @@ fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
                 job.layout = Some(layout);
                 waiters.layout = Some(done);
             }
-            Msg::Orders { orders, done } => {
-                let range = job.orders.len()..job.orders.len() + orders.len();
-                job.orders.extend(orders);
-                if let Some(done) = done {
-                    waiters.replies.push((range, done));
-                }
-            }
+            Msg::Orders(orders) => job.orders.extend(orders),
             Msg::Positions(p) => job.positions.extend(p),
-            Msg::Forget(bans) => job.forget.extend(bans),
-            Msg::Compact(snapshot) => job.compact = Some(snapshot),
             Msg::Flush { remove_table, done } => {
                 job.remove_table |= remove_table;
                 waiters.flushes.push(done);
@@ -259,65 +348,62 @@ fn next_job(queue: &mut VecDeque<Msg>, now: i64) -> (Job, Waiters) {
 }
 
 fn job_is_empty(job: &Job) -> bool {
-    job.layout.is_none()
-        && job.orders.is_empty()
-        && job.positions.is_empty()
-        && job.forget.is_empty()
-        && job.compact.is_none()
+    job.layout.is_none() && job.orders.is_empty() && job.positions.is_empty()
 }
 
-/// Hands a finished job's results to whoever waits, logs, and reports to the core.
-fn deliver(
+/// Reports a finished job to the core (in order), logs, and wakes whoever waits.
+async fn deliver(
     outcome: Outcome,
     waiters: Waiters,
-    reports: &mpsc::UnboundedSender<Report>,
+    reports: &mpsc::Sender<Report>,
     stats: &BannerStats,
-) {
+) -> Result<(), BannerError> {
+    let send = |r| async { reports.send(r).await.map_err(|_| BannerError::CoreGone) };
     if outcome.table_recreated {
-        let _ = reports.send(Report::TableRecreated);
+        send(Report::TableRecreated).await?;
     }
-    let done_count = outcome.orders.iter().filter(|r| r.is_ok()).count();
+    let applied = outcome.orders.iter().filter(|(_, r)| r.is_ok()).count();
+    stats.busy_since_ms.store(0, Ordering::Relaxed);
     stats.jobs.fetch_add(1, Ordering::Relaxed);
     stats
         .orders_done
-        .fetch_add(done_count as u64, Ordering::Relaxed);
-    stats.orders_failed.fetch_add(
-        (outcome.orders.len() - done_count) as u64,
-        Ordering::Relaxed,
-    );
+        .fetch_add(applied as u64, Ordering::Relaxed);
+    stats
+        .orders_failed
+        .fetch_add((outcome.orders.len() - applied) as u64, Ordering::Relaxed);
     stats
         .last_job_us
         .store(outcome.elapsed.as_micros() as u64, Ordering::Relaxed);
-    let (mut done, mut failed) = (Vec::with_capacity(done_count), Vec::new());
-    let mut manual_summarized = 0usize;
-    for (order, result) in outcome.applied.into_iter().zip(&outcome.orders) {
+    let mut summarized = 0usize;
+    for (order, result) in &outcome.orders {
         match result {
-            Ok(()) => {
-                if done_count > LOG_EACH_UP_TO && order.ban().origin == Origin::Manual {
-                    manual_summarized += 1;
-                } else {
-                    log_done(&order);
-                }
-                done.push(order);
+            Ok(()) if applied > LOG_EACH_UP_TO && order.ban.origin == Origin::Manual => {
+                summarized += 1;
             }
+            Ok(()) => log_applied(order),
             Err(error) => {
-                tracing::error!(jail = %order.ban().jail, ip = %order.ban().target, error = %error, "ban not applied");
-                failed.push(order);
+                tracing::error!(jail = %order.ban.jail, ip = %order.ban.target, action = ?order.action, error = %error, "order not applied")
             }
         }
     }
-    if manual_summarized > 0 {
+    if summarized > 0 {
         tracing::info!(
-            orders = manual_summarized,
+            orders = summarized,
             elapsed_ms = outcome.elapsed.as_millis() as u64,
             "manual bans applied in bulk"
         );
     }
-    if !done.is_empty() || !failed.is_empty() {
-        let _ = reports.send(Report::Applied { done, failed });
+    if !outcome.orders.is_empty() {
+        send(Report::Settled(outcome.orders)).await?;
     }
-    for (range, reply) in waiters.replies {
-        let _ = reply.send(outcome.orders[range].to_vec());
+    if let Some(result) = outcome.compacted {
+        send(Report::Compacted(result)).await?;
+    }
+    if let Some(result) = outcome.repaired {
+        send(Report::Repaired(result)).await?;
+    }
+    if outcome.state_poisoned {
+        send(Report::StatePoisoned).await?;
     }
     if let (Some(reply), Some(result)) = (waiters.layout, outcome.layout) {
         let _ = reply.send(result);
@@ -325,21 +411,28 @@ fn deliver(
     for reply in waiters.flushes {
         let _ = reply.send(());
     }
+    Ok(())
 }
 
-fn log_done(order: &Order) {
-    let ban = order.ban();
+fn log_applied(order: &Order) {
+    let ban = &order.ban;
     let duration = ban.expires.map_or_else(
         || "permanent".to_string(),
         |e| format_seconds(u64::try_from(e - ban.since).unwrap_or(0)),
     );
-    match order {
-        Order::Ban(_) => {
+    match order.action {
+        Action::Ban if order.fresh => {
             tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban")
         }
-        Order::Refresh(_) => {
+        Action::Ban => {
+            tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, "ban restored")
+        }
+        Action::Refresh => {
             tracing::info!(jail = %ban.jail, ip = %ban.target, duration = %duration, count = ban.count, origin = ?ban.origin, "ban refreshed")
         }
-        Order::Unban(_) => tracing::info!(jail = %ban.jail, ip = %ban.target, "unban"),
+        Action::Unban => tracing::info!(jail = %ban.jail, ip = %ban.target, "unban"),
+        Action::Forget => {
+            tracing::info!(jail = %ban.jail, ip = %ban.target, "parked ban forgotten")
+        }
     }
 }

@@ -1,21 +1,50 @@
 //! The banner's worker: the one thread that owns the backend (the netlink socket) and the state
 //! store.
 //!
-//! Receives [`Job`]s — a batch of orders, read positions, compaction snapshots, a layout —
-//! and runs each as: layout → element changes (as few kernel transactions as the backend can)
-//! → one durable commit of everything that the kernel took. Emits an [`Outcome`] per job: which
-//! orders are done, which failed and why. It never reports an order done before the kernel
-//! acknowledged it and the record of it is on disk, and it never decides anything: a failed ban
-//! goes back to the tracker, which rolls its bookkeeping back.
+//! Receives [`Job`]s — a batch of orders with read positions, a layout, or a barrier job
+//! (compaction, repair) that runs alone — and runs each as: layout → element changes (as few
+//! kernel transactions as the backend can) → one durable commit of everything the kernel took.
+//! Emits an [`Outcome`] per job: each order applied or failed with a typed [`OrderError`].
+//!
+//! One rule for durability: an order is applied only when the kernel holds its change **and**
+//! its record is on disk. When the commit fails after the kernel took the changes, the kernel
+//! changes of the job are undone (so kernel, state and the tracker agree) and the orders are
+//! reported `NotDurable`; if even the undo fails, the job returns a fatal error and the daemon
+//! stops (a restart reconciles the kernel with the state). It never decides anything.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::backend::{ApplyError, Backend, BackendError, Change, Layout};
-use crate::state::{Position, Record, StateStore};
-use crate::tracker::{Ban, Order};
+use super::backend::{
+    ApplyError, Backend, BackendError, Change, Element, Layout, ReconcileReport, reconcile, refill,
+};
+use crate::state::{Position, Record, StateError, StateStore};
+use crate::tracker::{Action, Ban, Order};
+
+/// Why an order was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrderError {
+    #[error("the kernel refused it: {0}")]
+    Refused(Arc<BackendError>),
+    #[error("the state could not be saved ({0}); the kernel change was undone")]
+    NotDurable(Arc<StateError>),
+}
+
+/// What a barrier job does once everything before it is settled.
+#[derive(Debug)]
+pub enum BarrierJob {
+    /// Replace the state log with these records (the settled bans and history; the store adds
+    /// the read positions it holds).
+    Compact(Vec<Record>),
+    /// Bring the kernel back to these elements (after drift), re-applying the layout first
+    /// when `layout` (the table's structure went away).
+    Repair {
+        elements: Vec<Element>,
+        layout: bool,
+    },
+}
 
 /// One batch of work.
 #[derive(Debug, Default)]
@@ -24,10 +53,8 @@ pub struct Job {
     pub layout: Option<Layout>,
     pub orders: Vec<Order>,
     pub positions: Vec<(String, Position)>,
-    /// Bans of jails that are gone (their sets went with the layout): recorded as ended.
-    pub forget: Vec<Ban>,
-    /// Replace the state log with this snapshot (plus the known positions).
-    pub compact: Option<Vec<Record>>,
+    /// A compaction or a repair: such a job carries nothing else.
+    pub barrier: Option<BarrierJob>,
     /// Delete the whole table (shutdown with `keep_on_stop = false`).
     pub remove_table: bool,
     /// Unix seconds, for the remaining time of each ban.
@@ -37,62 +64,99 @@ pub struct Job {
 /// What became of a job.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// One per order, in order: `Ok` when the kernel has it and the record is durable.
-    pub orders: Vec<Result<(), String>>,
-    /// The job's orders themselves, handed back (the banner reports them to the core).
-    pub applied: Vec<Order>,
-    pub layout: Option<Result<(), String>>,
+    /// Every order of the job, in order, with its result.
+    pub orders: Vec<(Order, Result<(), OrderError>)>,
+    pub layout: Option<Result<(), Arc<BackendError>>>,
     /// The table had vanished (deleted by hand?): the layout was re-applied before the orders.
-    /// Bans made earlier are missing from the kernel until they are refreshed.
+    /// Bans made earlier are missing from the kernel until a repair.
     pub table_recreated: bool,
+    pub compacted: Option<Result<(), Arc<StateError>>>,
+    pub repaired: Option<Result<ReconcileReport, Arc<BackendError>>>,
+    /// The state log refuses writes until a compaction succeeds.
+    pub state_poisoned: bool,
     pub elapsed: Duration,
 }
+
+/// The job could not be finished safely: kernel and state may disagree. The daemon stops.
+#[derive(Debug, thiserror::Error)]
+#[error("the kernel changes of an unsaved job could not be undone: {0}")]
+pub struct Fatal(pub BackendError);
 
 /// The backend and the state store, driven one job at a time.
 pub struct Worker {
     backend: Box<dyn Backend>,
     store: StateStore,
-    /// Last persisted position of every source.
-    positions: HashMap<String, Position>,
     layout: Option<Layout>,
 }
 
 impl Worker {
-    /// `positions` are those recovered from the state log.
-    pub fn new(
-        backend: Box<dyn Backend>,
-        store: StateStore,
-        positions: HashMap<String, Position>,
-        layout: Layout,
-    ) -> Worker {
+    pub fn new(backend: Box<dyn Backend>, store: StateStore, layout: Layout) -> Worker {
         Worker {
             backend,
             store,
-            positions,
             layout: Some(layout),
         }
     }
 
-    pub fn run(&mut self, job: Job) -> Outcome {
+    pub fn run(&mut self, job: Job) -> Result<Outcome, Fatal> {
         let started = Instant::now();
         let mut outcome = Outcome::default();
         if let Some(layout) = job.layout {
-            let result = self
-                .backend
-                .apply_layout(&layout)
-                .map_err(|e| e.to_string());
+            let result = self.backend.apply_layout(&layout).map_err(Arc::new);
             if result.is_ok() {
                 self.layout = Some(layout);
             }
             outcome.layout = Some(result);
         }
+        match job.barrier {
+            Some(BarrierJob::Compact(records)) => {
+                outcome.compacted = Some(self.store.compact(records).map_err(Arc::new));
+            }
+            Some(BarrierJob::Repair { elements, layout }) => {
+                outcome.repaired = Some(self.repair(&elements, layout));
+            }
+            None => {}
+        }
+        let results = self.apply_orders(&job.orders, job.now, &mut outcome);
+        for (source, position) in job.positions {
+            self.store.position(source, position);
+        }
+        let durable = self.store.commit();
+        let results = match durable {
+            Ok(()) => results,
+            Err(error) => {
+                let error = Arc::new(error);
+                tracing::error!(error = %error, "the state could not be saved: undoing the job's kernel changes");
+                self.undo(&job.orders, &results, job.now)?;
+                results
+                    .into_iter()
+                    .map(|r| r.and(Err(OrderError::NotDurable(error.clone()))))
+                    .collect()
+            }
+        };
+        if job.remove_table
+            && let Err(e) = self.backend.remove_table()
+        {
+            tracing::warn!(error = %e, "could not remove the nftables table");
+        }
+        outcome.state_poisoned = self.store.is_poisoned();
+        outcome.orders = job.orders.into_iter().zip(results).collect();
+        outcome.elapsed = started.elapsed();
+        Ok(outcome)
+    }
 
-        // Orders → changes; a ban already over needs no kernel change.
-        let mut results: Vec<Option<Result<(), String>>> = vec![None; job.orders.len()];
-        let mut changes = Vec::with_capacity(job.orders.len());
-        let mut owner = Vec::with_capacity(job.orders.len());
-        for (i, order) in job.orders.iter().enumerate() {
-            match change(order, job.now) {
+    /// Applies the orders' kernel changes and queues the records of those the kernel took.
+    fn apply_orders(
+        &mut self,
+        orders: &[Order],
+        now: i64,
+        outcome: &mut Outcome,
+    ) -> Vec<Result<(), OrderError>> {
+        let mut results: Vec<Option<Result<(), OrderError>>> = vec![None; orders.len()];
+        let mut changes = Vec::with_capacity(orders.len());
+        let mut owner = Vec::with_capacity(orders.len());
+        for (i, order) in orders.iter().enumerate() {
+            match change(order, now) {
                 Some(c) => {
                     changes.push(c);
                     owner.push(i);
@@ -125,68 +189,76 @@ impl Worker {
                         Ok(())
                     } else {
                         tracing::warn!(jail = %changes[failed].jail(), target = %changes[failed].target(), error = %error, "kernel refused a change");
-                        Err(error.to_string())
+                        Err(OrderError::Refused(Arc::new(error)))
                     });
                     start = failed + 1;
                 }
             }
         }
-
-        // Everything the kernel took, and the positions reached, in one durable commit.
-        for (order, result) in job.orders.iter().zip(&results) {
-            if matches!(result, Some(Ok(()))) {
-                self.store.append(&record(order, job.now));
-            }
-        }
-        for ban in &job.forget {
-            self.store.append(&Record::Unban {
-                jail: ban.jail.clone(),
-                target: ban.target,
-                at: job.now,
-            });
-        }
-        for (source, position) in job.positions {
-            if self.positions.get(&source) != Some(&position) {
-                self.store.append(&Record::Position {
-                    source: source.clone(),
-                    position: position.clone(),
-                });
-                self.positions.insert(source, position);
-            }
-        }
-        let mut durable = self.store.commit().map_err(|e| e.to_string());
-        if durable.is_ok()
-            && let Some(snapshot) = job.compact
-        {
-            let positions = self.positions.iter().map(|(s, p)| Record::Position {
-                source: s.clone(),
-                position: p.clone(),
-            });
-            durable = self
-                .store
-                .compact(snapshot.into_iter().chain(positions))
-                .map_err(|e| e.to_string());
-        }
-        if let Err(e) = &durable {
-            tracing::error!(error = %e, "state could not be saved: bans are in the kernel but would not survive a restart");
-        }
-        if job.remove_table
-            && let Err(e) = self.backend.remove_table()
-        {
-            tracing::warn!(error = %e, "could not remove the nftables table");
-        }
-        outcome.orders = results
+        let results: Vec<Result<(), OrderError>> = results
             .into_iter()
-            .map(
-                |r| match (r.expect("invariant: every order has a result"), &durable) {
-                    (Ok(()), Err(e)) => Err(format!("in the kernel but not saved: {e}")),
-                    (r, _) => r,
-                },
-            )
+            .map(|r| r.expect("invariant: every order has a result"))
             .collect();
-        outcome.applied = job.orders;
-        outcome.elapsed = started.elapsed();
-        outcome
+        for (order, result) in orders.iter().zip(&results) {
+            if result.is_ok() {
+                self.store.append(&record(order, now));
+            }
+        }
+        results
+    }
+
+    /// Takes back the kernel changes of the orders that were applied, newest first.
+    fn undo(
+        &mut self,
+        orders: &[Order],
+        results: &[Result<(), OrderError>],
+        now: i64,
+    ) -> Result<(), Fatal> {
+        let inverse: Vec<Change> = orders
+            .iter()
+            .zip(results)
+            .rev()
+            .filter(|(_, r)| r.is_ok())
+            .filter_map(|(o, _)| inverse(o, now))
+            .collect();
+        let mut start = 0;
+        while start < inverse.len() {
+            match self.backend.apply(&inverse[start..]) {
+                Ok(()) => break,
+                Err(ApplyError { committed, error }) => {
+                    let failed = start + committed;
+                    // Undoing an add of an element that expired meanwhile is done.
+                    if !is_already_gone(&inverse[failed], &error) {
+                        return Err(Fatal(error));
+                    }
+                    start = failed + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds or refreshes what the kernel lacks of `desired`, after re-applying the last layout
+    /// when `layout` (or when the table is gone).
+    fn repair(
+        &mut self,
+        desired: &[Element],
+        layout: bool,
+    ) -> Result<ReconcileReport, Arc<BackendError>> {
+        let Some(current) = self.layout.clone() else {
+            return Ok(ReconcileReport::default());
+        };
+        let result = if layout {
+            reconcile(&mut *self.backend, &current, desired)
+        } else {
+            match refill(&mut *self.backend, desired) {
+                Err(e) if matches!(e.error, BackendError::NoSuchTable { .. }) => {
+                    reconcile(&mut *self.backend, &current, desired)
+                }
+                other => other,
+            }
+        };
+        result.map_err(|e| Arc::new(e.error))
     }
 
     /// Re-applies the last layout after the table vanished; `true` when that worked.
@@ -197,40 +269,70 @@ impl Worker {
         tracing::warn!(table = %layout.table, "the nftables table vanished: recreating it");
         self.backend.apply_layout(layout).is_ok()
     }
-
-    /// Whether the log has grown enough past `live` records to be worth compacting.
-    pub fn wants_compaction(&self, live: usize) -> bool {
-        self.store.wants_compaction(live)
-    }
 }
 
-/// The kernel change an order needs; `None` when the ban is already over.
+/// The time left of `ban` at `now` as a kernel timeout.
+fn timeout(ban: &Ban, now: i64) -> Option<Duration> {
+    ban.remaining(now).map(Duration::from_secs)
+}
+
+/// The kernel change an order needs; `None` when it needs none (a ban already over, or an
+/// order that only records).
 fn change(order: &Order, now: i64) -> Option<Change> {
-    let timeout = |ban: &Ban| ban.remaining(now).map(Duration::from_secs);
-    match order {
-        Order::Ban(b) | Order::Refresh(b) if !b.live_at(now) => None,
-        Order::Ban(b) => Some(Change::Add {
+    let b = &order.ban;
+    match order.action {
+        Action::Ban | Action::Refresh if !b.live_at(now) => None,
+        Action::Ban => Some(Change::Add {
             jail: b.jail.clone(),
             target: b.target,
-            timeout: timeout(b),
+            timeout: timeout(b, now),
         }),
-        Order::Refresh(b) => Some(Change::Refresh {
+        Action::Refresh => Some(Change::Refresh {
             jail: b.jail.clone(),
             target: b.target,
-            timeout: timeout(b),
+            timeout: timeout(b, now),
         }),
-        Order::Unban(b) => Some(Change::Remove {
+        Action::Unban => Some(Change::Remove {
             jail: b.jail.clone(),
             target: b.target,
         }),
+        Action::Forget => None,
     }
 }
 
-/// The state record of a done order.
+/// The kernel change that takes an applied order back.
+fn inverse(order: &Order, now: i64) -> Option<Change> {
+    let b = &order.ban;
+    let remove = || Change::Remove {
+        jail: b.jail.clone(),
+        target: b.target,
+    };
+    match order.action {
+        Action::Ban if b.live_at(now) => Some(remove()),
+        Action::Refresh => match &order.previous {
+            Some(p) if p.live_at(now) => Some(Change::Refresh {
+                jail: b.jail.clone(),
+                target: b.target,
+                timeout: timeout(p, now),
+            }),
+            _ if b.live_at(now) => Some(remove()),
+            _ => None,
+        },
+        Action::Unban if b.live_at(now) => Some(Change::Add {
+            jail: b.jail.clone(),
+            target: b.target,
+            timeout: timeout(b, now),
+        }),
+        _ => None,
+    }
+}
+
+/// The state record of an applied order.
 fn record(order: &Order, now: i64) -> Record {
-    match order {
-        Order::Ban(b) | Order::Refresh(b) => Record::Ban(b.clone()),
-        Order::Unban(b) => Record::Unban {
+    let b = &order.ban;
+    match order.action {
+        Action::Ban | Action::Refresh => Record::Ban(b.clone()),
+        Action::Unban | Action::Forget => Record::Unban {
             jail: b.jail.clone(),
             target: b.target,
             at: now,

@@ -264,8 +264,8 @@ fn ignore_list(
                     Err(_) if word.contains('/') || word.parse::<f64>().is_ok() => {
                         diags.push(l.diag(f, entry, format!("ignoreip: {word:?} is not an address, CIDR prefix or host name")));
                     }
-                    Err(_) => match (word, 0).to_socket_addrs() {
-                        Ok(addrs) => addrs.for_each(|a| list.insert(BanTarget::addr(a.ip()))),
+                    Err(_) => match resolve(word, RESOLVE_TIMEOUT) {
+                        Ok(addrs) => addrs.into_iter().for_each(|a| list.insert(BanTarget::addr(a))),
                         Err(e) => warnings.push(l.diag(f, entry, format!("ignoreip: host name {word:?} does not resolve ({e}); it is not ignored"))),
                     },
                 }
@@ -273,6 +273,30 @@ fn ignore_list(
         }
     }
     list
+}
+
+/// How long a host name in `ignoreip` may take to resolve before it is reported and skipped.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Resolves `name` on a thread of its own, giving up after `timeout` (a stuck resolver must not
+/// hold up a reload; the thread finishes on its own).
+fn resolve(name: &str, timeout: std::time::Duration) -> std::io::Result<Vec<std::net::IpAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = name.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let result = (owned.as_str(), 0)
+                .to_socket_addrs()
+                .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>());
+            let _ = tx.send(result);
+        })?;
+    rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {} s", timeout.as_secs()),
+        ))
+    })
 }
 
 /// Whether a `logpath` entry (a path, or a pattern with `*`/`?` in its last component) names

@@ -185,6 +185,12 @@ pub struct Reply {
     /// `unban`: `JAIL TARGET` pairs removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unbanned: Option<Vec<(String, String)>>,
+    /// `reload`: bans parked because their jail was disabled or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<usize>,
+    /// `reload`: parked bans put back because their jail came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<usize>,
 }
 
 impl Reply {

@@ -2,8 +2,9 @@
 //!
 //! Wires the stages into a fixed task topology:
 //! - one thread per log source (`source`), running the jail's filter on what it reads
-//!   (`matching`) and sending failures to the core;
-//! - the core task (`core`): the one owner of the tracker, answering the control socket;
+//!   (`matching`) and sending failures to the core; the running set is kept by `sources`;
+//! - the core task (`core`): the one owner of the tracker, answering the control socket
+//!   (`requests`) and reloading without blocking (`reload`);
 //! - the banner task and its worker thread (`banner`): the netlink socket, the batches, the
 //!   state log;
 //! - the control listener (`control::server`), one small task per client.
@@ -12,12 +13,17 @@
 //! in bulk, nothing is flushed) → banner, socket and sources started → READY. Shutdown (the
 //! token is cancelled): sources stopped → what they read is handled → positions and a compacted
 //! snapshot made durable → bans left in the kernel (unless `keep_on_stop = false`) → socket
-//! removed → STOPPING.
+//! removed → STOPPING. The core and the banner are essential: if either stops on its own, the
+//! daemon stops with an error (exit 70; systemd restarts it and the start-up reconcile repairs
+//! the kernel).
 
 pub mod core;
 pub mod hooks;
 pub mod matching;
 pub mod metrics;
+mod reload;
+mod requests;
+pub mod sources;
 pub mod status;
 pub mod systemd;
 
@@ -34,8 +40,8 @@ use crate::config::Config;
 use crate::control::server::{self, Access};
 use crate::jail::JailName;
 use crate::state::{StateError, StateStore};
-use crate::tracker::{Ban, Origin, Tracker};
-use matching::{SourceOptions, start_sources};
+use crate::tracker::{Ban, Tracker};
+use matching::SourceOptions;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +128,24 @@ pub async fn run(
     // The kernel: keep what is there, add what the state has and the kernel lacks.
     let now = clock();
     let enabled: HashSet<JailName> = config.enabled().map(|j| j.name.clone()).collect();
+    let mut tracker = Tracker::new(
+        config.enabled().map(|j| j.policy.clone()).collect(),
+        config.history_retention(),
+        options.seed,
+    );
     // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
-    let live: Vec<Ban> = std::mem::take(&mut recovered.bans)
-        .into_values()
-        .filter(|b| enabled.contains(&b.jail) && b.live_at(now))
-        .collect();
-    let desired: Vec<Element> = live
-        .iter()
+    let replayed: Vec<Ban> = std::mem::take(&mut recovered.bans).into_values().collect();
+    tracker.restore(replayed, std::mem::take(&mut recovered.history), now);
+    let parked = tracker.parked().count();
+    if parked > 0 {
+        tracing::info!(
+            bans = parked,
+            "bans of jails not configured are parked (kept, out of the kernel)"
+        );
+    }
+    let desired: Vec<Element> = tracker
+        .settled()
+        .filter(|b| enabled.contains(&b.jail))
         .map(|b| {
             let left = b.remaining(now).map(Duration::from_secs);
             Element {
@@ -156,31 +173,11 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "kernel reconciled"
     );
-    let adopted = report.unknown.into_iter().map(|e| Ban {
-        jail: e.jail,
-        target: e.target,
-        since: now,
-        expires: e
-            .expires
-            .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
-        count: 1,
-        origin: Origin::Adopted,
-    });
-
-    let mut tracker = Tracker::new(
-        config.enabled().map(|j| j.policy.clone()).collect(),
-        config.history_retention(),
-        options.seed,
-    );
-    tracker.restore(
-        live.into_iter().chain(adopted),
-        std::mem::take(&mut recovered.history),
-        now,
-    );
+    tracker.adopt(report.unknown.into_iter().map(|e| core::adopted(e, now)));
     tracker.set_self_addresses(host_addresses());
 
-    let (reports_tx, reports) = mpsc::unbounded_channel();
-    let worker = Worker::new(backend, store, recovered.positions.clone(), config.layout());
+    let (reports_tx, reports) = mpsc::channel(64);
+    let worker = Worker::new(backend, store, config.layout());
     let (banner, banner_task) = crate::banner::task::spawn(worker, reports_tx, clock);
 
     let socket = server::bind(
@@ -203,7 +200,8 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // Reload requests (SIGHUP) go through the same door as `nftjail reload`.
+    // Reload requests (SIGHUP) go through the same door as `nftjail reload`; the core
+    // coalesces them, so nothing here waits for a reload to finish.
     let reload_calls = calls_tx;
     let reload_shutdown = shutdown.clone();
     tokio::spawn(async move {
@@ -212,18 +210,14 @@ pub async fn run(
                 _ = reload_shutdown.cancelled() => return,
                 r = reload.recv() => if r.is_none() { return },
             }
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            if reload_calls
-                .send(crate::control::Call {
-                    command: crate::control::Command::Reload,
-                    reply,
-                })
-                .await
-                .is_err()
-            {
+            let (reply, _answer) = tokio::sync::oneshot::channel();
+            let call = crate::control::Call {
+                command: crate::control::Command::Reload,
+                reply,
+            };
+            if reload_calls.send(call).await.is_err() {
                 return;
             }
-            let _ = answer.await;
         }
     });
 
@@ -246,47 +240,58 @@ pub async fn run(
     };
 
     let (events_tx, events) = mpsc::channel(1024);
-    let sources = start_sources(&config, &recovered.positions, &events_tx, &options.sources);
-    let core = core::Core {
+    let (internal_tx, internal) = mpsc::unbounded_channel();
+    let sources = sources::Sources::new(
+        std::mem::take(&mut recovered.positions),
+        events_tx,
+        options.sources,
+    );
+    let core = core::Core::new(core::Parts {
         config: Arc::new(config),
         tracker,
         banner: banner.clone(),
         sources,
-        positions: recovered.positions,
-        events_tx,
-        source_options: options.sources,
         clock,
-        orders_since_compaction: 0,
-        hooks: hooks::HookRunner::default(),
-        hook_lines: Default::default(),
-        unbans: Default::default(),
-        self_addresses_at: now,
         metrics,
-    };
+        internal: internal_tx,
+    });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
-    banner.compact(core.snapshot()).await;
+    banner
+        .send(crate::banner::Msg::Barrier(crate::banner::Barrier::Compact))
+        .await;
     systemd::ready(&core.status_line());
     tracing::info!(
         jails = core.config.enabled().count(),
         bans = core.tracker.bans().len(),
         "nftjail running"
     );
-
-    core.run(
-        core::Inputs {
-            events,
-            calls,
-            reports,
-        },
-        shutdown.clone(),
-    )
-    .await;
     drop(banner);
-    let _ = banner_task.await;
+
+    let inputs = core::Inputs {
+        events,
+        calls,
+        reports,
+        internal,
+    };
+    let result = core.run(inputs, shutdown.clone()).await;
+    if result.is_err() {
+        // The core stopped on its own: stop everything else too.
+        shutdown.cancel();
+    }
+    let banner_result = banner_task.await;
     let _ = server_task.await;
     systemd::stopping();
-    tracing::info!("nftjail stopped");
-    Ok(())
+    match (result, banner_result) {
+        (Ok(()), Ok(Ok(()))) => {
+            tracing::info!("nftjail stopped");
+            Ok(())
+        }
+        (_, Ok(Err(e))) => Err(DaemonError::Internal(e.to_string())),
+        (_, Err(e)) => Err(DaemonError::Internal(format!(
+            "the banner task failed: {e}"
+        ))),
+        (Err(e), _) => Err(DaemonError::Internal(e.to_string())),
+    }
 }
 
 /// The host's own addresses now (fail2ban's `ignoreself`), canonical.

@@ -3,7 +3,6 @@
 //! Receives the tracker, the configuration, the sources' counters and positions; emits the
 //! protocol's reply structures. Read-only.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::banner::backend::{SetKind, set_name};
@@ -13,7 +12,7 @@ use crate::jail::JailName;
 use crate::state::Position;
 use crate::tracker::Tracker;
 
-use super::matching::RunningSource;
+use super::sources::Sources;
 
 fn kind_name(jail: &JailConfig) -> &'static str {
     match jail.kind {
@@ -40,20 +39,15 @@ pub fn summary(config: &Config, tracker: &Tracker) -> Reply {
 }
 
 /// `status JAIL`: one jail in detail.
-pub fn detail(
-    config: &Config,
-    tracker: &Tracker,
-    sources: &[RunningSource],
-    positions: &HashMap<String, Position>,
-    name: &str,
-) -> Reply {
+pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str) -> Reply {
     let Some(jail) = config.enabled().find(|j| j.name.as_str() == name) else {
         return Reply::error(format!("no enabled jail named {name:?}"));
     };
-    let counters = sources
-        .iter()
-        .find(|s| s.jail == jail.name)
-        .map(|s| &s.counters);
+    let source = sources.of(&jail.name);
+    let counters = source.map(|s| &s.counters);
+    let positions: Vec<(String, Position)> = source
+        .and_then(|s| s.positions.lock().ok().map(|p| p.clone()))
+        .unwrap_or_default();
     let load = |f: fn(&super::matching::SourceCounters) -> &std::sync::atomic::AtomicU64| {
         counters.map_or(0, |c| f(c).load(Ordering::Relaxed))
     };
@@ -65,8 +59,8 @@ pub fn detail(
         _ => (None, None),
     };
     let mut banned: Vec<String> = tracker
-        .bans()
-        .in_jail(&jail.name)
+        .settled()
+        .filter(|b| b.jail == jail.name)
         .map(|b| b.target.to_string())
         .collect();
     banned.sort();
@@ -75,7 +69,7 @@ pub fn detail(
         kind: kind_name(jail).to_string(),
         filter,
         mode,
-        sources: source_status(jail, positions),
+        sources: source_status(jail, &positions),
         stats: tracker.stats(&jail.name).unwrap_or_default().into(),
         lines_read: load(|c| &c.lines),
         lines_matched: load(|c| &c.failures),
@@ -96,7 +90,7 @@ pub fn detail(
 }
 
 /// The files a jail follows (with their offsets) or its journal (with its cursor).
-fn source_status(jail: &JailConfig, positions: &HashMap<String, Position>) -> Vec<SourceStatus> {
+fn source_status(jail: &JailConfig, positions: &[(String, Position)]) -> Vec<SourceStatus> {
     let JailKind::Log { source, .. } = &jail.kind else {
         return Vec::new();
     };
@@ -129,10 +123,11 @@ fn source_status(jail: &JailConfig, positions: &HashMap<String, Position>) -> Ve
             seen
         }
         Source::Journal { matches, .. } => {
-            let cursor = match positions.get(&format!("{prefix}journal")) {
-                Some(Position::Journal { cursor }) => Some(cursor.clone()),
+            let key = format!("{prefix}journal");
+            let cursor = positions.iter().find_map(|(k, p)| match p {
+                Position::Journal { cursor } if *k == key => Some(cursor.clone()),
                 _ => None,
-            };
+            });
             vec![SourceStatus {
                 name: format!("journal {}", matches.join(" "))
                     .trim_end()
@@ -151,8 +146,7 @@ pub fn banned(tracker: &Tracker, jail: Option<&str>) -> Reply {
         return Reply::error(format!("no enabled jail named {name:?}"));
     }
     let mut bans: Vec<BanEntry> = tracker
-        .bans()
-        .iter()
+        .settled()
         .filter(|b| jail.is_none_or(|j| b.jail.as_str() == j))
         .map(|b| BanEntry {
             jail: b.jail.to_string(),

@@ -210,6 +210,13 @@ fn run(
                 );
             }
         }
+        // What was read after the last catch-up is handled: its cursor is the position now.
+        if let Some(c) = &cursor {
+            sink.checkpoint(
+                &[(key.clone(), Position::Journal { cursor: c.clone() })],
+                skipped,
+            );
+        }
         let status = slot
             .lock()
             .expect("invariant: journal lock not poisoned")

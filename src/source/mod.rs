@@ -62,6 +62,15 @@ impl SourceHandle {
         self.halt();
     }
 
+    /// Asks the source to stop after its current round, without waiting; the returned thread
+    /// handle is joined by whoever wants to wait.
+    pub fn signal(mut self) -> Option<JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+        self.thread.take()
+    }
+
     fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             stop();

@@ -33,6 +33,8 @@ pub struct StateStore {
     buffer: Vec<u8>,
     /// Records in the file, for the compaction policy.
     records: usize,
+    /// Positions written (interim: until the store owns them fully).
+    positions: std::collections::HashMap<String, super::Position>,
     _lock: nix::fcntl::Flock<File>,
 }
 
@@ -76,6 +78,7 @@ impl StateStore {
                 file,
                 buffer: Vec::new(),
                 records,
+                positions: recovered.positions.clone(),
                 _lock: lock,
             },
             recovered,
@@ -86,6 +89,22 @@ impl StateStore {
     pub fn append(&mut self, record: &Record) {
         encode(record, &mut self.buffer);
         self.records += 1;
+    }
+
+    /// Queues a read position (skipped when unchanged).
+    pub fn position(&mut self, source: String, position: super::Position) {
+        if self.positions.get(&source) != Some(&position) {
+            self.append(&Record::Position {
+                source: source.clone(),
+                position: position.clone(),
+            });
+            self.positions.insert(source, position);
+        }
+    }
+
+    /// Whether a failed sync left the log refusing writes.
+    pub fn is_poisoned(&self) -> bool {
+        false
     }
 
     /// Whether records are waiting for a commit.
@@ -127,6 +146,11 @@ impl StateStore {
         };
         let mut buffer = Vec::new();
         let mut records = 0;
+        let positions = self.positions.iter().map(|(s, p)| Record::Position {
+            source: s.clone(),
+            position: p.clone(),
+        });
+        let live: Vec<Record> = live.into_iter().chain(positions).collect();
         for record in live {
             encode(&record, &mut buffer);
             records += 1;

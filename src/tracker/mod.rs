@@ -1,17 +1,25 @@
 //! The tracker: turns failures into ban decisions.
 //!
-//! Receives failures (`jail`, address, log time), manual ban and unban requests, and the clock;
-//! emits [`Order`]s (ban, refresh, unban) for the banner. It owns every piece of decision state —
-//! per-jail sliding windows, ignore lists, active bans, ban history, escalation and recidive —
-//! and is the only owner of it (one task, no locks). It is synchronous and deterministic: `now`
-//! is always an argument, the randomness of `rndtime` comes from a seeded generator. It must
-//! never do I/O, never wait, and never emit overlapping prefixes in one jail (interval sets in the
-//! kernel refuse them): nested prefix bans are merged into the widest one, which keeps the
-//! latest expiry of all.
+//! Receives failures (`jail`, address, log time), manual ban and unban requests, the clock, and
+//! the [`Settlement`] of every order it emitted; emits [`Order`]s (ban, refresh, unban, forget)
+//! for the banner. It owns every piece of decision state — per-jail sliding windows, ignore
+//! lists, active and parked bans, ban history, escalation and recidive — and is the only owner of
+//! it (one task, no locks). It is synchronous and deterministic: `now` is always an argument, the
+//! randomness of `rndtime` comes from a seeded generator.
+//!
+//! An order is *pending* from the moment it is emitted until it is settled: decisions see it
+//! at once (an address being banned is not counted again), but the history, the totals and
+//! recidive count a ban only once it is applied, and a refused order puts back what was there
+//! before (see `settle`). It must never do I/O, never wait, and never emit overlapping prefixes
+//! in one jail (interval sets in the kernel refuse them): a wider prefix replaces the narrower
+//! ones it holds only when it outlasts them; otherwise the request is refused and says why.
 
 pub mod bans;
 pub mod escalation;
 pub mod ignore;
+mod order;
+mod parking;
+mod settle;
 pub mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +35,9 @@ use crate::jail::JailName;
 pub use bans::{ActiveBans, Ban, History, HistoryEntry, Origin};
 pub use escalation::{Escalation, Jitter};
 pub use ignore::IgnoreList;
+pub use order::{Action, Order, OrderId, Settlement};
+pub use parking::Reconfigured;
+use settle::InFlight;
 use window::FailureWindow;
 
 /// What the tracker needs to know about one jail (validated and merged by `config`).
@@ -48,25 +59,6 @@ pub struct JailPolicy {
     pub recidive: Option<u32>,
     /// Never ban the host's own addresses (as they are now: see [`Tracker::set_self_addresses`]).
     pub ignoreself: bool,
-}
-
-/// A decision for the banner, in the order it must be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Order {
-    /// A new element.
-    Ban(Ban),
-    /// The element is believed present; set its timeout anew.
-    Refresh(Ban),
-    /// Remove the element of this ban.
-    Unban(Ban),
-}
-
-impl Order {
-    pub fn ban(&self) -> &Ban {
-        match self {
-            Order::Ban(b) | Order::Refresh(b) | Order::Unban(b) => b,
-        }
-    }
 }
 
 /// What became of one failure.
@@ -95,6 +87,41 @@ pub enum Refusal {
         "{target} is in the ignore list of jail {jail} (ignoreip/ignoreself): refusing to ban it"
     )]
     Ignored { target: BanTarget, jail: JailName },
+    #[error(
+        "{target} is already banned in jail {jail} as part of {by} ({until}), which outlasts this ban"
+    )]
+    Covered {
+        target: BanTarget,
+        jail: JailName,
+        by: BanTarget,
+        until: Until,
+    },
+    #[error(
+        "{target} overlaps {other} in jail {jail}, banned {until}: one set cannot hold both, and \
+         this ban would end first (unban {other} first, or ban for longer)"
+    )]
+    Outlasted {
+        target: BanTarget,
+        jail: JailName,
+        other: BanTarget,
+        until: Until,
+    },
+}
+
+/// When a ban ends, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Until(pub Option<i64>);
+
+impl std::fmt::Display for Until {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("permanently"),
+            Some(at) => match chrono::DateTime::from_timestamp(at, 0) {
+                Some(t) => write!(f, "until {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+                None => write!(f, "until {at}"),
+            },
+        }
+    }
 }
 
 /// The counters `status` shows, as fail2ban-client names them.
@@ -130,18 +157,25 @@ impl JailState {
     }
 }
 
-/// How often the ban history is swept of entries past its retention.
-const HISTORY_SWEEP_EVERY: i64 = 60;
+/// How often the ban history and the parked bans are swept of what is past.
+const SWEEP_EVERY: i64 = 60;
 
 /// All decision state of the daemon.
 pub struct Tracker {
     jails: HashMap<JailName, JailState>,
     /// Jail names in configuration order, for listings.
     order: Vec<JailName>,
+    /// Bans of the configured jails: in the kernel, or on their way there.
     bans: ActiveBans,
+    /// Bans of jails that are not configured any more: kept (in the state, out of the kernel)
+    /// until they end or their jail comes back.
+    parked: HashMap<JailName, HashMap<BanTarget, Ban>>,
+    /// Orders emitted and not settled yet, by the ban they change.
+    pending: HashMap<(JailName, BanTarget), InFlight>,
+    next_order: OrderId,
     history: History,
     jitter: Jitter,
-    last_history_sweep: i64,
+    last_sweep: i64,
     /// The host's own addresses, for jails with `ignoreself`.
     self_addresses: HashSet<IpAddr>,
 }
@@ -154,42 +188,16 @@ impl Tracker {
             jails: HashMap::new(),
             order: Vec::new(),
             bans: ActiveBans::default(),
+            parked: HashMap::new(),
+            pending: HashMap::new(),
+            next_order: 1,
             history: History::new(history_retention),
             jitter: Jitter::new(seed),
-            last_history_sweep: i64::MIN,
+            last_sweep: i64::MIN,
             self_addresses: HashSet::new(),
         };
-        tracker.reconfigure(policies, history_retention);
+        tracker.reconfigure(policies, history_retention, i64::MIN);
         tracker
-    }
-
-    /// Applies a new configuration. Jails that keep their window settings keep their failures
-    /// and counters; every jail keeps its bans. Returns the bans of jails that are gone.
-    pub fn reconfigure(&mut self, policies: Vec<JailPolicy>, history_retention: u64) -> Vec<Ban> {
-        let mut old = std::mem::take(&mut self.jails);
-        self.order = policies.iter().map(|p| p.name.clone()).collect();
-        for policy in policies {
-            let state = match old.remove(&policy.name) {
-                Some(mut s) => {
-                    let same_window = s.policy.findtime == policy.findtime
-                        && s.policy.maxretry == policy.maxretry
-                        && s.policy.maxtracked == policy.maxtracked
-                        && s.policy.fold_v6 == policy.fold_v6;
-                    if !same_window {
-                        s.window =
-                            FailureWindow::new(policy.findtime, policy.maxretry, policy.maxtracked);
-                    }
-                    s.policy = policy;
-                    s
-                }
-                None => JailState::new(policy),
-            };
-            self.jails.insert(state.policy.name.clone(), state);
-        }
-        self.history.set_retention(history_retention);
-        old.keys()
-            .flat_map(|gone| self.bans.remove_jail(gone))
-            .collect()
     }
 
     /// The host's own addresses now (the daemon refreshes them: DHCP and hotplug change them).
@@ -201,27 +209,6 @@ impl Tracker {
     fn ignores(&self, policy: &JailPolicy, target: &BanTarget) -> bool {
         policy.ignore.overlaps(target)
             || (policy.ignoreself && self.self_addresses.iter().any(|a| target.contains(*a)))
-    }
-
-    /// Loads persisted bans and history. Bans of unknown jails or already over are returned.
-    pub fn restore(
-        &mut self,
-        bans: impl IntoIterator<Item = Ban>,
-        history: impl IntoIterator<Item = HistoryEntry>,
-        now: i64,
-    ) -> Vec<Ban> {
-        for entry in history {
-            self.history.record(entry.target, entry.jail, entry.at);
-        }
-        let mut dropped = Vec::new();
-        for ban in bans {
-            if self.jails.contains_key(&ban.jail) && ban.live_at(now) {
-                self.bans.insert(ban);
-            } else {
-                dropped.push(ban);
-            }
-        }
-        dropped
     }
 
     /// Counts one failure of `host` in `jail`, logged at `at`, seen at `now` (Unix seconds).
@@ -254,9 +241,13 @@ impl Tracker {
             return Counted::Counted(failures);
         }
         state.window.forget(key);
-        match self.new_ban(jail, target, None, Origin::Failures, at, now) {
-            Some(ban) => Counted::Banned(self.place(ban, now)),
-            None => Counted::TooOld,
+        let Some(ban) = self.new_ban(jail, target, None, Origin::Failures, at, now) else {
+            return Counted::TooOld;
+        };
+        match self.place(ban, now) {
+            Ok(orders) if !orders.is_empty() => Counted::Banned(orders),
+            // A wider prefix ban of this jail that outlasts it already holds the address.
+            _ => Counted::AlreadyBanned,
         }
     }
 
@@ -266,6 +257,18 @@ impl Tracker {
         jail: &JailName,
         target: BanTarget,
         length: Option<BanTime>,
+        now: i64,
+    ) -> Result<Vec<Order>, Refusal> {
+        self.decide(jail, target, length, Origin::Manual, now)
+    }
+
+    /// A ban decided elsewhere (`origin`): manual, or a peer's. Same checks as a manual ban.
+    pub fn decide(
+        &mut self,
+        jail: &JailName,
+        target: BanTarget,
+        length: Option<BanTime>,
+        origin: Origin,
         now: i64,
     ) -> Result<Vec<Order>, Refusal> {
         let policy = &self
@@ -282,9 +285,9 @@ impl Tracker {
         let state = self.jails.get_mut(jail).expect("invariant: checked above");
         state.window.forget(window_key(&target));
         let ban = self
-            .new_ban(jail, target, length, Origin::Manual, now, now)
+            .new_ban(jail, target, length, origin, now, now)
             .expect("invariant: a ban starting now is live");
-        Ok(self.place(ban, now))
+        self.place(ban, now)
     }
 
     /// Unbans `target` from `jail`, or from every jail. Empty when it was not banned.
@@ -299,50 +302,46 @@ impl Tracker {
                 state.window.forget(window_key(target));
             }
             if let Some(ban) = self.bans.remove(&j, target) {
-                orders.push(Order::Unban(ban));
+                orders.push(self.emit(Action::Unban, ban.clone(), Some(ban), false, Vec::new()));
             }
         }
         orders
     }
 
-    /// Unbans everything in `jail`.
+    /// Unbans everything in `jail`; for a parked jail, forgets its parked bans.
     pub fn unban_jail(&mut self, jail: &JailName) -> Vec<Order> {
+        if let Some(parked) = self.parked.remove(jail) {
+            return parked
+                .into_values()
+                .map(|ban| self.emit(Action::Forget, ban.clone(), Some(ban), false, Vec::new()))
+                .collect();
+        }
         let targets: Vec<BanTarget> = self.bans.in_jail(jail).map(|b| b.target).collect();
-        targets
-            .iter()
-            .flat_map(|t| self.bans.remove(jail, t))
-            .map(Order::Unban)
-            .collect()
+        let mut orders = Vec::with_capacity(targets.len());
+        for target in targets {
+            if let Some(ban) = self.bans.remove(jail, &target) {
+                orders.push(self.emit(Action::Unban, ban.clone(), Some(ban), false, Vec::new()));
+            }
+        }
+        orders
     }
 
     /// Bans that ended by `now` (the kernel drops their elements by itself). Also forgets
-    /// failures that left their window and, once a minute, history past its retention.
+    /// failures that left their window and, once a minute, history past its retention and
+    /// parked bans that ended.
     pub fn expire(&mut self, now: i64) -> Vec<Ban> {
         for state in self.jails.values_mut() {
             state.window.expire(now);
         }
-        if now.saturating_sub(self.last_history_sweep) >= HISTORY_SWEEP_EVERY {
+        if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY {
             self.history.sweep(now);
-            self.last_history_sweep = now;
+            self.parked.retain(|_, bans| {
+                bans.retain(|_, b| b.live_at(now));
+                !bans.is_empty()
+            });
+            self.last_sweep = now;
         }
         self.bans.expire(now)
-    }
-
-    /// Undoes the bookkeeping of an order the kernel did not take.
-    pub fn rollback(&mut self, order: &Order) {
-        match order {
-            Order::Ban(ban) => {
-                if self.bans.get(&ban.jail, &ban.target) == Some(ban) {
-                    self.bans.remove(&ban.jail, &ban.target);
-                }
-            }
-            Order::Refresh(_) => {}
-            Order::Unban(ban) => {
-                if self.bans.get(&ban.jail, &ban.target).is_none() {
-                    self.bans.insert(ban.clone());
-                }
-            }
-        }
     }
 
     pub fn stats(&self, jail: &JailName) -> Option<JailStats> {
@@ -350,11 +349,19 @@ impl Tracker {
         Some(JailStats {
             currently_failed: s.window.len(),
             total_failed: s.total_failed,
-            currently_banned: self.bans.count_in(jail),
+            currently_banned: self.settled_count(jail),
             total_banned: s.total_banned,
             ignored: s.ignored,
             evicted: s.window.evicted(),
         })
+    }
+
+    /// Sets a jail's lifetime totals (kept across restarts by the daemon's state).
+    pub fn set_totals(&mut self, jail: &JailName, total_failed: u64, total_banned: u64) {
+        if let Some(s) = self.jails.get_mut(jail) {
+            s.total_failed = total_failed;
+            s.total_banned = total_banned;
+        }
     }
 
     pub fn policy(&self, jail: &JailName) -> Option<&JailPolicy> {
@@ -366,6 +373,7 @@ impl Tracker {
         &self.order
     }
 
+    /// The bans of the configured jails as decided (pending orders included).
     pub fn bans(&self) -> &ActiveBans {
         &self.bans
     }
@@ -421,62 +429,68 @@ impl Tracker {
         })
     }
 
-    /// Enters `ban` into the index (merging nested prefixes), records it in the history,
-    /// checks recidive, and returns the orders for the banner.
-    fn place(&mut self, ban: Ban, now: i64) -> Vec<Order> {
-        let mut orders = Vec::new();
+    /// Enters `ban` into the index and returns the orders for the banner. A prefix may replace
+    /// the narrower prefixes it holds only when it outlasts them; a prefix held by a wider one
+    /// is refused (covered, or outlasting it: one interval set cannot hold both).
+    fn place(&mut self, ban: Ban, _now: i64) -> Result<Vec<Order>, Refusal> {
         let jail = ban.jail.clone();
-        let placed = match ban.target {
-            BanTarget::Net(net) => {
-                let overlapping = self.bans.overlapping(&jail, &net);
-                let exact = overlapping.iter().any(|b| b.target == ban.target);
-                if overlapping.is_empty() || (exact && overlapping.len() == 1) {
-                    ban
-                } else {
-                    let mut merged = ban;
-                    for other in &overlapping {
-                        if let (BanTarget::Net(o), BanTarget::Net(m)) =
-                            (other.target, merged.target)
-                            && o.covers(&m)
-                        {
-                            merged.target = other.target;
-                        }
-                        if other.outlasts(&merged) {
-                            merged.expires = other.expires;
-                        }
-                        merged.count = merged.count.max(other.count);
-                    }
-                    for other in overlapping
-                        .into_iter()
-                        .filter(|o| o.target != merged.target)
-                    {
-                        self.bans.remove(&jail, &other.target);
-                        orders.push(Order::Unban(other));
-                    }
-                    merged
+        let mut superseded = Vec::new();
+        if let BanTarget::Net(net) = ban.target {
+            for other in self.bans.overlapping(&jail, &net) {
+                if other.target == ban.target {
+                    continue;
                 }
+                let BanTarget::Net(o) = other.target else {
+                    continue;
+                };
+                let until = Until(other.expires);
+                if o.covers(&net) {
+                    return Err(if other.outlasts(&ban) {
+                        Refusal::Covered {
+                            target: ban.target,
+                            jail,
+                            by: other.target,
+                            until,
+                        }
+                    } else {
+                        Refusal::Outlasted {
+                            target: ban.target,
+                            jail,
+                            other: other.target,
+                            until,
+                        }
+                    });
+                }
+                if other.outlasts(&ban) && other.expires != ban.expires {
+                    return Err(Refusal::Outlasted {
+                        target: ban.target,
+                        jail,
+                        other: other.target,
+                        until,
+                    });
+                }
+                superseded.push(other);
             }
-            BanTarget::Addr(_) => ban,
-        };
-        let previous = self.bans.insert(placed.clone());
-        self.history
-            .record(placed.target, jail.clone(), placed.since);
-        if let Some(state) = self.jails.get_mut(&jail) {
-            state.total_banned += 1;
         }
-        let recidive_source = self
-            .jails
-            .get(&jail)
-            .is_some_and(|s| s.policy.recidive.is_none());
-        orders.push(if previous.is_some() {
-            Order::Refresh(placed.clone())
+        let mut orders = Vec::with_capacity(superseded.len() + 1);
+        for other in &superseded {
+            self.bans.remove(&jail, &other.target);
+            orders.push(self.emit(
+                Action::Unban,
+                other.clone(),
+                Some(other.clone()),
+                false,
+                Vec::new(),
+            ));
+        }
+        let previous = self.bans.insert(ban.clone());
+        let action = if previous.is_some() {
+            Action::Refresh
         } else {
-            Order::Ban(placed.clone())
-        });
-        if recidive_source && placed.origin != Origin::Adopted {
-            orders.extend(self.check_recidive(placed.target, now));
-        }
-        orders
+            Action::Ban
+        };
+        orders.push(self.emit(action, ban, previous, true, superseded));
+        Ok(orders)
     }
 
     /// Bans `target` in every recidive jail whose threshold its history now reaches.
@@ -503,8 +517,9 @@ impl Tracker {
             });
             if bans >= maxbans
                 && let Some(ban) = self.new_ban(&name, target, None, Origin::Recidive, now, now)
+                && let Ok(placed) = self.place(ban, now)
             {
-                orders.extend(self.place(ban, now));
+                orders.extend(placed);
             }
         }
         orders

@@ -46,14 +46,37 @@ fn tracker(policies: Vec<JailPolicy>) -> Tracker {
     Tracker::new(policies, 86_400, 7)
 }
 
-/// Feeds failures until a ban (or `limit` failures) and returns the orders.
+/// Settles `orders` as the banner would report them, and those they call for, until none
+/// is left; returns every order, in order.
+fn settle_all(t: &mut Tracker, orders: Vec<Order>, outcome: Settlement, now: i64) -> Vec<Order> {
+    let mut all = Vec::new();
+    let mut queue: std::collections::VecDeque<Order> = orders.into();
+    while let Some(order) = queue.pop_front() {
+        queue.extend(t.settle(&order, outcome, now));
+        all.push(order);
+    }
+    all
+}
+
+/// Applies `orders` (and what they call for) and returns every order.
+fn apply(t: &mut Tracker, orders: Vec<Order>, now: i64) -> Vec<Order> {
+    settle_all(t, orders, Settlement::Applied, now)
+}
+
+/// Feeds failures until a ban (or `limit` failures), applies its orders and returns them.
 fn fail_until_ban(t: &mut Tracker, jail: &str, addr: &str, at: i64) -> Vec<Order> {
     for n in 0..100 {
         if let Counted::Banned(orders) = t.failure(&name(jail), ip(addr), at + n, at + n) {
-            return orders;
+            return apply(t, orders, at + n);
         }
     }
     panic!("{addr} never banned in {jail}");
+}
+
+/// A manual ban, applied.
+fn ban(t: &mut Tracker, jail: &str, what: &str, length: Option<BanTime>, now: i64) -> Vec<Order> {
+    let orders = t.ban(&name(jail), target(what), length, now).unwrap();
+    apply(t, orders, now)
 }
 
 #[test]
@@ -69,9 +92,9 @@ fn maxretry_failures_within_findtime_ban() {
         panic!()
     };
     assert_eq!(orders.len(), 1);
-    let Order::Ban(ban) = &orders[0] else {
-        panic!("{orders:?}")
-    };
+    assert!(orders[0].is(Action::Ban), "{orders:?}");
+    let orders = apply(&mut t, orders, T0 + 20);
+    let ban = &orders[0].ban;
     assert_eq!(ban.target, target("192.0.2.1"));
     assert_eq!(ban.since, T0 + 20);
     assert_eq!(ban.expires, Some(T0 + 20 + 3_600));
@@ -234,9 +257,8 @@ fn native_recidive_bans_after_maxbans_bans_across_jails() {
         }
     }
     assert_eq!(orders.len(), 2, "{orders:?}");
-    let Order::Ban(r) = &orders[1] else {
-        panic!("{orders:?}")
-    };
+    assert!(orders[1].is(Action::Ban), "{orders:?}");
+    let r = &orders[1].ban;
     assert_eq!(r.jail, name("recidive"));
     assert_eq!(r.origin, Origin::Recidive);
     assert_eq!(r.expires.unwrap() - r.since, 604_800);
@@ -282,63 +304,195 @@ fn manual_bans_refuse_ignored_targets_and_unknown_jails() {
             T0,
         )
         .unwrap();
+    assert_eq!(orders.len(), 1);
+    assert!(orders[0].is(Action::Ban) && orders[0].fresh);
     assert_eq!(
-        orders,
-        vec![Order::Ban(Ban {
+        orders[0].ban,
+        Ban {
             jail: j.clone(),
             target: target("192.0.2.1"),
             since: T0,
             expires: Some(T0 + 60),
             count: 1,
             origin: Origin::Manual
-        })]
+        }
     );
-    // A re-ban refreshes the element with the new length.
+    apply(&mut t, orders, T0);
+    // A re-ban refreshes the element with the new length, and can be undone to the old one.
     let orders = t
         .ban(&j, target("192.0.2.1"), Some(BanTime::Permanent), T0 + 5)
         .unwrap();
     assert!(
-        matches!(&orders[..], [Order::Refresh(b)] if b.expires.is_none()),
+        matches!(&orders[..], [o] if o.is(Action::Refresh) && o.ban.expires.is_none()
+            && o.previous.as_ref().is_some_and(|p| p.expires == Some(T0 + 60))),
         "{orders:?}"
     );
 }
 
+/// Nested prefixes in one jail: interval sets refuse overlaps, and no ban may silently change
+/// length. (Regression: `ban 30.0.0.0/8 --for 1m` over a 180-day /16 became a 180-day /8.)
 #[test]
-fn nested_prefixes_merge_into_the_widest_with_the_latest_expiry() {
+fn nested_prefixes_are_replaced_only_by_a_wider_ban_that_outlasts_them() {
+    let mut t = tracker(vec![policy("m")]);
+    let j = name("m");
+    let minute = Some(BanTime::For(Duration::from_secs(60)));
+    let hour = Some(BanTime::For(Duration::from_secs(3_600)));
+    let day = Some(BanTime::For(Duration::from_secs(86_400)));
+    ban(&mut t, "m", "30.1.0.0/16", day, T0);
+    // A shorter /8 over a longer /16: refused, saying why; nothing changes.
+    let refused = t.ban(&j, target("30.0.0.0/8"), minute, T0).unwrap_err();
+    assert!(
+        matches!(refused, Refusal::Outlasted { .. }) && refused.to_string().contains("30.1.0.0/16"),
+        "{refused}"
+    );
+    assert_eq!(
+        t.bans().get(&j, &target("30.1.0.0/16")).unwrap().expires,
+        Some(T0 + 86_400)
+    );
+    // A longer /8 replaces the /16 and keeps its own length.
+    ban(&mut t, "m", "10.2.0.0/16", hour, T0);
+    let orders = t.ban(&j, target("10.0.0.0/8"), day, T0).unwrap();
+    let unbans: Vec<String> = orders
+        .iter()
+        .filter(|o| o.is(Action::Unban))
+        .map(|o| o.ban.target.to_string())
+        .collect();
+    assert_eq!(unbans, ["10.2.0.0/16"], "{orders:?}");
+    let wide = orders.last().unwrap();
+    assert!(
+        wide.is(Action::Ban) && wide.superseded.len() == 1,
+        "{orders:?}"
+    );
+    assert_eq!(wide.ban.expires, Some(T0 + 86_400));
+    apply(&mut t, orders, T0);
+    // A prefix inside the /8 that ends sooner is covered already; one that ends later is refused.
+    assert!(matches!(
+        t.ban(&j, target("10.3.3.0/24"), hour, T0 + 1),
+        Err(Refusal::Covered { .. })
+    ));
+    assert!(matches!(
+        t.ban(&j, target("10.3.3.0/24"), Some(BanTime::Permanent), T0 + 1),
+        Err(Refusal::Outlasted { .. })
+    ));
+    assert_eq!(t.bans().count_in(&j), 2);
+}
+
+/// Regression: a refused wider prefix lost the narrower bans it was to replace.
+#[test]
+fn a_refused_wider_prefix_puts_the_narrower_ones_back() {
     let mut t = tracker(vec![policy("m")]);
     let j = name("m");
     let hour = Some(BanTime::For(Duration::from_secs(3_600)));
     let day = Some(BanTime::For(Duration::from_secs(86_400)));
-    t.ban(&j, target("10.1.0.0/16"), day, T0).unwrap();
-    t.ban(&j, target("10.2.0.0/16"), hour, T0).unwrap();
-    // A /8 over both: they are removed and the /8 keeps the day.
-    let orders = t.ban(&j, target("10.0.0.0/8"), hour, T0).unwrap();
-    let unbans: Vec<String> = orders
-        .iter()
-        .filter(|o| matches!(o, Order::Unban(_)))
-        .map(|o| o.ban().target.to_string())
-        .collect();
-    assert_eq!(unbans.len(), 2, "{orders:?}");
-    let Some(Order::Ban(wide)) = orders.last() else {
-        panic!("{orders:?}")
-    };
-    assert_eq!(wide.target, target("10.0.0.0/8"));
-    assert_eq!(wide.expires, Some(T0 + 86_400));
-    // A prefix inside the /8 only refreshes the /8 (never an overlapping element).
-    let orders = t.ban(&j, target("10.3.3.0/24"), None, T0 + 1).unwrap();
+    ban(&mut t, "m", "10.2.0.0/16", hour, T0);
+    let orders = t.ban(&j, target("10.0.0.0/8"), day, T0).unwrap();
+    let (unban, wide) = (orders[0].clone(), orders[1].clone());
+    assert!(t.settle(&unban, Settlement::Applied, T0).is_empty());
+    let back = t.settle(&wide, Settlement::Refused, T0);
     assert!(
-        matches!(&orders[..], [Order::Refresh(b)] if b.target == target("10.0.0.0/8")),
-        "{orders:?}"
+        matches!(&back[..], [o] if o.is(Action::Ban) && o.ban.target == target("10.2.0.0/16") && !o.fresh),
+        "{back:?}"
     );
-    assert_eq!(t.bans().count_in(&j), 1);
+    assert!(t.bans().get(&j, &target("10.0.0.0/8")).is_none());
+    apply(&mut t, back, T0);
+    let settled: Vec<String> = t.settled().map(|b| b.target.to_string()).collect();
+    assert_eq!(settled, ["10.2.0.0/16"]);
+}
+
+/// Outcomes come back as inputs: a ban counts in the history, the totals and recidive only once
+/// it is applied, and a refused or unsaved one leaves no trace (regression: a refused ban
+/// escalated the next one).
+#[test]
+fn a_ban_counts_only_once_applied_and_a_failed_one_leaves_no_trace() {
+    for outcome in [Settlement::Refused, Settlement::NotDurable] {
+        let esc = Escalation {
+            increment: true,
+            ..Escalation::default()
+        };
+        let mut p = policy("sshd");
+        p.escalation = esc;
+        let mut t = tracker(vec![p, recidive(1)]);
+        let j = name("sshd");
+        let orders = t.ban(&j, target("192.0.2.1"), None, T0).unwrap();
+        assert_eq!(
+            t.stats(&j).unwrap().currently_banned,
+            0,
+            "pending is not banned yet"
+        );
+        assert_eq!(t.settled().count(), 0);
+        assert_eq!(
+            t.failure(&j, ip("192.0.2.1"), T0, T0),
+            Counted::AlreadyBanned,
+            "decisions see it at once"
+        );
+        let follow = settle_all(&mut t, orders, outcome, T0);
+        assert_eq!(
+            follow.len(),
+            1,
+            "no recidive after a failed ban: {follow:?}"
+        );
+        let s = t.stats(&j).unwrap();
+        assert_eq!((s.currently_banned, s.total_banned), (0, 0), "{outcome:?}");
+        assert!(t.history().is_empty());
+        assert!(t.bans().is_empty() && !t.has_pending());
+        // The next ban is a first one, not an escalated second.
+        let orders = fail_until_ban(&mut t, "sshd", "192.0.2.1", T0 + 10);
+        let first = &orders[0].ban;
+        assert_eq!(
+            (first.count, first.expires.unwrap() - first.since),
+            (1, 3_600)
+        );
+        assert_eq!(
+            orders.len(),
+            2,
+            "applied, it counts for recidive: {orders:?}"
+        );
+    }
+}
+
+/// Regression: an unban the kernel refused was forgotten although the element stayed.
+#[test]
+fn a_refused_unban_or_refresh_puts_the_previous_ban_back() {
+    let mut t = tracker(vec![policy("sshd")]);
+    let j = name("sshd");
+    ban(&mut t, "sshd", "192.0.2.1", None, T0);
+    let unban = t.unban(&target("192.0.2.1"), Some(&j));
+    settle_all(&mut t, unban, Settlement::Refused, T0);
+    assert_eq!(t.settled().count(), 1);
+    assert!(t.bans().get(&j, &target("192.0.2.1")).is_some());
+    let refresh = t
+        .ban(&j, target("192.0.2.1"), Some(BanTime::Permanent), T0 + 1)
+        .unwrap();
+    settle_all(&mut t, refresh, Settlement::NotDurable, T0 + 1);
+    let kept = t.bans().get(&j, &target("192.0.2.1")).unwrap();
+    assert_eq!(kept.expires, Some(T0 + 3_600), "the old length is back");
+}
+
+/// Two orders of one ban in flight: the settled view follows the applied ones, and a failure
+/// puts back the last settled value only once nothing else is in flight.
+#[test]
+fn settlement_follows_orders_in_flight_in_order() {
+    let mut t = tracker(vec![policy("sshd")]);
+    let j = name("sshd");
+    let ban1 = t.ban(&j, target("192.0.2.1"), None, T0).unwrap();
+    let unban = t.unban(&target("192.0.2.1"), Some(&j));
+    assert!(t.bans().is_empty());
+    apply(&mut t, ban1, T0);
+    assert_eq!(t.settled().count(), 1, "applied ban, unban still in flight");
+    settle_all(&mut t, unban, Settlement::Refused, T0);
+    assert_eq!(
+        t.bans().len(),
+        1,
+        "the refused unban leaves the applied ban"
+    );
+    assert!(!t.has_pending());
 }
 
 #[test]
 fn unban_removes_from_one_or_all_jails_and_resets_failures() {
     let mut t = tracker(vec![policy("sshd"), policy("postfix")]);
-    t.ban(&name("sshd"), target("192.0.2.1"), None, T0).unwrap();
-    t.ban(&name("postfix"), target("192.0.2.1"), None, T0)
-        .unwrap();
+    ban(&mut t, "sshd", "192.0.2.1", None, T0);
+    ban(&mut t, "postfix", "192.0.2.1", None, T0);
     assert_eq!(t.unban(&target("192.0.2.1"), Some(&name("sshd"))).len(), 1);
     assert_eq!(
         t.unban(&target("192.0.2.1"), Some(&name("sshd"))).len(),
@@ -354,8 +508,8 @@ fn unban_removes_from_one_or_all_jails_and_resets_failures() {
         Counted::Counted(1),
         "unban forgets failures"
     );
-    t.ban(&name("sshd"), target("192.0.2.8"), None, T0).unwrap();
-    t.ban(&name("sshd"), target("192.0.2.9"), None, T0).unwrap();
+    ban(&mut t, "sshd", "192.0.2.8", None, T0);
+    ban(&mut t, "sshd", "192.0.2.9", None, T0);
     assert_eq!(t.unban_jail(&name("sshd")).len(), 2);
     assert_eq!(t.bans().len(), 0);
 }
@@ -374,10 +528,17 @@ fn expire_reports_ended_bans_and_frees_the_address() {
 }
 
 #[test]
-fn rollback_undoes_a_ban_the_kernel_refused() {
+fn a_refused_ban_is_undone_and_its_address_counts_again() {
     let mut t = tracker(vec![policy("sshd")]);
-    let orders = fail_until_ban(&mut t, "sshd", "192.0.2.1", T0);
-    t.rollback(&orders[0]);
+    let orders = (0..3)
+        .find_map(
+            |n| match t.failure(&name("sshd"), ip("192.0.2.1"), T0 + n, T0 + n) {
+                Counted::Banned(o) => Some(o),
+                _ => None,
+            },
+        )
+        .unwrap();
+    settle_all(&mut t, orders, Settlement::Refused, T0);
     assert_eq!(t.bans().len(), 0);
     assert!(matches!(
         t.failure(&name("sshd"), ip("192.0.2.1"), T0 + 5, T0 + 5),
@@ -389,12 +550,10 @@ fn rollback_undoes_a_ban_the_kernel_refused() {
 fn reconfigure_keeps_bans_and_windows_of_unchanged_jails() {
     let mut t = tracker(vec![policy("sshd"), policy("postfix")]);
     t.failure(&name("sshd"), ip("192.0.2.1"), T0, T0);
-    t.ban(&name("postfix"), target("192.0.2.2"), None, T0)
-        .unwrap();
-    t.ban(&name("sshd"), target("192.0.2.3"), None, T0).unwrap();
-    let dropped = t.reconfigure(vec![policy("sshd")], 86_400);
-    assert_eq!(dropped.len(), 1);
-    assert_eq!(dropped[0].jail, name("postfix"));
+    ban(&mut t, "postfix", "192.0.2.2", None, T0);
+    ban(&mut t, "sshd", "192.0.2.3", None, T0);
+    let done = t.reconfigure(vec![policy("sshd")], 86_400, T0);
+    assert_eq!(done.parked, [(name("postfix"), 1)]);
     assert_eq!(t.bans().len(), 1);
     assert_eq!(
         t.failure(&name("sshd"), ip("192.0.2.1"), T0 + 1, T0 + 1),
@@ -403,12 +562,58 @@ fn reconfigure_keeps_bans_and_windows_of_unchanged_jails() {
     );
     let mut stricter = policy("sshd");
     stricter.maxretry = 2;
-    t.reconfigure(vec![stricter], 86_400);
+    t.reconfigure(vec![stricter], 86_400, T0 + 2);
     assert_eq!(
         t.failure(&name("sshd"), ip("192.0.2.1"), T0 + 2, T0 + 2),
         Counted::Counted(1),
         "window rebuilt"
     );
+}
+
+/// Regression: disabling or removing a jail destroyed its bans, permanent ones included.
+#[test]
+fn a_jail_that_goes_has_its_bans_parked_and_restored_when_it_comes_back() {
+    let mut t = tracker(vec![policy("sshd"), policy("manual")]);
+    ban(&mut t, "manual", "192.0.2.1", Some(BanTime::Permanent), T0);
+    ban(&mut t, "manual", "192.0.2.2", None, T0);
+    let done = t.reconfigure(vec![policy("sshd")], 86_400, T0 + 10);
+    assert_eq!(done.parked, [(name("manual"), 2)]);
+    assert!(done.restored.is_empty());
+    assert_eq!(t.parked().count(), 2, "kept, out of the kernel");
+    assert_eq!(t.settled().count(), 0);
+    // Past the hour: the 1 h ban ran out while parked, the permanent one comes back.
+    t.expire(T0 + 4_000);
+    let done = t.reconfigure(vec![policy("sshd"), policy("manual")], 86_400, T0 + 4_000);
+    assert!(
+        matches!(&done.restored[..], [o] if o.is(Action::Ban) && !o.fresh
+            && o.ban.target == target("192.0.2.1") && o.ban.expires.is_none()),
+        "{:?}",
+        done.restored
+    );
+    let restored = apply(&mut t, done.restored, T0 + 4_000);
+    assert_eq!(restored.len(), 1);
+    assert_eq!(
+        t.stats(&name("manual")).unwrap().total_banned,
+        0,
+        "a restoration is no new ban"
+    );
+    assert_eq!(t.parked().count(), 0);
+}
+
+/// `nftjail unban --jail J --all` on a parked jail drops its bans from the state.
+#[test]
+fn a_parked_jail_can_be_emptied() {
+    let mut t = tracker(vec![policy("manual")]);
+    ban(&mut t, "manual", "192.0.2.1", None, T0);
+    t.reconfigure(vec![], 86_400, T0);
+    let orders = t.unban_jail(&name("manual"));
+    assert!(
+        matches!(&orders[..], [o] if o.is(Action::Forget)),
+        "{orders:?}"
+    );
+    assert_eq!(t.parked().count(), 1, "until the forget is settled");
+    apply(&mut t, orders, T0);
+    assert_eq!(t.parked().count(), 0);
 }
 
 #[test]
@@ -442,8 +647,13 @@ fn restore_brings_back_live_bans_and_history() {
         jail: name("sshd"),
         at: T0,
     }];
-    let dropped = t.restore(vec![live, over, gone], history, T0 + 100);
-    assert_eq!(dropped.len(), 2);
+    let ended = t.restore(vec![live, over, gone], history, T0 + 100);
+    assert_eq!(ended, 1, "only the ban that is over is dropped");
+    assert_eq!(
+        t.parked().count(),
+        1,
+        "the ban of a jail not configured is parked"
+    );
     assert_eq!(
         t.failure(&name("sshd"), ip("192.0.2.1"), T0 + 100, T0 + 100),
         Counted::AlreadyBanned

@@ -27,7 +27,7 @@ pub use layout::{
 };
 pub use memory::MemoryBackend;
 pub use netlink::NetlinkBackend;
-pub use reconcile::{REFRESH_TOLERANCE, ReconcileReport, reconcile};
+pub use reconcile::{REFRESH_TOLERANCE, ReconcileReport, reconcile, refill};
 
 /// Writes the layout and the bans into the packet filter.
 pub trait Backend: Send {

@@ -44,6 +44,19 @@ pub fn reconcile(
         error,
     };
     backend.apply_layout(layout).map_err(before_changes)?;
+    refill(backend, desired)
+}
+
+/// Lists the kernel and adds or refreshes what `desired` needs, in bulk, without touching the
+/// table's structure (the layout must be in place: see [`reconcile`]).
+pub fn refill(
+    backend: &mut dyn Backend,
+    desired: &[Element],
+) -> Result<ReconcileReport, ApplyError> {
+    let before_changes = |error| ApplyError {
+        committed: 0,
+        error,
+    };
     let kernel = backend.list().map_err(before_changes)?;
     let mut present: HashMap<(JailName, BanTarget), Element> = kernel
         .into_iter()
