@@ -301,6 +301,15 @@ pub fn reload(socket: &Path) -> Result<(), CliError> {
         .map(|j| j.name)
         .collect();
     println!("reloaded: {} jails ({})", jails.len(), jails.join(", "));
+    if let Some(parked) = reply.parked.filter(|n| *n > 0) {
+        println!(
+            "parked: {parked} ban(s) of disabled or removed jails (kept, out of the kernel; \
+             restored when their jail returns; `nftjail unban --jail JAIL --all` drops them)"
+        );
+    }
+    if let Some(restored) = reply.restored.filter(|n| *n > 0) {
+        println!("restored: {restored} parked ban(s) with their remaining time");
+    }
     Ok(())
 }
 
