@@ -139,8 +139,8 @@ fn banner_job(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut backend = MemoryBackend::new("nftjail");
     backend.apply_layout(&layout()).expect("the layout");
-    let (store, recovered) = StateStore::open(dir.path()).expect("a state store");
-    let mut worker = Worker::new(Box::new(backend), store, recovered.positions, layout());
+    let (store, _) = StateStore::open(dir.path()).expect("a state store");
+    let mut worker = Worker::new(Box::new(backend), store, layout());
     let bans: Vec<Ban> = (0..ORDERS).map(ban).collect();
 
     let mut group = c.benchmark_group("banner/job");

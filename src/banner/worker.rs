@@ -8,7 +8,6 @@
 //! acknowledged it and the record of it is on disk, and it never decides anything: a failed ban
 //! goes back to the tracker, which rolls its bookkeeping back.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -52,23 +51,14 @@ pub struct Outcome {
 pub struct Worker {
     backend: Box<dyn Backend>,
     store: StateStore,
-    /// Last persisted position of every source.
-    positions: HashMap<String, Position>,
     layout: Option<Layout>,
 }
 
 impl Worker {
-    /// `positions` are those recovered from the state log.
-    pub fn new(
-        backend: Box<dyn Backend>,
-        store: StateStore,
-        positions: HashMap<String, Position>,
-        layout: Layout,
-    ) -> Worker {
+    pub fn new(backend: Box<dyn Backend>, store: StateStore, layout: Layout) -> Worker {
         Worker {
             backend,
             store,
-            positions,
             layout: Some(layout),
         }
     }
@@ -146,27 +136,15 @@ impl Worker {
             });
         }
         for (source, position) in job.positions {
-            if self.positions.get(&source) != Some(&position) {
-                self.store.append(&Record::Position {
-                    source: source.clone(),
-                    position: position.clone(),
-                });
-                self.positions.insert(source, position);
-            }
+            self.store.position(source, position);
         }
-        let mut durable = self.store.commit().map_err(|e| e.to_string());
-        if durable.is_ok()
-            && let Some(snapshot) = job.compact
-        {
-            let positions = self.positions.iter().map(|(s, p)| Record::Position {
-                source: s.clone(),
-                position: p.clone(),
-            });
-            durable = self
-                .store
-                .compact(snapshot.into_iter().chain(positions))
-                .map_err(|e| e.to_string());
+        let mut durable = self.store.commit();
+        // Even after a failed commit: a compaction is the way out of a poisoned store.
+        if let Some(snapshot) = job.compact {
+            let compacted = self.store.compact(snapshot);
+            durable = durable.and(compacted);
         }
+        let durable = durable.map_err(|e| e.to_string());
         if let Err(e) = &durable {
             tracing::error!(error = %e, "state could not be saved: bans are in the kernel but would not survive a restart");
         }

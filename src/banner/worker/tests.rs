@@ -34,8 +34,8 @@ fn ban(target: &str, expires: Option<i64>) -> Ban {
 fn worker(dir: &std::path::Path) -> Worker {
     let mut backend = MemoryBackend::new("nftjail");
     backend.apply_layout(&layout()).unwrap();
-    let (store, recovered) = StateStore::open(dir).unwrap();
-    Worker::new(Box::new(backend), store, recovered.positions, layout())
+    let (store, _) = StateStore::open(dir).unwrap();
+    Worker::new(Box::new(backend), store, layout())
 }
 
 fn elements(w: &mut Worker) -> Vec<String> {
