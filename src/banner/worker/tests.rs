@@ -188,3 +188,44 @@ fn compaction_keeps_the_snapshot_and_every_position() {
     assert_eq!(bans, ["192.0.2.7"], "the snapshot replaced the log");
     assert_eq!(recovered.positions.len(), 1, "positions survive compaction");
 }
+
+#[test]
+fn after_a_failed_fsync_bans_are_not_reported_saved_until_a_compaction() {
+    // A compaction used to run only after a successful commit: a poisoned store never got out.
+    let dir = tempfile::tempdir().unwrap();
+    let faults = std::sync::Arc::new(crate::state::Faults::new());
+    let mut backend = MemoryBackend::new("nftjail");
+    backend.apply_layout(&layout()).unwrap();
+    let (store, _) = StateStore::open_with(dir.path(), faults.clone()).unwrap();
+    let mut w = Worker::new(Box::new(backend), store, layout());
+    faults.fail_fsyncs(1);
+    let ban_job = |target| Job {
+        orders: vec![Order::Ban(ban(target, None))],
+        now: NOW,
+        ..Job::default()
+    };
+    let out = w.run(ban_job("192.0.2.1"));
+    assert!(out.orders[0].as_ref().unwrap_err().contains("not saved"));
+    let out = w.run(ban_job("192.0.2.2"));
+    assert!(
+        out.orders[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("accepts nothing")
+    );
+    let out = w.run(Job {
+        compact: Some(vec![Record::Ban(ban("192.0.2.2", None))]),
+        ..ban_job("192.0.2.3")
+    });
+    assert!(
+        out.orders[0].is_err(),
+        "its commit came before the compaction"
+    );
+    let out = w.run(ban_job("192.0.2.4"));
+    assert_eq!(out.orders, vec![Ok(())]);
+    drop(w);
+    let (_, recovered) = StateStore::open(dir.path()).unwrap();
+    let mut bans: Vec<String> = recovered.bans.keys().map(|(_, t)| t.to_string()).collect();
+    bans.sort();
+    assert_eq!(bans, ["192.0.2.2", "192.0.2.4"]);
+}
