@@ -52,7 +52,10 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the state in `dir` and replays it.
+    /// Opens (creating if needed) the state in `dir` and replays it. Refuses a `state.log` or
+    /// `lock` that is a symlink or not a regular file ([`StateError::NotRegular`]) and a
+    /// directory another nftjail holds ([`StateError::Locked`]). A torn last line is cut off;
+    /// any other damage is kept aside first ([`Recovered::moved_aside`]).
     pub fn open(dir: &Path) -> Result<(StateStore, Recovered), StateError> {
         StateStore::open_with(dir, Arc::new(Faults::new()))
     }

@@ -67,7 +67,8 @@ pub enum Record {
     },
     /// A past ban kept for escalation and recidive (written by compaction).
     History(HistoryEntry),
-    /// A log source's read position, keyed by source (`jail:path` or `jail:journal`).
+    /// A log source's read position, keyed by source (`jail:path` or `jail:journal`). The
+    /// store writes these itself: callers hand positions to [`StateStore::position`].
     Position { source: String, position: Position },
 }
 
