@@ -39,7 +39,7 @@ use crate::banner::worker::Worker;
 use crate::config::Config;
 use crate::control::server::{self, Access};
 use crate::jail::JailName;
-use crate::state::{StateError, StateStore};
+use crate::state::{Faults, StateError, StateStore};
 use crate::tracker::{Ban, Tracker};
 use matching::SourceOptions;
 
@@ -88,6 +88,8 @@ pub struct Options {
     pub clock: fn() -> i64,
     /// Seed of the `rndtime` jitter.
     pub seed: u64,
+    /// Disk faults the state store injects (none unless a test sets some).
+    pub state_faults: Arc<Faults>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             sources: SourceOptions::default(),
             clock: unix_now,
             seed: u64::from(std::process::id()) ^ unix_now() as u64,
+            state_faults: Arc::new(Faults::new()),
         }
     }
 }
@@ -115,9 +118,11 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let clock = options.clock;
     let state_dir = config.daemon.state_dir.clone();
-    let (store, mut recovered) = tokio::task::spawn_blocking(move || StateStore::open(&state_dir))
-        .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let faults = options.state_faults.clone();
+    let (store, mut recovered) =
+        tokio::task::spawn_blocking(move || StateStore::open_with(&state_dir, faults))
+            .await
+            .map_err(|e| DaemonError::Internal(e.to_string()))??;
     if recovered.damaged > 0 {
         tracing::warn!(
             lines = recovered.damaged,

@@ -1,390 +1,308 @@
-//! The state log file: framing, replay, group commit and compaction.
+//! The open state log: group commit, read positions, poisoning and compaction.
 //!
-//! A line is `XXXXXXXX {json}\n` where `XXXXXXXX` is the CRC32 of the JSON in hex. Appends go
-//! to a buffer; [`StateStore::commit`] writes the buffer and `fdatasync`s once. Compaction writes
-//! the live state to `state.log.new`, syncs it, renames it over `state.log` and syncs the
+//! Receives records ([`StateStore::append`]) and read positions ([`StateStore::position`]) into
+//! a buffer; [`StateStore::commit`] writes the buffer and `fdatasync`s once. Emits an error for
+//! every commit it could not make durable, and then has dropped what it buffered. Compaction
+//! writes the live state to `state.log.new`, syncs it, renames it over `state.log` and syncs the
 //! directory, so at every instant one complete log exists.
+//!
+//! Never leaves part of a failed write in the file (it is cut back to the last durable length),
+//! never calls fsync again on a file whose fsync failed (a retry can report success for data
+//! that is gone: the store is poisoned, and only a compaction, which writes a new file, lifts
+//! that), and never writes to a file that a failed compaction may have unlinked.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{Record, Recovered};
+use nix::fcntl::Flock;
 
-const FILE: &str = "state.log";
-const NEW_FILE: &str = "state.log.new";
-const LOCK_FILE: &str = "lock";
+use super::disk::{Create, Disk, Faults, open_regular, remove_if_present};
+use super::frame::encode;
+use super::recover::{self, Opened};
+use super::{FILE, NEW_FILE, Position, Record, Recovered, StateError};
+
 /// Buffer capacity kept between commits; a larger one is freed.
 const KEEP_BUFFER: usize = 1 << 20;
-
-/// Errors of the state directory.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state directory {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("state directory {0} is in use by another nftjail (its lock is held)")]
-    Locked(PathBuf),
-}
 
 /// The open state log. One writer per state directory (enforced with a lock file).
 pub struct StateStore {
     dir: PathBuf,
+    /// `dir/state.log`.
+    path: PathBuf,
+    disk: Disk,
     file: File,
+    /// Where the last successful commit or compaction left the file: all of it is durable.
+    durable_len: u64,
+    /// Encoded records waiting for a commit.
     buffer: Vec<u8>,
+    /// Records in `buffer`.
+    buffered: usize,
     /// Records in the file, for the compaction policy.
     records: usize,
-    /// Positions written (interim: until the store owns them fully).
-    positions: std::collections::HashMap<String, super::Position>,
-    _lock: nix::fcntl::Flock<File>,
+    /// The read positions the log holds (as of the last successful commit or compaction).
+    positions: HashMap<String, Position>,
+    /// Positions given since, that differ from `positions`: written by the next commit.
+    pending_positions: BTreeMap<String, Position>,
+    /// A write could not be cut back, an fsync or a compaction failed: nothing is committed
+    /// until a compaction succeeds.
+    poisoned: bool,
+    _lock: Flock<File>,
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the state in `dir` and replays it.
+    /// Opens (creating if needed) the state in `dir` and replays it. Refuses a `state.log` or
+    /// `lock` that is a symlink or not a regular file ([`StateError::NotRegular`]) and a
+    /// directory another nftjail holds ([`StateError::Locked`]). A torn last line is cut off;
+    /// any other damage is kept aside first ([`Recovered::moved_aside`]).
     pub fn open(dir: &Path) -> Result<(StateStore, Recovered), StateError> {
-        let io = |source| StateError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        fs::create_dir_all(dir).map_err(io)?;
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(io)?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| StateError::Locked(dir.to_path_buf()))?;
-        // A compaction that crashed before its rename leaves a partial new file: drop it.
-        let _ = fs::remove_file(dir.join(NEW_FILE));
-        let path = dir.join(FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let (recovered, good_len) = replay(&mut file).map_err(io)?;
-        // Cut a torn tail so new records start on a clean line.
-        if file.metadata().map_err(io)?.len() != good_len {
-            file.set_len(good_len).map_err(io)?;
-            file.sync_data().map_err(io)?;
-        }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        let records = recovered.records;
+        StateStore::open_with(dir, Arc::new(Faults::new()))
+    }
+
+    /// [`open`](Self::open) with its disk failing as `faults` says (tests of disk faults).
+    pub fn open_with(
+        dir: &Path,
+        faults: Arc<Faults>,
+    ) -> Result<(StateStore, Recovered), StateError> {
+        let disk = Disk::new(faults);
+        let Opened {
+            file,
+            len,
+            recovered,
+            lock,
+        } = recover::open(&disk, dir)?;
         Ok((
             StateStore {
                 dir: dir.to_path_buf(),
+                path: dir.join(FILE),
+                disk,
                 file,
+                durable_len: len,
                 buffer: Vec::new(),
-                records,
+                buffered: 0,
+                records: recovered.records,
                 positions: recovered.positions.clone(),
+                pending_positions: BTreeMap::new(),
+                poisoned: false,
                 _lock: lock,
             },
             recovered,
         ))
     }
 
-    /// Queues a record; it is durable after the next [`commit`](Self::commit).
+    /// Queues a record; it is durable after the next successful [`commit`](Self::commit). A
+    /// [`Record::Position`] is taken as [`position`](Self::position).
     pub fn append(&mut self, record: &Record) {
+        if let Record::Position { source, position } = record {
+            self.position(source.clone(), position.clone());
+            return;
+        }
         encode(record, &mut self.buffer);
-        self.records += 1;
+        self.buffered += 1;
     }
 
-    /// Queues a read position (skipped when unchanged).
-    pub fn position(&mut self, source: String, position: super::Position) {
-        if self.positions.get(&source) != Some(&position) {
-            self.append(&Record::Position {
-                source: source.clone(),
-                position: position.clone(),
-            });
-            self.positions.insert(source, position);
+    /// Queues a source's read position for the next commit, unless the log already holds
+    /// exactly this one (a source that did not move costs nothing).
+    pub fn position(&mut self, source: String, position: Position) {
+        if self.positions.get(&source) == Some(&position) {
+            self.pending_positions.remove(&source);
+        } else {
+            self.pending_positions.insert(source, position);
         }
     }
 
-    /// Whether a failed sync left the log refusing writes.
-    pub fn is_poisoned(&self) -> bool {
-        false
+    /// The read positions the log holds, as of the last successful commit or compaction.
+    pub fn positions(&self) -> &HashMap<String, Position> {
+        &self.positions
     }
 
-    /// Whether records are waiting for a commit.
+    /// Whether records or positions are waiting for a commit.
     pub fn is_dirty(&self) -> bool {
-        !self.buffer.is_empty()
+        !self.buffer.is_empty() || !self.pending_positions.is_empty()
     }
 
-    /// Writes every queued record and syncs once. After `Ok`, they survive a crash.
+    /// Whether a failed write or fsync left the log untrusted: commits are refused until a
+    /// [`compact`](Self::compact) succeeds.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Writes every queued record and position and syncs once. After `Ok`, they survive a
+    /// crash. After `Err` they are dropped (never durable: the caller reports them failed):
+    /// - a failed write is cut back off the file, which stays usable (if the cut fails too, the
+    ///   store is poisoned);
+    /// - a failed fsync poisons the store: the data may be gone whatever a retry would say;
+    /// - a poisoned store returns [`StateError::Poisoned`] without touching the file.
     pub fn commit(&mut self) -> Result<(), StateError> {
+        if self.poisoned {
+            self.drop_pending();
+            return Err(StateError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        for (source, position) in &self.pending_positions {
+            encode(
+                &Record::Position {
+                    source: source.clone(),
+                    position: position.clone(),
+                },
+                &mut self.buffer,
+            );
+        }
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let io = |source| StateError::Io {
-            path: self.dir.join(FILE),
-            source,
+        if let Err(source) = self.disk.write_all(&self.file, &self.buffer) {
+            self.drop_pending();
+            // Half a line left in place would swallow the first record of the next commit.
+            let cut = self
+                .disk
+                .set_len(&self.file, self.durable_len)
+                .and_then(|()| self.disk.sync_data(&self.file));
+            if let Err(e) = cut {
+                self.poison(
+                    "the state log could not be cut back after a failed write",
+                    &e,
+                );
+            }
+            return Err(self.io("write", source));
+        }
+        if let Err(source) = self.disk.sync_data(&self.file) {
+            self.drop_pending();
+            self.poison("fsync of the state log failed", &source);
+            return Err(self.io("fsync", source));
+        }
+        self.durable_len += self.buffer.len() as u64;
+        self.records += self.buffered + self.pending_positions.len();
+        self.positions
+            .extend(std::mem::take(&mut self.pending_positions));
+        self.clear_buffer();
+        Ok(())
+    }
+
+    /// Whether the log should be compacted: it is poisoned (compaction is the way out), or it
+    /// holds so many more records than `live` that replaying it wastes time.
+    pub fn wants_compaction(&self, live: usize) -> bool {
+        self.poisoned || self.records + self.buffered > 2 * live + 10_000
+    }
+
+    /// Replaces the log with `live` (the current bans and history) plus every known read
+    /// position, atomically, and switches to the new file; this lifts poisoning.
+    ///
+    /// Records appended but not committed are discarded: the snapshot replaces them (commit
+    /// first to keep them). Positions given but not committed are written with the others (the
+    /// snapshot holds none). A [`Record::Position`] in `live` is taken as
+    /// [`position`](Self::position). If any step fails, the store is poisoned (the old file may
+    /// already be unlinked: it is never written to again) and `state.log.new` is removed.
+    pub fn compact(&mut self, live: impl IntoIterator<Item = Record>) -> Result<(), StateError> {
+        self.clear_buffer();
+        let mut positions = self.positions.clone();
+        positions.extend(std::mem::take(&mut self.pending_positions));
+        let mut buffer = Vec::new();
+        let mut records = 0;
+        for record in live {
+            match record {
+                Record::Position { source, position } => {
+                    positions.insert(source, position);
+                }
+                record => {
+                    encode(&record, &mut buffer);
+                    records += 1;
+                }
+            }
+        }
+        for (source, position) in &positions {
+            encode(
+                &Record::Position {
+                    source: source.clone(),
+                    position: position.clone(),
+                },
+                &mut buffer,
+            );
+            records += 1;
+        }
+        match self.replace_with(&buffer) {
+            Ok(file) => {
+                if self.poisoned {
+                    tracing::info!(path = %self.path.display(), "the state log was rewritten: it accepts records again");
+                }
+                self.file = file;
+                self.durable_len = buffer.len() as u64;
+                self.records = records;
+                self.positions = positions;
+                self.poisoned = false;
+                Ok(())
+            }
+            Err(e) => {
+                // Positions given since the last commit are dropped with everything else that
+                // is not durable: the store knows what the log holds.
+                let new_path = self.dir.join(NEW_FILE);
+                if let Err(removal) = remove_if_present(&new_path) {
+                    tracing::error!(path = %new_path.display(), error = %removal, "could not remove a failed compaction's file");
+                }
+                self.poison("compaction of the state log failed", &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `contents` as the new log, durably, and returns it open for appending.
+    fn replace_with(&self, contents: &[u8]) -> Result<File, StateError> {
+        let new_path = self.dir.join(NEW_FILE);
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StateError::Io {
+                action,
+                path,
+                source,
+            }
         };
-        self.file.write_all(&self.buffer).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        remove_if_present(&new_path).map_err(io("remove", &new_path))?;
+        let new = open_regular(&new_path, Create::New)?;
+        self.disk
+            .write_all(&new, contents)
+            .map_err(io("write", &new_path))?;
+        self.disk.sync_all(&new).map_err(io("fsync", &new_path))?;
+        self.disk
+            .rename(&new_path, &self.path)
+            .map_err(io("rename", &new_path))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io("fsync", &self.dir))?;
+        Ok(new)
+    }
+
+    fn poison(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        if !self.poisoned {
+            tracing::error!(path = %self.path.display(), error = %error, "{what}: the state log accepts nothing until it is rewritten");
+        }
+        self.poisoned = true;
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> StateError {
+        StateError::Io {
+            action,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Forgets what waits for a commit (it will never be durable).
+    fn drop_pending(&mut self) {
+        self.clear_buffer();
+        self.pending_positions.clear();
+    }
+
+    fn clear_buffer(&mut self) {
         self.buffer.clear();
+        self.buffered = 0;
         // A bulk commit (100,000 bans) grows the buffer to megabytes: give that back.
         if self.buffer.capacity() > KEEP_BUFFER {
             self.buffer = Vec::new();
         }
-        Ok(())
     }
-
-    /// Whether the log holds so many more records than `live` that it should be compacted.
-    pub fn wants_compaction(&self, live: usize) -> bool {
-        self.records > 2 * live + 10_000
-    }
-
-    /// Replaces the log with exactly `live` (the current state), atomically.
-    pub fn compact(&mut self, live: impl IntoIterator<Item = Record>) -> Result<(), StateError> {
-        self.commit()?;
-        let new_path = self.dir.join(NEW_FILE);
-        let io = |source| StateError::Io {
-            path: new_path.clone(),
-            source,
-        };
-        let mut buffer = Vec::new();
-        let mut records = 0;
-        let positions = self.positions.iter().map(|(s, p)| Record::Position {
-            source: s.clone(),
-            position: p.clone(),
-        });
-        let live: Vec<Record> = live.into_iter().chain(positions).collect();
-        for record in live {
-            encode(&record, &mut buffer);
-            records += 1;
-        }
-        let mut new = File::create(&new_path).map_err(io)?;
-        new.write_all(&buffer).map_err(io)?;
-        new.sync_all().map_err(io)?;
-        fs::rename(&new_path, self.dir.join(FILE)).map_err(io)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-        new.seek(SeekFrom::End(0)).map_err(io)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(self.dir.join(FILE))
-            .map_err(io)?;
-        self.records = records;
-        Ok(())
-    }
-}
-
-fn encode(record: &Record, out: &mut Vec<u8>) {
-    let json = serde_json::to_vec(record).expect("invariant: records serialize");
-    let crc = crc32fast::hash(&json);
-    out.extend_from_slice(format!("{crc:08x} ").as_bytes());
-    out.extend_from_slice(&json);
-    out.push(b'\n');
-}
-
-/// Decodes one line (without its newline); `None` if damaged.
-fn decode(line: &[u8]) -> Option<Record> {
-    let (crc, json) = (line.get(..8)?, line.get(9..)?);
-    if line.get(8) != Some(&b' ') {
-        return None;
-    }
-    let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
-    if crc32fast::hash(json) != crc {
-        return None;
-    }
-    serde_json::from_slice(json).ok()
-}
-
-/// Replays the file; returns what it holds and the length of its intact prefix.
-fn replay(file: &mut File) -> io::Result<(Recovered, u64)> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut recovered = Recovered::default();
-    let mut line = Vec::new();
-    let (mut offset, mut good_len) = (0u64, 0u64);
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        offset += n as u64;
-        let complete = line.last() == Some(&b'\n');
-        match decode(line.strip_suffix(b"\n").unwrap_or(&line)).filter(|_| complete) {
-            Some(record) => {
-                recovered.apply(record);
-                good_len = offset;
-            }
-            // A damaged line in the middle is skipped; the good lines after it still count.
-            None => recovered.damaged += 1,
-        }
-    }
-    Ok((recovered, good_len))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::Position;
-    use crate::tracker::{Ban, HistoryEntry, Origin};
-
-    fn ban(target: &str, since: i64) -> Ban {
-        Ban {
-            jail: "sshd".parse().unwrap(),
-            target: target.parse().unwrap(),
-            since,
-            expires: Some(since + 600),
-            count: 1,
-            origin: Origin::Failures,
-        }
-    }
-
-    #[test]
-    fn committed_records_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut s, r) = StateStore::open(dir.path()).unwrap();
-            assert_eq!(r.records, 0);
-            s.append(&Record::Ban(ban("192.0.2.1", 100)));
-            s.append(&Record::Ban(ban("192.0.2.2", 100)));
-            s.append(&Record::Unban {
-                jail: "sshd".parse().unwrap(),
-                target: "192.0.2.1".parse().unwrap(),
-                at: 150,
-            });
-            s.append(&Record::Position {
-                source: "sshd:/var/log/auth.log".into(),
-                position: Position::File {
-                    dev: 1,
-                    ino: 2,
-                    offset: 3,
-                },
-            });
-            s.commit().unwrap();
-            s.append(&Record::Ban(ban("192.0.2.3", 100)));
-            // Not committed: may or may not be there, but must not damage what was.
-        }
-        let (_s, r) = StateStore::open(dir.path()).unwrap();
-        assert!(
-            r.bans
-                .contains_key(&("sshd".parse().unwrap(), "192.0.2.2".parse().unwrap()))
-        );
-        assert!(
-            !r.bans
-                .contains_key(&("sshd".parse().unwrap(), "192.0.2.1".parse().unwrap()))
-        );
-        assert_eq!(
-            r.history.len(),
-            2,
-            "the unbanned ban still counts as history"
-        );
-        assert_eq!(
-            r.positions["sshd:/var/log/auth.log"],
-            Position::File {
-                dev: 1,
-                ino: 2,
-                offset: 3
-            }
-        );
-        assert_eq!(r.damaged, 0);
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_and_the_log_stays_usable() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut s, _) = StateStore::open(dir.path()).unwrap();
-            s.append(&Record::Ban(ban("192.0.2.1", 100)));
-            s.commit().unwrap();
-        }
-        // A crash in the middle of a write: half a line.
-        let path = dir.path().join(FILE);
-        let mut half = Vec::new();
-        encode(&Record::Ban(ban("192.0.2.9", 100)), &mut half);
-        half.truncate(half.len() / 2);
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(&half)
-            .unwrap();
-        {
-            let (mut s, r) = StateStore::open(dir.path()).unwrap();
-            assert_eq!((r.bans.len(), r.damaged), (1, 1));
-            s.append(&Record::Ban(ban("192.0.2.2", 100)));
-            s.commit().unwrap();
-        }
-        let (_s, r) = StateStore::open(dir.path()).unwrap();
-        assert_eq!(
-            (r.bans.len(), r.damaged),
-            (2, 0),
-            "the tail was cut, the next record is clean"
-        );
-    }
-
-    #[test]
-    fn a_corrupted_line_in_the_middle_is_skipped_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut s, _) = StateStore::open(dir.path()).unwrap();
-            for n in 1..=3 {
-                s.append(&Record::Ban(ban(&format!("192.0.2.{n}"), 100)));
-            }
-            s.commit().unwrap();
-        }
-        let path = dir.path().join(FILE);
-        let text = fs::read_to_string(&path)
-            .unwrap()
-            .replacen("192.0.2.2", "192.0.2.7", 1);
-        fs::write(&path, text).unwrap();
-        let (_s, r) = StateStore::open(dir.path()).unwrap();
-        assert_eq!((r.bans.len(), r.damaged), (2, 1));
-    }
-
-    #[test]
-    fn compaction_keeps_exactly_the_live_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = StateStore::open(dir.path()).unwrap();
-        for n in 0..50 {
-            s.append(&Record::Ban(ban("192.0.2.1", n)));
-        }
-        s.commit().unwrap();
-        let history = HistoryEntry {
-            target: "192.0.2.5".parse().unwrap(),
-            jail: "sshd".parse().unwrap(),
-            at: 7,
-        };
-        s.compact(vec![
-            Record::Ban(ban("192.0.2.1", 49)),
-            Record::History(history.clone()),
-        ])
-        .unwrap();
-        s.append(&Record::Ban(ban("192.0.2.2", 60)));
-        s.commit().unwrap();
-        drop(s);
-        let (_s, r) = StateStore::open(dir.path()).unwrap();
-        assert_eq!(r.records, 3);
-        assert_eq!(r.bans.len(), 2);
-        assert!(r.history.contains(&history));
-        assert!(!dir.path().join(NEW_FILE).exists());
-    }
-
-    #[test]
-    fn a_second_writer_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_first, _) = StateStore::open(dir.path()).unwrap();
-        assert!(matches!(
-            StateStore::open(dir.path()),
-            Err(StateError::Locked(_))
-        ));
-    }
-
-    #[test]
-    fn compaction_policy_waits_for_real_growth() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = StateStore::open(dir.path()).unwrap();
-        for n in 0..10_001 {
-            s.append(&Record::Ban(ban("192.0.2.1", n)));
-        }
-        assert!(s.wants_compaction(0));
-        assert!(!s.wants_compaction(5_000));
-    }
-}
+mod tests;

@@ -217,3 +217,97 @@ fn compaction_keeps_the_snapshot_and_every_position() {
     assert_eq!(bans, ["192.0.2.7"], "the snapshot replaced the log");
     assert_eq!(recovered.positions.len(), 1, "positions survive compaction");
 }
+
+/// Regression: a ban whose record could not be saved stayed in the kernel (reported failed,
+/// not listed, not unbannable, "adopted" after a restart). Now the kernel change is undone, and
+/// after a failed fsync nothing is reported saved until a compaction rewrote the log.
+#[test]
+fn a_ban_that_cannot_be_saved_is_taken_out_of_the_kernel_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = std::sync::Arc::new(crate::state::Faults::new());
+    let mut backend = MemoryBackend::new("nftjail");
+    backend.apply_layout(&layout()).unwrap();
+    let (store, _) = StateStore::open_with(dir.path(), faults.clone()).unwrap();
+    let mut w = Worker::new(Box::new(backend), store, layout());
+    let ban_job = |target| Job {
+        orders: vec![order(Action::Ban, ban(target, None))],
+        now: NOW,
+        ..Job::default()
+    };
+    let not_durable = |out: &Outcome| matches!(out.orders[0].1, Err(OrderError::NotDurable(_)));
+    // A full disk: the write fails, the kernel change is undone, the log stays usable.
+    faults.disk_full_after(10);
+    let out = w.run(ban_job("192.0.2.1")).unwrap();
+    assert!(not_durable(&out) && !out.state_poisoned, "{:?}", out.orders);
+    assert!(elements(&mut w).is_empty(), "undone in the kernel");
+    faults.disk_has_space();
+    assert_eq!(ok(&w.run(ban_job("192.0.2.5")).unwrap()), [true]);
+    // A failed fsync: undone, and the log refuses everything until it is rewritten.
+    faults.fail_fsyncs(1);
+    let out = w.run(ban_job("192.0.2.1")).unwrap();
+    assert!(not_durable(&out) && out.state_poisoned, "{:?}", out.orders);
+    let out = w.run(ban_job("192.0.2.2")).unwrap();
+    assert!(not_durable(&out), "poisoned: {:?}", out.orders);
+    assert_eq!(elements(&mut w), ["192.0.2.5"]);
+    let out = w
+        .run(Job {
+            barrier: Some(BarrierJob::Compact(vec![Record::Ban(ban("192.0.2.5", None))])),
+            now: NOW,
+            ..Job::default()
+        })
+        .unwrap();
+    assert!(matches!(out.compacted, Some(Ok(()))) && !out.state_poisoned);
+    assert_eq!(ok(&w.run(ban_job("192.0.2.4")).unwrap()), [true]);
+    assert_eq!(elements(&mut w), ["192.0.2.4", "192.0.2.5"]);
+    drop(w);
+    let (_, recovered) = StateStore::open(dir.path()).unwrap();
+    let mut bans: Vec<String> = recovered.bans.keys().map(|(_, t)| t.to_string()).collect();
+    bans.sort();
+    assert_eq!(bans, ["192.0.2.4", "192.0.2.5"], "kernel and state agree");
+}
+
+/// An unban or a refresh that cannot be saved is undone too: the element comes back with
+/// its time (or its earlier time).
+#[test]
+fn an_unsaved_unban_or_refresh_is_undone_in_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = std::sync::Arc::new(crate::state::Faults::new());
+    let mut backend = MemoryBackend::new("nftjail");
+    backend.apply_layout(&layout()).unwrap();
+    let (store, _) = StateStore::open_with(dir.path(), faults.clone()).unwrap();
+    let mut w = Worker::new(Box::new(backend), store, layout());
+    let first = ban("192.0.2.1", Some(NOW + 600));
+    w.run(Job {
+        orders: vec![order(Action::Ban, first.clone())],
+        now: NOW,
+        ..Job::default()
+    })
+    .unwrap();
+    faults.disk_full_after(0);
+    let out = w
+        .run(Job {
+            orders: vec![order(Action::Unban, first.clone())],
+            now: NOW,
+            ..Job::default()
+        })
+        .unwrap();
+    assert!(matches!(out.orders[0].1, Err(OrderError::NotDurable(_))));
+    assert_eq!(elements(&mut w), ["192.0.2.1"], "the unban was undone");
+    let refresh = Order {
+        previous: Some(first.clone()),
+        ..order(Action::Refresh, ban("192.0.2.1", None))
+    };
+    let out = w
+        .run(Job {
+            orders: vec![refresh],
+            now: NOW,
+            ..Job::default()
+        })
+        .unwrap();
+    assert!(matches!(out.orders[0].1, Err(OrderError::NotDurable(_))));
+    let listed = w.backend.list().unwrap();
+    assert!(
+        listed[0].timeout.is_some(),
+        "the refresh to permanent was undone to the old timeout: {listed:?}"
+    );
+}
