@@ -292,8 +292,20 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn reload(socket: &Path) -> Result<(), CliError> {
+/// Arguments of `nftjail reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Print the daemon's reply as JSON (jails, parked and restored bans).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn reload(socket: &Path, args: &ReloadArgs) -> Result<(), CliError> {
     let reply = ask(socket, &Request::Reload)?;
+    if args.json {
+        print_json(&reply);
+        return Ok(());
+    }
     let jails: Vec<String> = reply
         .jails
         .unwrap_or_default()

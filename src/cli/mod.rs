@@ -55,7 +55,7 @@ pub enum Command {
     /// List every active ban: jail, since, expires, ban count.
     Banned(control::BannedArgs),
     /// Re-read the configuration; bans are kept, an invalid configuration is refused.
-    Reload,
+    Reload(control::ReloadArgs),
 }
 
 /// How a command failed.
@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ban(args) => control::ban(&cli.socket, &args),
         Command::Unban(args) => control::unban(&cli.socket, &args),
         Command::Banned(args) => control::banned(&cli.socket, &args),
-        Command::Reload => control::reload(&cli.socket),
+        Command::Reload(args) => control::reload(&cli.socket, &args),
     }
 }
 

@@ -5,6 +5,7 @@ mod bans;
 mod control;
 mod daemon;
 mod docs;
+mod durability;
 mod filters;
 mod lifecycle;
 mod netns;

@@ -49,7 +49,7 @@ fn the_unit_starts_and_reloads_with_commands_the_cli_accepts() {
         .trim_start_matches(['+', '-', '@', '!'])
         .to_string();
     let cli = Cli::try_parse_from(reload.split_whitespace()).unwrap();
-    assert!(matches!(cli.command, Sub::Reload));
+    assert!(matches!(cli.command, Sub::Reload(_)));
     assert_eq!(
         cli.socket,
         Path::new(DEFAULT_SOCKET),
