@@ -18,6 +18,7 @@ pub mod core;
 pub mod hooks;
 pub mod matching;
 pub mod metrics;
+pub mod self_addresses;
 pub mod status;
 pub mod systemd;
 
@@ -36,6 +37,7 @@ use crate::jail::JailName;
 use crate::state::{StateError, StateStore};
 use crate::tracker::{Ban, Origin, Tracker};
 use matching::{SourceOptions, start_sources};
+pub use self_addresses::host_addresses;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -287,21 +289,4 @@ pub async fn run(
     systemd::stopping();
     tracing::info!("nftjail stopped");
     Ok(())
-}
-
-/// The host's own addresses now (fail2ban's `ignoreself`), canonical.
-pub fn host_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|ifa| {
-            let a = ifa.address?;
-            if let Some(v4) = a.as_sockaddr_in() {
-                return Some(std::net::IpAddr::V4(v4.ip()));
-            }
-            a.as_sockaddr_in6()
-                .map(|v6| crate::addr::canonical(std::net::IpAddr::V6(v6.ip())))
-        })
-        .collect()
 }
