@@ -106,9 +106,9 @@ impl TableMonitor {
 
     /// Waits up to `timeout` for foreign changes to the table and returns them, each foreign
     /// transaction read to its end; empty when none came. A zero timeout only reads what is
-    /// queued.
+    /// queued; one over a day counts as a day.
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<Drift>, BackendError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(Duration::from_secs(86_400));
         let mut transaction_end = None;
         loop {
             while self.receive(MsgFlags::MSG_DONTWAIT)? {}
