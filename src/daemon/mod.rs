@@ -23,6 +23,7 @@ pub mod matching;
 pub mod metrics;
 mod reload;
 mod requests;
+pub mod self_addresses;
 pub mod sources;
 pub mod status;
 pub mod systemd;
@@ -42,6 +43,7 @@ use crate::jail::JailName;
 use crate::state::{Faults, StateError, StateStore};
 use crate::tracker::{Ban, Tracker};
 use matching::SourceOptions;
+pub use self_addresses::host_addresses;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -297,21 +299,4 @@ pub async fn run(
         ))),
         (Err(e), _) => Err(DaemonError::Internal(e.to_string())),
     }
-}
-
-/// The host's own addresses now (fail2ban's `ignoreself`), canonical.
-pub fn host_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|ifa| {
-            let a = ifa.address?;
-            if let Some(v4) = a.as_sockaddr_in() {
-                return Some(std::net::IpAddr::V4(v4.ip()));
-            }
-            a.as_sockaddr_in6()
-                .map(|v6| crate::addr::canonical(std::net::IpAddr::V6(v6.ip())))
-        })
-        .collect()
 }

@@ -7,7 +7,8 @@
 //!
 //! Two implementations: [`NetlinkBackend`] (the only code in the crate that speaks netlink) and
 //! [`MemoryBackend`] (same semantics, in memory, with injected time, for tests and benches of
-//! other stages). [`reconcile`] brings the kernel in line with the state store at start.
+//! other stages). [`reconcile`] brings the kernel in line with the state store at start, and
+//! again after [`TableMonitor`] reported [`Drift`]: a change someone else made to the table.
 
 mod layout;
 mod memory;
@@ -26,7 +27,7 @@ pub use layout::{
     Verdict, normalize_ports, parse_set_name, rule_comment, set_name,
 };
 pub use memory::MemoryBackend;
-pub use netlink::NetlinkBackend;
+pub use netlink::{Drift, NetlinkBackend, TableMonitor};
 pub use reconcile::{REFRESH_TOLERANCE, ReconcileReport, reconcile, refill};
 
 /// Writes the layout and the bans into the packet filter.

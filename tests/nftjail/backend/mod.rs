@@ -1,10 +1,12 @@
 //! The netlink backend against the real kernel, each test in its own network namespace,
 //! checked from outside with `nft -j list table inet …` and with real TCP connections.
 //!
-//! `layout`: chains, sets, rules, verdicts, removed jails. `elements`: timeouts, expiry,
+//! `layout`: chains, sets, rules, verdicts, removed jails. `drift`: foreign changes seen by the
+//! monitor and repaired by reconcile, host address changes. `elements`: timeouts, expiry,
 //! prefixes, overlaps, refresh, errors, bulk. `reconcile`: restarts. `packets`: real TCP
 //! connections through a veth pair, and through a DNAT like Docker's.
 
+mod drift;
 mod elements;
 mod layout;
 mod packets;

@@ -144,6 +144,9 @@ pub struct Message<'a> {
     pub kind: u16,
     pub flags: u16,
     pub seq: u32,
+    /// `nlmsg_pid`: in a notification, the port id of the socket whose change it reports (0:
+    /// the kernel itself).
+    pub pid: u32,
     /// Everything after the `nlmsghdr`.
     pub payload: &'a [u8],
 }
@@ -207,6 +210,7 @@ impl<'a> Iterator for Messages<'a> {
                 kind: u16_at(4),
                 flags: u16_at(6),
                 seq: u32_at(8),
+                pid: u32_at(12),
                 payload: &self.buf[NLMSG_HDRLEN..len],
             };
             self.buf = &self.buf[align(len).min(self.buf.len())..];
@@ -344,6 +348,7 @@ mod tests {
         let all: Vec<_> = messages(w.bytes()).collect::<Result<_, _>>().unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].kind, all[0].flags, all[0].seq), (0x0a0c, 0x2, 9));
+        assert_eq!(all[0].pid, 0, "requests leave nlmsg_pid to the kernel");
         let attrs: Vec<_> = all[0].nft_attrs().unwrap().map(Result::unwrap).collect();
         assert_eq!(attrs[0].0, 1);
         assert_eq!(string(attrs[0].1).unwrap(), "nftjail");

@@ -9,6 +9,7 @@
 mod batch;
 mod elements;
 mod message;
+mod monitor;
 #[cfg(test)]
 mod nft_compare;
 mod objects;
@@ -21,6 +22,7 @@ use std::collections::BTreeSet;
 
 use nix::errno::Errno;
 
+pub use monitor::{Drift, TableMonitor};
 pub use transaction::Limits;
 
 use self::batch::Batch;
@@ -58,6 +60,12 @@ impl NetlinkBackend {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The netlink port id of the backend's socket: its changes reach a [`TableMonitor`] with
+    /// this id, which is how the monitor tells them from someone else's.
+    pub fn portid(&self) -> u32 {
+        self.socket.portid()
     }
 
     /// Sends a batch of layout messages; maps the first refusal to an error.

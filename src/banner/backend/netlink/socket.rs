@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
-    setsockopt, socket, sockopt,
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, getsockname,
+    recv, send, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeVal;
 
@@ -39,6 +39,8 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
+    /// The port id the kernel gave the socket at bind (`nlmsg_pid` of its notifications).
+    portid: u32,
     next_seq: u32,
     buf: Vec<u8>,
 }
@@ -65,6 +67,9 @@ impl Socket {
         )
         .map_err(|e| io_error("socket(NETLINK_NETFILTER)", e))?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| io_error("bind", e))?;
+        let portid = getsockname::<NetlinkAddr>(fd.as_raw_fd())
+            .map_err(|e| io_error("getsockname", e))?
+            .pid();
         // Without CAP_NET_ADMIN the forced sizes are refused; the kernel defaults still work
         // for small batches, and the real permission error comes with the first request.
         for result in [
@@ -80,9 +85,15 @@ impl Socket {
             .map_err(|e| io_error("SO_RCVTIMEO", e))?;
         Ok(Socket {
             fd,
+            portid,
             next_seq: seed(),
             buf: vec![0; RECV_BUFFER],
         })
+    }
+
+    /// The socket's netlink port id (never 0: the kernel's own).
+    pub fn portid(&self) -> u32 {
+        self.portid
     }
 
     /// The first sequence number of the next batch or request.
@@ -291,7 +302,7 @@ impl Answers {
     }
 }
 
-fn io_error(what: &str, errno: Errno) -> BackendError {
+pub fn io_error(what: &str, errno: Errno) -> BackendError {
     BackendError::Io(std::io::Error::new(
         std::io::Error::from(errno).kind(),
         format!("{what}: {errno}"),
@@ -316,6 +327,7 @@ mod tests {
     fn sequence_numbers_advance_and_wrap_away_from_zero() {
         let mut s = Socket {
             fd: std::fs::File::open("/dev/null").unwrap().into(),
+            portid: 1,
             next_seq: 100,
             buf: Vec::new(),
         };

@@ -24,6 +24,8 @@ pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 pub const NFNL_MSG_BATCH_BEGIN: u16 = NLMSG_MIN_TYPE;
 pub const NFNL_MSG_BATCH_END: u16 = NLMSG_MIN_TYPE + 1;
 pub const NFNETLINK_V0: u8 = 0;
+/// The multicast group of nf_tables notifications (`enum nfnetlink_groups`).
+pub const NFNLGRP_NFTABLES: u32 = 7;
 /// Size of `struct nfgenmsg` (family, version, res_id).
 pub const NFGENMSG_LEN: usize = 4;
 
@@ -52,6 +54,13 @@ pub const NFT_MSG_DELSET: u16 = 11;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+pub const NFT_MSG_NEWGEN: u16 = 15;
+// Since 6.3; the kernel notifies their effect with the DEL types, but a listener accepts both.
+pub const NFT_MSG_DESTROYTABLE: u16 = 26;
+pub const NFT_MSG_DESTROYCHAIN: u16 = 27;
+pub const NFT_MSG_DESTROYRULE: u16 = 28;
+pub const NFT_MSG_DESTROYSET: u16 = 29;
+pub const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 // enum nft_list_attributes
 pub const NFTA_LIST_ELEM: u16 = 1;
@@ -64,6 +73,9 @@ pub const NFTA_HOOK_PRIORITY: u16 = 2;
 pub const NFTA_TABLE_NAME: u16 = 1;
 pub const NFTA_TABLE_FLAGS: u16 = 2;
 
+// enum nft_table_flags
+pub const NFT_TABLE_F_DORMANT: u32 = 0x1;
+
 // enum nft_chain_attributes
 pub const NFTA_CHAIN_TABLE: u16 = 1;
 pub const NFTA_CHAIN_NAME: u16 = 3;
@@ -74,10 +86,15 @@ pub const NFTA_CHAIN_TYPE: u16 = 7;
 // enum nft_rule_attributes
 pub const NFTA_RULE_TABLE: u16 = 1;
 pub const NFTA_RULE_CHAIN: u16 = 2;
+pub const NFTA_RULE_HANDLE: u16 = 3;
 pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
 pub const NFTA_RULE_USERDATA: u16 = 7;
 /// libnftnl's rule userdata TLV type for a comment (`NFTNL_UDATA_RULE_COMMENT`).
 pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
+
+// enum nft_gen_attributes
+pub const NFTA_GEN_PROC_PID: u16 = 2;
+pub const NFTA_GEN_PROC_NAME: u16 = 3;
 
 // enum nft_set_flags
 pub const NFT_SET_ANONYMOUS: u32 = 0x1;
