@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
-use crate::banner::backend::NetlinkBackend;
+use crate::banner::backend::{NetlinkBackend, TableMonitor};
 use crate::config::{self, DEFAULT_CONFIG};
 use crate::daemon::{self, Options};
 
@@ -36,6 +36,9 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     }
     let backend = NetlinkBackend::open(&config.nftables.table)
         .map_err(|e| CliError::Start(daemon::DaemonError::Backend(e)))?;
+    // Changes to the table by anyone but this backend's socket are drift, repaired at once.
+    let monitor = TableMonitor::open(&config.nftables.table, backend.portid())
+        .map_err(|e| CliError::Start(daemon::DaemonError::Backend(e)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,7 +58,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let result = daemon::run(
             config,
             Box::new(backend),
-            Options::default(),
+            Options {
+                monitor: Some(monitor),
+                ..Options::default()
+            },
             shutdown,
             reload_rx,
         )

@@ -26,6 +26,7 @@ use super::matching::Event;
 use super::metrics::{JailMetrics, Snapshot};
 use super::reload::Reload;
 use super::requests::Tickets;
+use super::self_addresses::AddressWatcher;
 use super::sources::Sources;
 use super::systemd;
 use crate::addr::BanTarget;
@@ -126,6 +127,8 @@ pub struct Core {
     pub(super) reload: Reload,
     upkeep: Upkeep,
     pub(super) internal: mpsc::UnboundedSender<Internal>,
+    /// Tells when the host's addresses change (ignoreself), if it could be opened.
+    addresses: Option<AddressWatcher>,
 }
 
 /// What the core starts with.
@@ -137,6 +140,7 @@ pub struct Parts {
     pub clock: fn() -> i64,
     pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
     pub internal: mpsc::UnboundedSender<Internal>,
+    pub addresses: Option<AddressWatcher>,
 }
 
 impl Core {
@@ -159,6 +163,7 @@ impl Core {
             reload: Reload::default(),
             upkeep: Upkeep::default(),
             internal: parts.internal,
+            addresses: parts.addresses,
         }
     }
 
@@ -309,6 +314,7 @@ impl Core {
     fn event(&mut self, event: Event) {
         match event {
             Event::Failures { jail, failures } => {
+                self.follow_host_addresses();
                 let now = (self.clock)();
                 let mut orders = Vec::new();
                 for matched in failures {
@@ -513,13 +519,21 @@ impl Core {
         }
     }
 
-    fn tick(&mut self) {
+    /// The host's addresses change (DHCP, hotplug, an address added by hand): ignoreself
+    /// follows them. The kernel queues the change notification before `ip addr add` returns,
+    /// so a look here, before failures are decided, never misses an address added earlier.
+    pub(super) fn follow_host_addresses(&mut self) {
         let now = (self.clock)();
-        // The host's addresses change (DHCP, hotplug): ignoreself follows them.
-        if now - self.self_addresses_at >= SELF_ADDRESSES_EVERY {
+        let changed = self.addresses.as_mut().is_some_and(AddressWatcher::changed);
+        if changed || now - self.self_addresses_at >= SELF_ADDRESSES_EVERY {
             self.tracker.set_self_addresses(super::host_addresses());
             self.self_addresses_at = now;
         }
+    }
+
+    fn tick(&mut self) {
+        let now = (self.clock)();
+        self.follow_host_addresses();
         let ended = self.tracker.expire(now);
         for ban in &ended {
             self.unbanned(ban);

@@ -18,6 +18,7 @@
 //! the kernel).
 
 pub mod core;
+mod drift;
 pub mod hooks;
 pub mod matching;
 pub mod metrics;
@@ -83,13 +84,15 @@ impl DaemonError {
 }
 
 /// What `run` needs besides the config and the backend.
-#[derive(Clone)]
 pub struct Options {
     pub sources: SourceOptions,
     /// Unix seconds now (injected so tests can move time).
     pub clock: fn() -> i64,
     /// Seed of the `rndtime` jitter.
     pub seed: u64,
+    /// Foreign changes to the table, when the backend is the kernel's (none with the memory
+    /// backend).
+    pub monitor: Option<crate::banner::backend::TableMonitor>,
     /// Disk faults the state store injects (none unless a test sets some).
     pub state_faults: Arc<Faults>,
 }
@@ -101,6 +104,7 @@ impl Default for Options {
             clock: unix_now,
             seed: u64::from(std::process::id()) ^ unix_now() as u64,
             state_faults: Arc::new(Faults::new()),
+            monitor: None,
         }
     }
 }
@@ -181,6 +185,10 @@ pub async fn run(
         "kernel reconciled"
     );
     tracker.adopt(report.unknown.into_iter().map(|e| core::adopted(e, now)));
+    // Opened before the first read of the host's addresses, so no change falls between.
+    let addresses = self_addresses::AddressWatcher::open()
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch the host's addresses; ignoreself re-reads them every 30 s"))
+        .ok();
     tracker.set_self_addresses(host_addresses());
 
     let (reports_tx, reports) = mpsc::channel(64);
@@ -248,6 +256,10 @@ pub async fn run(
 
     let (events_tx, events) = mpsc::channel(1024);
     let (internal_tx, internal) = mpsc::unbounded_channel();
+    if let Some(monitor) = options.monitor {
+        drift::spawn(monitor, internal_tx.clone(), shutdown.clone())
+            .map_err(|e| DaemonError::Internal(format!("cannot start the table monitor: {e}")))?;
+    }
     let sources = sources::Sources::new(
         std::mem::take(&mut recovered.positions),
         events_tx,
@@ -261,6 +273,7 @@ pub async fn run(
         clock,
         metrics,
         internal: internal_tx,
+        addresses,
     });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner

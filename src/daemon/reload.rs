@@ -74,6 +74,14 @@ impl Core {
                 });
             }
         };
+        if new.nftables.table != self.config.nftables.table {
+            let message = format!(
+                "reload refused: [nftables] table changed from {:?} to {:?}, which needs a restart",
+                self.config.nftables.table, new.nftables.table
+            );
+            tracing::error!("{message}");
+            return self.finish(Reply::error(message));
+        }
         let (done, answer) = oneshot::channel();
         self.push(Msg::Layout {
             layout: new.layout(),

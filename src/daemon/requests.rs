@@ -168,6 +168,7 @@ impl Core {
                 return;
             }
         };
+        self.follow_host_addresses();
         let now = (self.clock)();
         let mut orders = Vec::with_capacity(targets.len());
         for target in targets {

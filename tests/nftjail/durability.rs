@@ -72,7 +72,12 @@ fn a_reload_storm_counts_every_line_once_and_bans_nobody() {
         (jail["total_failed"].as_u64(), jail["total_banned"].as_u64()),
         (Some(u64::from(LINES)), Some(0)),
         "each line counted once, nobody banned, after {reloads} reloads\n{}",
-        d.log().lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        d.log()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(d.members("sshd_v4").is_empty());
 }
@@ -131,7 +136,10 @@ fn a_disabled_jail_parks_its_bans_and_gets_them_back_with_their_remaining_time()
     assert!(d.elements("manual_v4").is_empty());
     assert!(d.log().contains("parked"), "the log says so");
     let banned = d.ok(&["banned"]);
-    assert!(!banned.contains("192.0.2.1"), "not in the kernel, not listed:\n{banned}");
+    assert!(
+        !banned.contains("192.0.2.1"),
+        "not in the kernel, not listed:\n{banned}"
+    );
 
     // Parked bans survive a restart.
     d.stop();
@@ -144,9 +152,16 @@ fn a_disabled_jail_parks_its_bans_and_gets_them_back_with_their_remaining_time()
     d.wait_until("the parked bans restored", || {
         d.members("manual_v4") == ["192.0.2.1", "192.0.2.2"]
     });
-    assert_eq!(d.timing("manual_v4", "192.0.2.1").unwrap().0, None, "still permanent");
+    assert_eq!(
+        d.timing("manual_v4", "192.0.2.1").unwrap().0,
+        None,
+        "still permanent"
+    );
     let (timeout, _) = d.timing("manual_v4", "192.0.2.2").unwrap();
-    assert!(timeout.is_some_and(|t| t <= 3600 && t > 3500), "{timeout:?}");
+    assert!(
+        timeout.is_some_and(|t| t <= 3600 && t > 3500),
+        "{timeout:?}"
+    );
 
     // Parked again, then dropped on purpose.
     d.write_config("", SSHD_JAIL);
@@ -178,4 +193,185 @@ fn a_shorter_wider_prefix_over_a_longer_ban_is_refused_and_says_why() {
     d.ok(&["ban", "manual", "30.0.0.0/8", "--for", "-1"]);
     assert_eq!(d.members("manual_net4"), ["30.0.0.0/8"]);
     assert_eq!(d.timing("manual_net4", "30.0.0.0/8").unwrap().0, None);
+}
+
+/// The time it took `cond` to hold, polling every 10 ms for up to `limit`.
+fn within(limit: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if cond() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Regression: `nft delete table`, `nft flush set` or `nft delete chain` while running left the
+/// bans gone (until a ban happened to arrive, or a restart) while `status` still listed them.
+/// Now the daemon sees the foreign change over netlink and repairs it within a second.
+#[test]
+#[ignore = "needs root"]
+fn kernel_drift_is_repaired_within_a_second_from_the_state() {
+    let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
+    let Some(d) = Daemon::start("dur-drift", "", &format!("{SSHD_JAIL}{manual}")) else {
+        return;
+    };
+    d.ok(&[
+        "ban",
+        "manual",
+        "192.0.2.1",
+        "192.0.2.2",
+        "198.51.100.0/24",
+        "--for",
+        "-1",
+    ]);
+    let whole = || {
+        d.members("manual_v4") == ["192.0.2.1", "192.0.2.2"]
+            && d.members("manual_net4") == ["198.51.100.0/24"]
+            && d.ns
+                .nft_json(crate::daemon::TABLE)
+                .to_string()
+                .contains("\"chain\"")
+    };
+    assert!(whole());
+    let tamper: [&[&str]; 5] = [
+        &["delete", "table", "inet", "nftjail"],
+        &["flush", "set", "inet", "nftjail", "manual_v4"],
+        &[
+            "delete",
+            "element",
+            "inet",
+            "nftjail",
+            "manual_net4",
+            "{ 198.51.100.0/24 }",
+        ],
+        &["delete", "chain", "inet", "nftjail", "input"],
+        &["flush", "chain", "inet", "nftjail", "forward"],
+    ];
+    for args in tamper {
+        d.ns.run("nft", args);
+        let rules = |chain: &str| {
+            let out =
+                d.ns.exec("nft", &["list", "chain", "inet", "nftjail", chain]);
+            String::from_utf8_lossy(&out.stdout)
+                .matches("nftjail:")
+                .count()
+        };
+        let took = within(Duration::from_secs(1), || {
+            whole() && rules("input") > 0 && rules("forward") > 0
+        });
+        assert!(
+            took.is_some(),
+            "`nft {}` not repaired within 1 s\n{}",
+            args.join(" "),
+            d.log()
+        );
+        // Permanent bans come back permanent.
+        assert_eq!(d.timing("manual_v4", "192.0.2.1").unwrap().0, None);
+    }
+    assert!(d.log().contains("repair"), "the repair is logged");
+    let banned = d.ok(&["banned"]);
+    assert_eq!(
+        banned.lines().filter(|l| l.starts_with("manual")).count(),
+        3,
+        "{banned}"
+    );
+}
+
+/// Regression: an address added to the host after start was banned (ignoreself looked at the
+/// host's addresses only every 30 s).
+#[test]
+#[ignore = "needs root"]
+fn an_address_added_to_the_host_is_never_banned_even_at_once() {
+    let Some(d) = Daemon::start("dur-self", "", SSHD_JAIL) else {
+        return;
+    };
+    d.ns.run("ip", &["addr", "add", "198.51.100.77/32", "dev", "lo"]);
+    let lines: Vec<String> = (1..=5).map(|n| ssh_failure("198.51.100.77", n)).collect();
+    d.append("auth.log", &lines);
+    d.wait_until("the failures seen", || {
+        json(&d.ok(&["status", "sshd", "--json"]))["jail"]["ignored"].as_u64() == Some(5)
+    });
+    assert!(d.members("sshd_v4").is_empty(), "{}", d.log());
+}
+
+/// Regression: with the state directory on a full disk, bans reported as failed stayed in the
+/// kernel, were not listed by `banned`, could not be unbanned, and came back as "adopted" after
+/// a restart. Now kernel, state and `banned` agree: nothing is banned until the disk has room.
+#[test]
+#[ignore = "needs root"]
+fn a_full_disk_refuses_bans_cleanly_and_kernel_state_and_banned_agree() {
+    let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
+    let Some(mut d) = Daemon::create("dur-full", "", manual) else {
+        return;
+    };
+    let state = d.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot mount a tmpfs under CI"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    d.spawn();
+    d.ok(&["ban", "manual", "192.0.2.1"]);
+    // Fill the disk to the last byte.
+    let filler = state.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 2 << 20]);
+    // Many records at once: more than the free end of the log's last page can take.
+    let many: Vec<String> = (2..=200).map(|n| format!("192.0.2.{n}")).collect();
+    let mut args = vec!["ban", "manual"];
+    args.extend(many.iter().map(String::as_str));
+    let refused = d.cli(&args);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not be saved")
+            || String::from_utf8_lossy(&refused.stdout).contains("not be saved"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        d.members("manual_v4"),
+        ["192.0.2.1"],
+        "nothing unsaved in the kernel"
+    );
+    let banned = d.ok(&["banned"]);
+    assert!(
+        banned.contains("192.0.2.1") && !banned.contains("192.0.2.2"),
+        "{banned}"
+    );
+    // Room again: bans work, and a restart invents nothing.
+    std::fs::remove_file(&filler).unwrap();
+    d.wait_until("bans accepted again", || {
+        d.cli(&["ban", "manual", "192.0.2.4"]).status.success()
+    });
+    d.ok(&["unban", "192.0.2.4"]);
+    d.ok(&["ban", "manual", "192.0.2.4"]);
+    d.stop();
+    d.spawn();
+    let banned = d.ok(&["banned"]);
+    assert!(!banned.contains("adopted"), "{banned}");
+    assert_eq!(d.members("manual_v4"), ["192.0.2.1", "192.0.2.4"]);
+    assert_eq!(
+        banned.lines().filter(|l| l.starts_with("manual")).count(),
+        2,
+        "{banned}"
+    );
 }

@@ -251,7 +251,10 @@ fn a_ban_that_cannot_be_saved_is_taken_out_of_the_kernel_again() {
     assert_eq!(elements(&mut w), ["192.0.2.5"]);
     let out = w
         .run(Job {
-            barrier: Some(BarrierJob::Compact(vec![Record::Ban(ban("192.0.2.5", None))])),
+            barrier: Some(BarrierJob::Compact(vec![Record::Ban(ban(
+                "192.0.2.5",
+                None,
+            ))])),
             now: NOW,
             ..Job::default()
         })
