@@ -151,6 +151,16 @@ pub fn spawn(
     reports: mpsc::Sender<Report>,
     clock: fn() -> i64,
 ) -> (Banner, JoinHandle<Result<(), BannerError>>) {
+    spawn_with(worker, reports, clock, MAX_QUEUED_ORDERS)
+}
+
+/// [`spawn`], taking no more messages while `max_queued_orders` orders wait.
+pub fn spawn_with(
+    worker: Worker,
+    reports: mpsc::Sender<Report>,
+    clock: fn() -> i64,
+    max_queued_orders: usize,
+) -> (Banner, JoinHandle<Result<(), BannerError>>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
     type JobResult = Result<Outcome, Fatal>;
     let (jobs, job_rx) = std::sync::mpsc::channel::<(Job, oneshot::Sender<JobResult>)>();
@@ -164,7 +174,14 @@ pub fn spawn(
         })
         .expect("invariant: the banner thread can be spawned at start-up");
     let stats = Arc::new(BannerStats::default());
-    let task = tokio::spawn(run(rx, jobs, reports, clock, stats.clone()));
+    let task = tokio::spawn(run(
+        rx,
+        jobs,
+        reports,
+        clock,
+        stats.clone(),
+        max_queued_orders,
+    ));
     (Banner { tx, stats }, task)
 }
 
@@ -220,6 +237,7 @@ async fn run(
     reports: mpsc::Sender<Report>,
     clock: fn() -> i64,
     stats: Arc<BannerStats>,
+    max_queued_orders: usize,
 ) -> Result<(), BannerError> {
     let mut queue = Queue::default();
     let mut busy: Option<(oneshot::Receiver<Result<Outcome, Fatal>>, Waiters)> = None;
@@ -230,7 +248,7 @@ async fn run(
     let mut positions_due = false;
     let mut closed = false;
     loop {
-        let room = queue.orders < MAX_QUEUED_ORDERS;
+        let room = queue.orders < max_queued_orders;
         tokio::select! {
             msg = rx.recv(), if !closed && room => match msg {
                 Some(m) => queue.push(m),
@@ -436,3 +454,6 @@ fn log_applied(order: &Order) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

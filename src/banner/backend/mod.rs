@@ -10,6 +10,7 @@
 //! other stages). [`reconcile`] brings the kernel in line with the state store at start, and
 //! again after [`TableMonitor`] reported [`Drift`]: a change someone else made to the table.
 
+mod faulty;
 mod layout;
 mod memory;
 pub mod netlink;
@@ -22,6 +23,7 @@ use nix::errno::Errno;
 use crate::addr::BanTarget;
 use crate::jail::JailName;
 
+pub use faulty::{BackendFaults, FaultyBackend};
 pub use layout::{
     CHAIN_PRIORITY, DEFAULT_TABLE, Hook, JailRules, Layout, PortRange, Ports, Protocol, SetKind,
     Verdict, normalize_ports, parse_set_name, rule_comment, set_name,
