@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::banner::backend::{
-    Backend, BackendFaults, FaultyBackend, JailRules, MemoryBackend, Ports, Verdict,
+    Backend, BackendFaults, FaultyBackend, JailRules, MemoryBackend, Ports,
 };
 use crate::config::BanTime;
 use crate::state::StateStore;
@@ -118,8 +118,7 @@ async fn a_compaction_between_orders_loses_none_of_them() {
     let (banner, task, mut reports, faults) = banner(dir.path());
     let mut t = tracker();
     let jail = "manual".parse().unwrap();
-    let mut ban =
-        |t: &mut Tracker, what: &str| t.ban(&jail, what.parse().unwrap(), None, NOW).unwrap();
+    let ban = |t: &mut Tracker, what: &str| t.ban(&jail, what.parse().unwrap(), None, NOW).unwrap();
     banner.send(Msg::Orders(ban(&mut t, "192.0.2.1"))).await;
     banner.send(Msg::Barrier(Barrier::Compact)).await;
     banner.send(Msg::Orders(ban(&mut t, "192.0.2.2"))).await;
