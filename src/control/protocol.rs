@@ -6,8 +6,15 @@
 //! in one request without one giant line. Every request gets exactly one reply line:
 //! `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. The JSON shapes are documented in the
 //! README ("Control socket and JSON output") and are stable: fields may be added, never renamed.
+//!
+//! A big reply (`banned` with 100k bans is ~11 MB of JSON) can travel as a [`SharedLine`]:
+//! serialized once, straight from borrowed data, and written to every client that asked for the
+//! same state from one reference-counted buffer, instead of one built copy per client.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::addr::BanTarget;
 use crate::tracker::{JailStats, Origin};
@@ -148,6 +155,18 @@ pub struct BanEntry {
     pub origin: Origin,
 }
 
+/// A [`BanEntry`] that borrows what it shows, to serialize a `banned` reply without copying
+/// every ban into owned strings first. Serializes exactly as a [`BanEntry`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BanEntryRef<'a> {
+    pub jail: &'a str,
+    pub target: &'a BanTarget,
+    pub since: i64,
+    pub expires: Option<i64>,
+    pub count: u32,
+    pub origin: Origin,
+}
+
 /// An input a bulk ban could not use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejected {
@@ -185,6 +204,10 @@ pub struct Reply {
     /// `unban`: `JAIL TARGET` pairs removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unbanned: Option<Vec<(String, String)>>,
+    /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
+    /// the wire and the fields above are not looked at. Never part of the JSON.
+    #[serde(skip)]
+    pub line: Option<SharedLine>,
 }
 
 impl Reply {
@@ -203,11 +226,131 @@ impl Reply {
         }
     }
 
-    /// The reply as one line (with its newline).
+    /// A reply whose body is a line serialized beforehand (successful by construction: only
+    /// answers are shared, never refusals).
+    pub fn shared(line: SharedLine) -> Reply {
+        Reply {
+            line: Some(line),
+            ..Reply::ok()
+        }
+    }
+
+    /// The reply as one line (with its newline); a copy of the shared line when there is one.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).expect("invariant: replies serialize");
+        match &self.line {
+            Some(line) => line.as_bytes().to_vec(),
+            None => serialize_line(self),
+        }
+    }
+
+    /// The reply as the bytes to write, consuming it: the shared line itself (no copy), or the
+    /// reply serialized (and its fields freed before the bytes are written).
+    pub fn into_line(self) -> ReplyLine {
+        match self.line {
+            Some(line) => ReplyLine::Shared(line),
+            None => ReplyLine::Owned(serialize_line(&self)),
+        }
+    }
+}
+
+fn serialize_line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("invariant: replies serialize");
+    line.push(b'\n');
+    line
+}
+
+/// A complete reply line (JSON object and newline), serialized once and shared by reference
+/// count: every client given the same line writes from the same buffer, and the buffer is freed
+/// when the last of them is done (or the builder's cache lets it go).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SharedLine(Arc<[u8]>);
+
+impl SharedLine {
+    /// The line of a successful `banned` reply listing `bans` in the given order, serialized
+    /// straight from the borrowed entries: one buffer, no per-ban allocation. The bytes are
+    /// those of `Reply { bans: Some(..), ..Reply::ok() }.to_line()`.
+    pub fn banned<'a>(bans: impl ExactSizeIterator<Item = BanEntryRef<'a>> + Clone) -> SharedLine {
+        struct Bans<I>(I);
+        impl<'a, I: Iterator<Item = BanEntryRef<'a>> + Clone> Serialize for Bans<I> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.clone())
+            }
+        }
+        #[derive(Serialize)]
+        struct BannedReply<I: Serialize> {
+            ok: bool,
+            bans: I,
+        }
+        // About 110 bytes an entry (an IPv4 ban in a short jail name), so the buffer rarely
+        // grows more than once.
+        let mut line = Vec::with_capacity(32 + bans.len() * 112);
+        serde_json::to_writer(
+            &mut line,
+            &BannedReply {
+                ok: true,
+                bans: Bans(bans),
+            },
+        )
+        .expect("invariant: replies serialize");
         line.push(b'\n');
-        line
+        SharedLine::from(line)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether both are the very same buffer (not merely equal bytes).
+    pub fn same_buffer(&self, other: &SharedLine) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// How many handles share the buffer (1: only this one).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+impl From<Vec<u8>> for SharedLine {
+    /// Takes a complete line (with its newline).
+    fn from(line: Vec<u8>) -> SharedLine {
+        SharedLine(Arc::from(line))
+    }
+}
+
+impl AsRef<[u8]> for SharedLine {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SharedLine({} bytes)", self.0.len())
+    }
+}
+
+/// The bytes of one reply, ready to write.
+#[derive(Debug, Clone)]
+pub enum ReplyLine {
+    Owned(Vec<u8>),
+    Shared(SharedLine),
+}
+
+impl AsRef<[u8]> for ReplyLine {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            ReplyLine::Owned(bytes) => bytes,
+            ReplyLine::Shared(line) => line.as_bytes(),
+        }
     }
 }
 
@@ -369,5 +512,64 @@ mod tests {
             String::from_utf8(Reply::error("no such jail").to_line()).unwrap(),
             "{\"ok\":false,\"error\":\"no such jail\"}\n"
         );
+    }
+
+    #[test]
+    fn a_shared_banned_line_is_the_reply_it_replaces() {
+        let targets: Vec<BanTarget> = ["192.0.2.1", "2001:db8::/48"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let entries = [
+            BanEntryRef {
+                jail: "sshd",
+                target: &targets[0],
+                since: 10,
+                expires: Some(3_610),
+                count: 2,
+                origin: Origin::Failures,
+            },
+            BanEntryRef {
+                jail: "manual \"x\"",
+                target: &targets[1],
+                since: 11,
+                expires: None,
+                count: 1,
+                origin: Origin::Manual,
+            },
+        ];
+        let owned = Reply {
+            bans: Some(
+                entries
+                    .iter()
+                    .map(|e| BanEntry {
+                        jail: e.jail.to_string(),
+                        target: e.target.to_string(),
+                        since: e.since,
+                        expires: e.expires,
+                        count: e.count,
+                        origin: e.origin,
+                    })
+                    .collect(),
+            ),
+            ..Reply::ok()
+        };
+        let shared = SharedLine::banned(entries.iter().copied());
+        assert_eq!(shared.as_bytes(), owned.to_line());
+        assert_eq!(
+            SharedLine::banned(std::iter::empty()).as_bytes(),
+            b"{\"ok\":true,\"bans\":[]}\n"
+        );
+        // Written as is, from the same buffer, however often it is handed out.
+        let reply = Reply::shared(shared.clone());
+        assert_eq!(reply.to_line(), shared.as_bytes());
+        match reply.clone().into_line() {
+            ReplyLine::Shared(line) => assert!(line.same_buffer(&shared)),
+            ReplyLine::Owned(_) => panic!("a shared reply was copied"),
+        }
+        assert_eq!(shared.holders(), 2, "`shared` and `reply`");
+        // What the client reads back is the ordinary reply.
+        let back: Reply = serde_json::from_slice(shared.as_bytes()).unwrap();
+        assert_eq!(back, owned);
     }
 }

@@ -314,3 +314,70 @@ fn members_of_the_socket_group_may_ban() {
     );
     assert_eq!(d.members("manual_v4"), ["192.0.2.70"]);
 }
+
+// Regression: 64 clients pipelining `banned` against 20,000 bans and never reading grew the
+// daemon by 300+ MB (one built reply pinned per client), and it stayed grown after they left.
+#[test]
+fn clients_that_never_read_their_banned_replies_do_not_grow_the_daemon() {
+    let Some(d) = daemon("ctl-stuck") else { return };
+    let mut list = String::new();
+    for n in 0..20_000u32 {
+        list.push_str(&format!("10.1.{}.{}\n", n >> 8, n & 255));
+    }
+    std::fs::write(d.path("list.txt"), list).unwrap();
+    let out = d.ok(&[
+        "ban",
+        "manual",
+        "--from-file",
+        d.path("list.txt").to_str().unwrap(),
+    ]);
+    assert!(out.starts_with("banned 20000 "), "{out}");
+    // The first `banned` warms up what every later one reuses.
+    let reply_len = d.ok(&["banned", "--json"]).len();
+    std::thread::sleep(Duration::from_millis(500));
+    let baseline = d.rss_kib();
+
+    let request = b"{\"command\":\"banned\"}\n".repeat(50);
+    let stuck_client = || {
+        let mut s = UnixStream::connect(d.socket()).unwrap();
+        s.write_all(&request).unwrap();
+        s
+    };
+    // Half of them at once (their calls overlap), the other half one by one while the first
+    // are still stuck (separate calls, equal replies).
+    let mut stuck: Vec<UnixStream> = (0..32).map(|_| stuck_client()).collect();
+    let started = Instant::now();
+    let mut peak = baseline;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(10) {
+        if stuck.len() < 64 {
+            stuck.push(stuck_client());
+        }
+        peak = peak.max(d.rss_kib());
+        let asked = Instant::now();
+        d.ok(&["status"]);
+        slowest = slowest.max(asked.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stuck);
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = d.rss_kib();
+    eprintln!(
+        "banned --json {reply_len} bytes; RSS KiB: baseline {baseline}, peak {peak}, after {after}; slowest status {slowest:?}"
+    );
+    // The reply line is ~2.2 MB. Shared, it exists a few times at most (one per call the core
+    // answers while clients keep arriving), plus the builder's transient buffers: well under
+    // 32 MiB. One copy per client would be 64 × 2.2 MB = 140 MB and more.
+    assert!(
+        peak < baseline + 32 * 1024,
+        "RSS grew from {baseline} KiB to {peak} KiB"
+    );
+    assert!(
+        after < baseline + 8 * 1024,
+        "RSS stayed at {after} KiB after the clients left (baseline {baseline} KiB)"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "status took {slowest:?} while 64 clients were stuck"
+    );
+}

@@ -155,6 +155,21 @@ impl Daemon {
         child.wait().unwrap()
     }
 
+    /// The daemon's process id (`ip netns exec` execs the daemon: the child's pid is its pid).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The daemon's resident memory (VmRSS of /proc/PID/status), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
     /// Sends a signal to the running daemon.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let child = self.child.as_ref().expect("running");
