@@ -18,7 +18,8 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use clap::Args;
 
-use super::CliError;
+use super::{CliError, output};
+use crate::errln;
 use crate::filter::{
     DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
     SkipReason, builtin,
@@ -113,17 +114,11 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
             what: format!("cannot read log {log_name:?}"),
             source,
         },
-        ScanError::Write(source) => CliError::Io {
-            what: "cannot write to standard output".into(),
-            source,
-        },
+        ScanError::Write(source) => output::stdout_error(source),
     })?;
-    out.flush().map_err(|source| CliError::Io {
-        what: "cannot write to standard output".into(),
-        source,
-    })?;
+    out.flush().map_err(output::stdout_error)?;
     let elapsed = started.elapsed().as_secs_f64();
-    eprint!(
+    errln!(
         "{}",
         report(
             &summary,
@@ -133,6 +128,7 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
             &log_name,
             elapsed
         )
+        .trim_end()
     );
     Ok(())
 }

@@ -9,5 +9,6 @@ mod filters;
 mod lifecycle;
 mod netns;
 mod operations;
+mod output;
 mod shipped;
 mod sources;
