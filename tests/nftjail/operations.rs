@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 use crate::daemon::{Daemon, SSHD_JAIL, ssh_failure};
 
@@ -145,4 +146,72 @@ fn the_demo_shows_a_ban_and_cleans_up() {
         !std::path::Path::new(&format!("/tmp/nftjail-demo-{pid}")).exists(),
         "temporary files left behind"
     );
+}
+
+// Regression: out of file descriptors (EMFILE), the metrics endpoint retried `accept` at once,
+// forever: the daemon spun a core for as long as connections waited in the backlog.
+#[test]
+fn the_metrics_endpoint_backs_off_when_out_of_file_descriptors() {
+    let Some(d) = Daemon::start(
+        "ops-emfile",
+        "[metrics]\nlisten = \"127.0.0.1:9469\"\n",
+        SSHD_JAIL,
+    ) else {
+        return;
+    };
+    let pid = d.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Room for a few connections more, not for the MAX_CONNECTIONS (16) the endpoint would take.
+    let limit = (open + 4).to_string();
+    let out = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Connections that say nothing: the first take the last descriptors, the rest wait in the
+    // backlog, so every accept fails with EMFILE.
+    let idle: Vec<TcpStream> = d.ns.enter(|| {
+        (0..40)
+            .map(|_| TcpStream::connect("127.0.0.1:9469").unwrap())
+            .collect()
+    });
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime, the 14th and 15th fields (11th and 12th after the command name).
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks() - before;
+    // 100 ticks a second: spinning takes ~200 in these 2 s; backing off takes next to none.
+    assert!(
+        used < 40,
+        "the daemon used {used} ticks of CPU in 2 s with accept failing\n{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("metrics accept failed"),
+        "accept did fail: {}",
+        d.log()
+    );
+    // Once the descriptors are back, it serves again.
+    drop(idle);
+    d.ok(&["status"]);
 }
