@@ -27,8 +27,9 @@ use super::compile::RuleKind;
 use super::host;
 use super::prefix::{self, PrefixError, PrefixKind};
 use super::session::{SessionKey, SessionTable};
-use super::time::{Resolved, Stamp};
-use super::{Failure, Filter, JournalEntry, Outcome, SkipReason};
+use super::time::{Resolved, Stamp, Zone};
+use super::zone::LocalZone;
+use super::{Failure, Filter, JournalEntry, LogTimeZone, Outcome, SkipReason};
 
 /// Longest line examined, in bytes; longer lines are [`SkipReason::TooLong`].
 pub const MAX_LINE: usize = 64 * 1024;
@@ -47,8 +48,11 @@ struct State {
     prefix_locs: Option<regex::CaptureLocations>,
     candidates: Vec<u64>,
     sessions: SessionTable,
-    /// The last stamp resolved, with the minute of `now` it was resolved at.
-    last_time: Option<(Stamp, i64, Resolved)>,
+    /// The last stamp resolved, with the minute of `now` and the local zone's generation it
+    /// was resolved with.
+    last_time: Option<(Stamp, i64, u64, Resolved)>,
+    /// The host's zone, for a filter in the local zone (read at the first time it resolves).
+    local: Option<LocalZone>,
     /// The text of the last line that had to be decoded (reused).
     decoded: String,
 }
@@ -68,9 +72,18 @@ impl Matcher {
             candidates: vec![0; filter.prefilter.words()],
             sessions: SessionTable::default(),
             last_time: None,
+            local: None,
             decoded: String::new(),
         };
         Matcher { filter, state }
+    }
+
+    /// A matcher whose local zone (for `logtimezone = local`) is `zone` instead of the host's
+    /// (tests inject a zone file of their own).
+    pub fn with_local_zone(filter: Arc<Filter>, zone: LocalZone) -> Matcher {
+        let mut matcher = Matcher::new(filter);
+        matcher.state.local = Some(zone);
+        matcher
     }
 
     pub fn filter(&self) -> &Arc<Filter> {
@@ -344,28 +357,39 @@ impl State {
         Outcome::NoMatch
     }
 
-    /// The line's time (or `now` when the filter says lines carry none), cached per stamp.
+    /// The line's time (or `now` when the filter says lines carry none), cached per stamp. In
+    /// the local zone, the zone file is looked at (at most once a second) first, so a change of
+    /// the host's zone applies from the next second on.
     fn resolve(
         &mut self,
         filter: &Filter,
         stamp: Option<Stamp>,
         now: DateTime<Utc>,
     ) -> Option<Resolved> {
+        let (zone, generation) = match filter.zone {
+            LogTimeZone::Fixed(offset) => (Zone::Fixed(offset), 0),
+            LogTimeZone::Local => {
+                let local = self.local.get_or_insert_with(LocalZone::system);
+                local.refresh(now.timestamp());
+                (Zone::Local(local), local.generation())
+            }
+        };
         let Some(stamp) = stamp else {
             return Some(Resolved {
-                time: filter.zone.wall_clock(now),
+                time: zone.wall_clock(now),
                 at: now.timestamp(),
             });
         };
         let minute = now.timestamp().div_euclid(60);
-        if let Some((last, at_minute, resolved)) = self.last_time
+        if let Some((last, at_minute, at_generation, resolved)) = self.last_time
             && last == stamp
             && at_minute == minute
+            && at_generation == generation
         {
             return Some(resolved);
         }
-        let resolved = stamp.resolve(filter.zone, now)?;
-        self.last_time = Some((stamp, minute, resolved));
+        let resolved = stamp.resolve(zone, now)?;
+        self.last_time = Some((stamp, minute, generation, resolved));
         Some(resolved)
     }
 }
@@ -542,6 +566,85 @@ mod tests {
         assert_eq!(
             show(m.feed_journal(&entry, now())).split(' ').next(),
             Some("192.0.2.2")
+        );
+    }
+
+    // Regression: after a change of the host's zone, logs written in the new zone were read in
+    // the old one until a reload (here 4 h in the past: outside findtime, never counted). The
+    // local zone was chrono's, which watches only the /etc/localtime link and misses a change
+    // of the file it points at.
+    #[test]
+    fn the_local_zone_follows_a_change_of_the_zone_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("localtime");
+        let relink = |target: &str| {
+            let temp = dir.path().join("localtime.new");
+            std::os::unix::fs::symlink(Path::new("/usr/share/zoneinfo").join(target), &temp)
+                .unwrap();
+            std::fs::rename(&temp, &link).unwrap();
+        };
+        relink("Etc/UTC");
+        let file = FilterFile::parse(Path::new("t.toml"), SESSIONS).unwrap();
+        let filter = Arc::new(file.compile(&FilterOptions::default()).unwrap());
+        assert_eq!(FilterOptions::default().timezone, LogTimeZone::Local);
+        let mut m = Matcher::with_local_zone(filter, LocalZone::at(&link));
+        let at = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+        };
+        let failure = |m: &mut Matcher, line: &str, now| match m.feed_line(line.as_bytes(), now) {
+            Outcome::Failure(f) => (f.time.to_string(), f.at),
+            other => panic!("{line}: {other:?}"),
+        };
+        let now = at("2026-07-15 12:00:00");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 12:00:00 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 12:00:00".to_string(), now.timestamp())
+        );
+        // timedatectl set-timezone America/New_York: rsyslog now writes New York time.
+        relink("America/New_York");
+        let now = at("2026-07-15 12:00:01");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 08:00:01 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 08:00:01".to_string(), now.timestamp()),
+            "read in the new zone, without a reload"
+        );
+        // The file the link points at is replaced (a tzdata upgrade), the link stays.
+        let zone = dir.path().join("zone");
+        std::fs::copy("/usr/share/zoneinfo/Asia/Tokyo", &zone).unwrap();
+        let temp = dir.path().join("localtime.new");
+        std::os::unix::fs::symlink(&zone, &temp).unwrap();
+        std::fs::rename(&temp, &link).unwrap();
+        let now = at("2026-07-15 12:00:02");
+        failure(
+            &mut m,
+            "Jul 15 21:00:02 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+            now,
+        );
+        std::fs::copy(
+            "/usr/share/zoneinfo/Asia/Kolkata",
+            dir.path().join("zone.new"),
+        )
+        .unwrap();
+        std::fs::rename(dir.path().join("zone.new"), &zone).unwrap();
+        let now = at("2026-07-15 12:00:03");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 17:30:03 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            )
+            .1,
+            now.timestamp()
         );
     }
 

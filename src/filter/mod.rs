@@ -24,6 +24,7 @@ mod prefix;
 mod session;
 mod spec;
 mod time;
+pub mod zone;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 pub use datepattern::DatePattern;
 pub use matcher::{MAX_LINE, Matcher};
 pub use time::{LogTimeZone, TimeZoneError};
+pub use zone::LocalZone;
 
 use crate::config::Diagnostics;
 use compile::{DaemonPattern, Rule};
