@@ -11,10 +11,11 @@
 //! serialized once, straight from borrowed data, and written to every client that asked for the
 //! same state from one reference-counted buffer, instead of one built copy per client.
 
-use std::fmt;
-use std::sync::Arc;
+mod line;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use line::{ReplyLine, SharedLine};
 
 use crate::addr::BanTarget;
 use crate::tracker::{JailStats, Origin};
@@ -238,7 +239,7 @@ impl Reply {
     /// The reply as one line (with its newline); a copy of the shared line when there is one.
     pub fn to_line(&self) -> Vec<u8> {
         match &self.line {
-            Some(line) => line.as_bytes().to_vec(),
+            Some(line) => line.to_vec(),
             None => serialize_line(self),
         }
     }
@@ -257,101 +258,6 @@ fn serialize_line(value: &impl Serialize) -> Vec<u8> {
     let mut line = serde_json::to_vec(value).expect("invariant: replies serialize");
     line.push(b'\n');
     line
-}
-
-/// A complete reply line (JSON object and newline), serialized once and shared by reference
-/// count: every client given the same line writes from the same buffer, and the buffer is freed
-/// when the last of them is done (or the builder's cache lets it go).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SharedLine(Arc<[u8]>);
-
-impl SharedLine {
-    /// The line of a successful `banned` reply listing `bans` in the given order, serialized
-    /// straight from the borrowed entries: one buffer, no per-ban allocation. The bytes are
-    /// those of `Reply { bans: Some(..), ..Reply::ok() }.to_line()`.
-    pub fn banned<'a>(bans: impl ExactSizeIterator<Item = BanEntryRef<'a>> + Clone) -> SharedLine {
-        struct Bans<I>(I);
-        impl<'a, I: Iterator<Item = BanEntryRef<'a>> + Clone> Serialize for Bans<I> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.clone())
-            }
-        }
-        #[derive(Serialize)]
-        struct BannedReply<I: Serialize> {
-            ok: bool,
-            bans: I,
-        }
-        // About 110 bytes an entry (an IPv4 ban in a short jail name), so the buffer rarely
-        // grows more than once.
-        let mut line = Vec::with_capacity(32 + bans.len() * 112);
-        serde_json::to_writer(
-            &mut line,
-            &BannedReply {
-                ok: true,
-                bans: Bans(bans),
-            },
-        )
-        .expect("invariant: replies serialize");
-        line.push(b'\n');
-        SharedLine::from(line)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether both are the very same buffer (not merely equal bytes).
-    pub fn same_buffer(&self, other: &SharedLine) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-
-    /// How many handles share the buffer (1: only this one).
-    pub fn holders(&self) -> usize {
-        Arc::strong_count(&self.0)
-    }
-}
-
-impl From<Vec<u8>> for SharedLine {
-    /// Takes a complete line (with its newline).
-    fn from(line: Vec<u8>) -> SharedLine {
-        SharedLine(Arc::from(line))
-    }
-}
-
-impl AsRef<[u8]> for SharedLine {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SharedLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SharedLine({} bytes)", self.0.len())
-    }
-}
-
-/// The bytes of one reply, ready to write.
-#[derive(Debug, Clone)]
-pub enum ReplyLine {
-    Owned(Vec<u8>),
-    Shared(SharedLine),
-}
-
-impl AsRef<[u8]> for ReplyLine {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            ReplyLine::Owned(bytes) => bytes,
-            ReplyLine::Shared(line) => line.as_bytes(),
-        }
-    }
 }
 
 /// Why a request line was refused.
@@ -555,21 +461,21 @@ mod tests {
             ..Reply::ok()
         };
         let shared = SharedLine::banned(entries.iter().copied());
-        assert_eq!(shared.as_bytes(), owned.to_line());
+        assert_eq!(shared.to_vec(), owned.to_line());
         assert_eq!(
-            SharedLine::banned(std::iter::empty()).as_bytes(),
+            SharedLine::banned(std::iter::empty()).to_vec(),
             b"{\"ok\":true,\"bans\":[]}\n"
         );
         // Written as is, from the same buffer, however often it is handed out.
         let reply = Reply::shared(shared.clone());
-        assert_eq!(reply.to_line(), shared.as_bytes());
+        assert_eq!(reply.to_line(), shared.to_vec());
         match reply.clone().into_line() {
             ReplyLine::Shared(line) => assert!(line.same_buffer(&shared)),
             ReplyLine::Owned(_) => panic!("a shared reply was copied"),
         }
         assert_eq!(shared.holders(), 2, "`shared` and `reply`");
         // What the client reads back is the ordinary reply.
-        let back: Reply = serde_json::from_slice(shared.as_bytes()).unwrap();
+        let back: Reply = serde_json::from_slice(&shared.to_vec()).unwrap();
         assert_eq!(back, owned);
     }
 }

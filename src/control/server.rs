@@ -323,20 +323,25 @@ async fn send(
     registry: &Shared,
     id: u64,
 ) -> bool {
-    let bytes = line.as_ref();
     // Waiting for the client again: a client that does not read can be evicted.
     set_idle(registry, id, true);
-    let deadline = write_deadline(bytes.len());
+    let deadline = write_deadline(line.len());
+    let write_all = async {
+        for chunk in line.chunks() {
+            write.write_all(chunk).await?;
+        }
+        io::Result::Ok(())
+    };
     let written = tokio::select! {
         _ = close.cancelled() => return false,
-        written = tokio::time::timeout(deadline, write.write_all(bytes)) => written,
+        written = tokio::time::timeout(deadline, write_all) => written,
     };
     match written {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {
             tracing::debug!(
-                bytes = bytes.len(),
+                bytes = line.len(),
                 seconds = deadline.as_secs(),
                 "control client did not take its reply in time; disconnected"
             );

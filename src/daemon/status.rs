@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use crate::addr::BanTarget;
 use crate::banner::backend::{SetKind, set_name};
 use crate::config::{Config, JailConfig, JailKind, Source};
 use crate::control::protocol::{
@@ -155,34 +154,28 @@ pub fn banned(tracker: &Tracker, jail: Option<&str>) -> Reply {
     }
 }
 
-/// The `banned` reply (every active ban of `jail`, or of all jails, by jail, start, target)
-/// serialized once, straight from the tracker: one buffer of the reply's exact bytes and no
-/// owned copy of any ban, so that it costs its JSON size once however many clients write it.
-/// The bytes only change when the bans do: a caller may keep the line and hand it out again
-/// until the bans change. `Err`: why it is refused (no such jail).
+/// The `banned` reply (every active ban of `jail`, or of all jails, by jail, start, then
+/// address in numeric order, IPv4 before IPv6, addresses before prefixes) serialized once,
+/// straight from the tracker, into a chunked [`SharedLine`]: no owned copy of any ban and no
+/// buffer bigger than a chunk but the sort's (8 bytes a ban), so that it costs its JSON size
+/// once however many clients write it and gives its memory back when they are done. The bytes
+/// only change when the bans do: a caller may keep the line and hand it out again until the
+/// bans change. `Err`: why it is refused (no such jail).
 pub fn banned_line(tracker: &Tracker, jail: Option<&str>) -> Result<SharedLine, String> {
     if let Some(name) = jail
         && !tracker.jails().iter().any(|j| j.as_str() == name)
     {
         return Err(format!("no enabled jail named {name:?}"));
     }
-    // Sorted by the text of the targets, as the list always was (`10.0.0.10` before
-    // `10.0.0.9`); the texts are formatted once, into fixed buffers, so the sort allocates one
-    // vector and nothing per ban.
-    let mut bans: Vec<(&Ban, TargetText)> = tracker
+    let mut bans: Vec<&Ban> = tracker
         .bans()
         .iter()
         .filter(|b| jail.is_none_or(|j| b.jail.as_str() == j))
-        .map(|b| (b, TargetText::of(&b.target)))
         .collect();
-    bans.sort_unstable_by(|(a, a_text), (b, b_text)| {
-        (a.jail.as_str(), a.since, a_text.as_bytes()).cmp(&(
-            b.jail.as_str(),
-            b.since,
-            b_text.as_bytes(),
-        ))
+    bans.sort_unstable_by(|a, b| {
+        (a.jail.as_str(), a.since, &a.target).cmp(&(b.jail.as_str(), b.since, &b.target))
     });
-    Ok(SharedLine::banned(bans.iter().map(|(b, _)| BanEntryRef {
+    Ok(SharedLine::banned(bans.iter().map(|b| BanEntryRef {
         jail: b.jail.as_str(),
         target: &b.target,
         since: b.since,
@@ -221,27 +214,6 @@ impl BannedCache {
             }
             Err(refusal) => Reply::error(refusal),
         }
-    }
-}
-
-/// A ban target's text in a fixed buffer (the longest, an IPv6 prefix, is 43 bytes).
-struct TargetText {
-    bytes: [u8; 48],
-    len: usize,
-}
-
-impl TargetText {
-    fn of(target: &BanTarget) -> TargetText {
-        use std::io::Write as _;
-        let mut bytes = [0u8; 48];
-        let mut cursor = std::io::Cursor::new(&mut bytes[..]);
-        let _ = write!(cursor, "{target}");
-        let len = cursor.position() as usize;
-        TargetText { bytes, len }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
     }
 }
 
@@ -297,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn banned_is_one_shared_line_by_jail_start_and_target_text() {
+    fn banned_is_one_shared_line_by_jail_start_and_address() {
         let mut tracker = Tracker::new(vec![policy("sshd"), policy("manual")], 86_400, 1);
         let now = 1_800_000_000;
         tracker.restore(
@@ -314,7 +286,7 @@ mod tests {
         let ReplyLine::Shared(line) = reply.into_line() else {
             panic!("banned is not shared");
         };
-        let back: Reply = serde_json::from_slice(line.as_bytes()).unwrap();
+        let back: Reply = serde_json::from_slice(&line.to_vec()).unwrap();
         let order: Vec<(String, String)> = back
             .bans
             .unwrap()
@@ -324,17 +296,17 @@ mod tests {
         let want = [
             ("manual", "2001:db8::/48"),
             ("sshd", "192.0.2.1"),
-            ("sshd", "192.0.2.10"),
             ("sshd", "192.0.2.9"),
+            ("sshd", "192.0.2.10"),
         ];
         assert_eq!(
             order,
             want.map(|(j, t)| (j.to_string(), t.to_string())),
-            "jail, then since, then the target's text"
+            "jail, then since, then the address"
         );
         let one = banned_line(&tracker, Some("manual")).unwrap();
         assert!(
-            String::from_utf8_lossy(one.as_bytes()).contains("2001:db8::/48"),
+            String::from_utf8_lossy(&one.to_vec()).contains("2001:db8::/48"),
             "only the jail asked for"
         );
         let refused = banned(&tracker, Some("nosuch"));
@@ -356,7 +328,7 @@ mod tests {
         tracker.restore([ban("sshd", "192.0.2.10", now)], [], now);
         let c = line(cache.reply(2, &tracker, None));
         assert!(!c.same_buffer(&a), "a new generation is built anew");
-        assert!(String::from_utf8_lossy(c.as_bytes()).contains("192.0.2.10"));
+        assert!(String::from_utf8_lossy(&c.to_vec()).contains("192.0.2.10"));
         assert!(!cache.reply(2, &tracker, Some("nosuch")).ok);
     }
 }

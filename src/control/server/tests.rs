@@ -348,7 +348,7 @@ async fn reads_asked_together_share_one_call_and_one_buffer() {
         })
         .collect();
     for client in clients {
-        assert_eq!(client.await.unwrap(), line.as_bytes());
+        assert_eq!(client.await.unwrap(), line.to_vec());
     }
     let calls = *count.lock().unwrap();
     assert!(calls <= 3, "{calls} calls to the core for 32 equal reads");
