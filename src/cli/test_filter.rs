@@ -175,6 +175,7 @@ pub fn scan<R: Read>(
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0; // bytes of buf holding data
     let mut overlong = false; // discarding the rest of a line longer than MAX_LINE
+    let mut searched = 0; // bytes at the start of buf known to hold no newline
     let mut eof = false;
     while !eof {
         let n = match input.read(&mut buf[filled..]) {
@@ -185,9 +186,11 @@ pub fn scan<R: Read>(
         eof = n == 0;
         filled += n;
         let mut start = 0;
+        // A line arriving in many small reads is searched once, not once per read.
+        let mut from = searched;
         loop {
-            let line_end = match memchr::memchr(b'\n', &buf[start..filled]) {
-                Some(i) => start + i,
+            let line_end = match memchr::memchr(b'\n', &buf[from..filled]) {
+                Some(i) => from + i,
                 None if eof && start < filled => filled,
                 None => break,
             };
@@ -209,17 +212,21 @@ pub fn scan<R: Read>(
                 Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
             }
             start = (line_end + 1).min(filled);
+            from = start;
             if line_end == filled {
                 break;
             }
         }
         // Keep the unfinished line; drop it if it can no longer be a line we examine.
-        buf.copy_within(start..filled, 0);
-        filled -= start;
+        if start > 0 {
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+        }
         if filled > MAX_LINE {
             overlong = true;
             filled = 0;
         }
+        searched = filled;
     }
     summary.addresses = addresses.len();
     Ok(summary)
