@@ -214,7 +214,10 @@ pub async fn serve(
                 }
             },
         };
-        let permit = admit(&slots, &registry).await;
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = admit(&slots, &registry) => permit,
+        };
         let Some(permit) = permit else {
             tokio::spawn(async move {
                 let mut stream = stream;
