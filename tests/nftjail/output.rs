@@ -60,14 +60,13 @@ fn test_filter_into_a_closed_pipe_exits_quietly() {
 // Regression: `nftjail status | head -3` (and banned, status JAIL) panicked in println!
 // ("failed printing to stdout: Broken pipe", exit 101).
 #[test]
+#[ignore = "needs root"]
 fn daemon_commands_into_a_closed_pipe_exit_quietly() {
-    let Some(d) = Daemon::start(
+    let d = Daemon::start(
         "out-pipe",
         "",
         "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1d\"\n",
-    ) else {
-        return;
-    };
+    );
     let list: String = (0..5_000u32)
         .map(|n| format!("10.2.{}.{}\n", n >> 8, n & 255))
         .collect();
