@@ -11,11 +11,13 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`nftjail banned | head`): nothing to report.
+        Err(cli::CliError::ClosedPipe) => ExitCode::SUCCESS,
         Err(err) => {
             match &err {
                 // One `PATH:LINE:COL: message` per line, as editors and CI expect them.
-                cli::CliError::Config(diagnostics) => eprintln!("{diagnostics}"),
-                other => eprintln!("nftjail: {other}"),
+                cli::CliError::Config(diagnostics) => nftjail::errln!("{diagnostics}"),
+                other => nftjail::errln!("nftjail: {other}"),
             }
             ExitCode::from(err.exit_code())
         }

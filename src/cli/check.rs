@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::config::{self, BanTime, DEFAULT_CONFIG, JailKind, Ports, Source};
+use crate::{errln, outln};
 
 /// Arguments of `nftjail check`.
 #[derive(Debug, Args)]
@@ -22,13 +23,13 @@ pub struct CheckArgs {
 pub fn run(args: &CheckArgs) -> Result<(), CliError> {
     let config = config::load(&args.config).map_err(CliError::Config)?;
     for warning in &config.warnings {
-        eprintln!("{warning} (warning)");
+        errln!("{warning} (warning)");
     }
-    println!(
+    outln!(
         "{}: OK ({} files)",
         args.config.display(),
         config.files.len()
-    );
+    )?;
     for jail in &config.jails {
         let what = match &jail.kind {
             JailKind::Log { filter, source } => {
@@ -66,13 +67,13 @@ pub fn run(args: &CheckArgs) -> Result<(), CliError> {
             BanTime::Permanent => "permanent".to_string(),
             b => b.to_string(),
         };
-        println!(
+        outln!(
             "  {:<14} {:<8} {what}; ports {ports}; maxretry {} findtime {}s bantime {bantime}",
             jail.name.as_str(),
             if jail.enabled { "enabled" } else { "disabled" },
             jail.policy.maxretry,
             jail.policy.findtime
-        );
+        )?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! people, or the reply object itself with `--json` (stable; see the README). Exit codes: 0 ok,
 //! 1 refused or failed (with the daemon's reason), 2 usage or cannot connect (with a hint).
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 use chrono::{Local, TimeZone};
 use clap::Args;
 
-use super::CliError;
+use super::{CliError, output};
 use crate::control::client::Client;
 use crate::control::protocol::{BanEntry, Reply, Request};
+use crate::{errln, outln};
 
 /// Arguments of `nftjail status`.
 #[derive(Debug, Args)]
@@ -83,7 +85,7 @@ fn checked(reply: Reply) -> Result<Reply, CliError> {
         return Ok(reply);
     }
     for d in &reply.diagnostics {
-        eprintln!("{d}");
+        errln!("{d}");
     }
     Err(CliError::Refused(
         reply.error.unwrap_or_else(|| "refused".to_string()),
@@ -98,7 +100,7 @@ fn print_rejected(reply: &Reply) {
         } else {
             String::new()
         };
-        eprintln!("rejected {:?}{line}: {}", r.text, r.error);
+        errln!("rejected {:?}{line}: {}", r.text, r.error);
     }
 }
 
@@ -111,11 +113,10 @@ fn ask(socket: &Path, request: &Request) -> Result<Reply, CliError> {
     )
 }
 
-fn print_json(reply: &Reply) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(reply).expect("invariant: replies serialize")
-    );
+fn print_json(reply: &Reply) -> Result<(), CliError> {
+    let mut text = serde_json::to_string_pretty(reply).expect("invariant: replies serialize");
+    text.push('\n');
+    output::print(&text)
 }
 
 pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
@@ -126,17 +127,21 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
         },
     )?;
     if args.json {
-        print_json(&reply);
-        return Ok(());
+        return print_json(&reply);
     }
     if let Some(jails) = &reply.jails {
-        println!(
+        outln!(
             "{:<16} {:<9} {:>8} {:>13} {:>8} {:>13}",
-            "JAIL", "KIND", "FAILED", "TOTAL FAILED", "BANNED", "TOTAL BANNED"
-        );
+            "JAIL",
+            "KIND",
+            "FAILED",
+            "TOTAL FAILED",
+            "BANNED",
+            "TOTAL BANNED"
+        )?;
         for j in jails {
             let s = &j.stats;
-            println!(
+            outln!(
                 "{:<16} {:<9} {:>8} {:>13} {:>8} {:>13}",
                 j.name,
                 j.kind,
@@ -144,25 +149,27 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
                 s.total_failed,
                 s.currently_banned,
                 s.total_banned
-            );
+            )?;
         }
     }
     if let Some(j) = &reply.jail {
         let s = &j.stats;
-        println!("Status for the jail: {}", j.name);
-        println!("|- Filter");
+        outln!("Status for the jail: {}", j.name)?;
+        outln!("|- Filter")?;
         if let Some(filter) = &j.filter {
-            println!(
+            outln!(
                 "|  |- Filter:           {filter} (mode {})",
                 j.mode.as_deref().unwrap_or("normal")
-            );
+            )?;
         }
-        println!("|  |- Currently failed: {}", s.currently_failed);
-        println!("|  |- Total failed:     {}", s.total_failed);
-        println!(
+        outln!("|  |- Currently failed: {}", s.currently_failed)?;
+        outln!("|  |- Total failed:     {}", s.total_failed)?;
+        outln!(
             "|  |- Lines read:       {} ({} matched, {} skipped)",
-            j.lines_read, j.lines_matched, j.lines_skipped
-        );
+            j.lines_read,
+            j.lines_matched,
+            j.lines_skipped
+        )?;
         let sources: Vec<String> = j
             .sources
             .iter()
@@ -172,28 +179,28 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
                 None => format!("{} (not read yet)", src.name),
             })
             .collect();
-        println!(
+        outln!(
             "|  `- Sources:          {}",
             if sources.is_empty() {
                 "-".to_string()
             } else {
                 sources.join(", ")
             }
-        );
-        println!("`- Actions");
+        )?;
+        outln!("`- Actions")?;
         let bantime = j.bantime.map_or_else(
             || "permanent".to_string(),
             crate::config::duration::format_seconds,
         );
-        println!(
+        outln!(
             "   |- maxretry {} within {}, bantime {bantime}",
             j.maxretry,
             crate::config::duration::format_seconds(j.findtime)
-        );
-        println!("   |- Sets:             {}", j.sets.join(", "));
-        println!("   |- Currently banned: {}", s.currently_banned);
-        println!("   |- Total banned:     {}", s.total_banned);
-        println!("   `- Banned IP list:   {}", j.banned.join(" "));
+        )?;
+        outln!("   |- Sets:             {}", j.sets.join(", "))?;
+        outln!("   |- Currently banned: {}", s.currently_banned)?;
+        outln!("   |- Total banned:     {}", s.total_banned)?;
+        outln!("   `- Banned IP list:   {}", j.banned.join(" "))?;
     }
     Ok(())
 }
@@ -229,7 +236,7 @@ pub fn ban(socket: &Path, args: &BanArgs) -> Result<(), CliError> {
     }
     .map_err(CliError::Connect)?;
     let reply = checked(reply)?;
-    println!(
+    outln!(
         "banned {} in {}, refreshed {}{}",
         reply.banned.unwrap_or(0),
         args.jail,
@@ -239,7 +246,7 @@ pub fn ban(socket: &Path, args: &BanArgs) -> Result<(), CliError> {
         } else {
             format!(", rejected {}", reply.rejected.len())
         }
-    );
+    )?;
     Ok(())
 }
 
@@ -251,7 +258,7 @@ pub fn unban(socket: &Path, args: &UnbanArgs) -> Result<(), CliError> {
     };
     let reply = ask(socket, &request)?;
     for (jail, target) in reply.unbanned.unwrap_or_default() {
-        println!("unbanned {target} from {jail}");
+        outln!("unbanned {target} from {jail}")?;
     }
     Ok(())
 }
@@ -264,8 +271,7 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
         },
     )?;
     if args.json {
-        print_json(&reply);
-        return Ok(());
+        return print_json(&reply);
     }
     let bans = reply.bans.unwrap_or_default();
     let width = bans
@@ -274,12 +280,14 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
-        "{:<16} {:<width$} {:<19} {:<19} {:>5} ORIGIN",
+    // One buffer, one write: a list of 100k bans is not 100k writes.
+    let mut text = format!(
+        "{:<16} {:<width$} {:<19} {:<19} {:>5} ORIGIN\n",
         "JAIL", "ADDRESS", "SINCE", "EXPIRES", "COUNT"
     );
     for b in &bans {
-        println!(
+        let _ = writeln!(
+            text,
             "{:<16} {:<width$} {:<19} {:<19} {:>5} {}",
             b.jail,
             b.target,
@@ -289,7 +297,7 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
             origin(b)
         );
     }
-    Ok(())
+    output::print(&text)
 }
 
 /// Arguments of `nftjail reload`.
@@ -303,8 +311,7 @@ pub struct ReloadArgs {
 pub fn reload(socket: &Path, args: &ReloadArgs) -> Result<(), CliError> {
     let reply = ask(socket, &Request::Reload)?;
     if args.json {
-        print_json(&reply);
-        return Ok(());
+        return print_json(&reply);
     }
     let jails: Vec<String> = reply
         .jails
@@ -312,15 +319,15 @@ pub fn reload(socket: &Path, args: &ReloadArgs) -> Result<(), CliError> {
         .into_iter()
         .map(|j| j.name)
         .collect();
-    println!("reloaded: {} jails ({})", jails.len(), jails.join(", "));
+    outln!("reloaded: {} jails ({})", jails.len(), jails.join(", "))?;
     if let Some(parked) = reply.parked.filter(|n| *n > 0) {
-        println!(
+        outln!(
             "parked: {parked} ban(s) of disabled or removed jails (kept, out of the kernel; \
              restored when their jail returns; `nftjail unban --jail JAIL --all` drops them)"
-        );
+        )?;
     }
     if let Some(restored) = reply.restored.filter(|n| *n > 0) {
-        println!("restored: {restored} parked ban(s) with their remaining time");
+        outln!("restored: {restored} parked ban(s) with their remaining time")?;
     }
     Ok(())
 }

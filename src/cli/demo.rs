@@ -22,6 +22,7 @@ use super::CliError;
 use crate::banner::backend::{Backend, NetlinkBackend};
 use crate::control::client::Client;
 use crate::control::protocol::Request;
+use crate::outln;
 
 /// Arguments of `nftjail demo`.
 #[derive(Debug, Args)]
@@ -191,16 +192,16 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         keep: args.keep,
     };
 
-    println!("nftjail demo: three private network namespaces; nothing of this host is touched.");
+    outln!("nftjail demo: three private network namespaces; nothing of this host is touched.")?;
     for role in [SERVER, ATTACKER, USER] {
         stage.ip(&["netns", "add", &stage.ns(role)])?;
         stage.ip(&["-n", &stage.ns(role), "link", "set", "lo", "up"])?;
     }
     stage.link(0, "192.0.2.1/24", ATTACKER, "192.0.2.66/24")?;
     stage.link(1, "198.51.100.1/24", USER, "198.51.100.7/24")?;
-    println!("  server    192.0.2.1, 198.51.100.1   nftjail, and an \"sshd\" on port 22");
-    println!("  attacker  192.0.2.66");
-    println!("  user      198.51.100.7\n");
+    outln!("  server    192.0.2.1, 198.51.100.1   nftjail, and an \"sshd\" on port 22")?;
+    outln!("  attacker  192.0.2.66")?;
+    outln!("  user      198.51.100.7\n")?;
 
     let d = stage.dir.display().to_string();
     let config = format!(
@@ -242,18 +243,18 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!(
+    outln!(
         "[1] nftjail runs in the server's namespace (started in {} ms), watching auth.log.",
         started.elapsed().as_millis()
-    );
+    )?;
     let _listener = inside(&stage.ns(SERVER), || TcpListener::bind("0.0.0.0:22"))?
         .map_err(|e| io("cannot listen on port 22", e))?;
 
     stage.log_line(
         "Accepted publickey for alice from 198.51.100.7 port 50122 ssh2: ED25519 SHA256:demo",
     )?;
-    println!("[2] alice logs in from 198.51.100.7: a success, nothing is counted.");
-    println!("[3] the attacker guesses root's password (maxretry = 3):");
+    outln!("[2] alice logs in from 198.51.100.7: a success, nothing is counted.")?;
+    outln!("[3] the attacker guesses root's password (maxretry = 3):")?;
     let mut third_line_at = Instant::now();
     for n in 1..=3 {
         std::thread::sleep(Duration::from_millis(400));
@@ -264,10 +265,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         ))?;
         if n < 3 {
             let seen = wait_for(|| failures(&stage).is_some_and(|f| f >= n));
-            println!(
+            outln!(
                 "      Failed password for root from 192.0.2.66   → failures counted: {}",
                 if seen { n.to_string() } else { "?".into() }
-            );
+            )?;
         }
     }
     // The ban, read back from the kernel over netlink (the same way the daemon writes it).
@@ -296,11 +297,11 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     })?;
     match element {
         Some((text, latency)) => {
-            println!("      Failed password for root from 192.0.2.66   → banned");
-            println!(
+            outln!("      Failed password for root from 192.0.2.66   → banned")?;
+            outln!(
                 "[4] in the kernel {} ms after the third line: {text}",
                 latency.as_millis()
-            );
+            )?;
         }
         None => {
             return Err(CliError::Refused(
@@ -309,27 +310,27 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         }
     }
 
-    println!("[5] connections to port 22:");
+    outln!("[5] connections to port 22:")?;
     let attacker = inside(&stage.ns(ATTACKER), || connect("192.0.2.1:22"))?;
     let user = inside(&stage.ns(USER), || connect("198.51.100.1:22"))?;
-    println!(
+    outln!(
         "      attacker 192.0.2.66   → 192.0.2.1:22     {}",
         if attacker {
             "connected (unexpected!)"
         } else {
             "dropped: no answer within 1 s"
         }
-    );
-    println!(
+    )?;
+    outln!(
         "      user     198.51.100.7 → 198.51.100.1:22  {}",
         if user {
             "connected"
         } else {
             "no answer (unexpected!)"
         }
-    );
+    )?;
 
-    println!("[6] nftjail status sshd:");
+    outln!("[6] nftjail status sshd:")?;
     let status = Command::new(&exe)
         .arg("--socket")
         .arg(stage.socket())
@@ -337,18 +338,18 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         .output()
         .map_err(|e| io("status", e))?;
     for line in String::from_utf8_lossy(&status.stdout).lines() {
-        println!("      {line}");
+        outln!("      {line}")?;
     }
     if args.keep {
-        println!(
+        outln!(
             "\nThe demo directory stays: {} (config, state, daemon.log).",
             stage.dir.display()
-        );
+        )?;
     }
     drop(stage);
-    println!(
+    outln!(
         "\nCleaned up: daemon stopped, namespaces removed. Next: sudo .ci/run (the tests), or see README.md to install."
-    );
+    )?;
     if attacker || !user {
         return Err(CliError::Refused(
             "the demo did not behave as expected".into(),

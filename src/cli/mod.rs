@@ -8,6 +8,7 @@
 pub mod check;
 pub mod control;
 pub mod demo;
+pub mod output;
 pub mod run;
 pub mod test_filter;
 
@@ -83,6 +84,9 @@ pub enum CliError {
     /// The daemon could not start: exit 77 (permission) or 70.
     #[error("{0}")]
     Start(#[from] crate::daemon::DaemonError),
+    /// Standard output was closed by its reader (`| head`): exit 0, nothing to say.
+    #[error("standard output closed")]
+    ClosedPipe,
 }
 
 impl CliError {
@@ -94,6 +98,7 @@ impl CliError {
             CliError::Connect(_) => 2,
             CliError::Start(e) if e.is_permission() => 77,
             CliError::Start(_) => 70,
+            CliError::ClosedPipe => 0,
         }
     }
 }

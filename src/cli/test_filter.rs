@@ -18,7 +18,8 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use clap::Args;
 
-use super::CliError;
+use super::{CliError, output};
+use crate::errln;
 use crate::filter::{
     DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
     SkipReason, builtin,
@@ -113,17 +114,11 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
             what: format!("cannot read log {log_name:?}"),
             source,
         },
-        ScanError::Write(source) => CliError::Io {
-            what: "cannot write to standard output".into(),
-            source,
-        },
+        ScanError::Write(source) => output::stdout_error(source),
     })?;
-    out.flush().map_err(|source| CliError::Io {
-        what: "cannot write to standard output".into(),
-        source,
-    })?;
+    out.flush().map_err(output::stdout_error)?;
     let elapsed = started.elapsed().as_secs_f64();
-    eprint!(
+    errln!(
         "{}",
         report(
             &summary,
@@ -133,6 +128,7 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
             &log_name,
             elapsed
         )
+        .trim_end()
     );
     Ok(())
 }
@@ -179,6 +175,7 @@ pub fn scan<R: Read>(
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0; // bytes of buf holding data
     let mut overlong = false; // discarding the rest of a line longer than MAX_LINE
+    let mut searched = 0; // bytes at the start of buf known to hold no newline
     let mut eof = false;
     while !eof {
         let n = match input.read(&mut buf[filled..]) {
@@ -189,9 +186,11 @@ pub fn scan<R: Read>(
         eof = n == 0;
         filled += n;
         let mut start = 0;
+        // A line arriving in many small reads is searched once, not once per read.
+        let mut from = searched;
         loop {
-            let line_end = match memchr::memchr(b'\n', &buf[start..filled]) {
-                Some(i) => start + i,
+            let line_end = match memchr::memchr(b'\n', &buf[from..filled]) {
+                Some(i) => from + i,
                 None if eof && start < filled => filled,
                 None => break,
             };
@@ -213,17 +212,21 @@ pub fn scan<R: Read>(
                 Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
             }
             start = (line_end + 1).min(filled);
+            from = start;
             if line_end == filled {
                 break;
             }
         }
         // Keep the unfinished line; drop it if it can no longer be a line we examine.
-        buf.copy_within(start..filled, 0);
-        filled -= start;
+        if start > 0 {
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+        }
         if filled > MAX_LINE {
             overlong = true;
             filled = 0;
         }
+        searched = filled;
     }
     summary.addresses = addresses.len();
     Ok(summary)
@@ -384,7 +387,10 @@ mod tests {
             b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\n",
         );
         log.extend_from_slice(b"garbage\n");
-        log.extend_from_slice(b"Nov 23 07:18:36 h sshd[1]: \xff\n");
+        // Mostly not text, and no failure: counted as skipped.
+        log.extend_from_slice(
+            b"Nov 23 07:18:36 h sshd[1]: \xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\n",
+        );
         log.extend_from_slice(&vec![b'x'; 3 * MAX_LINE]);
         log.extend_from_slice(b"\n\nNov 23 07:18:37 h sshd[1]: Failed password for root from 2001:db8::1 port 22 ssh2");
         for chunk in [1, 7, 4096, 1 << 20] {

@@ -6,8 +6,16 @@
 //! in one request without one giant line. Every request gets exactly one reply line:
 //! `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. The JSON shapes are documented in the
 //! README ("Control socket and JSON output") and are stable: fields may be added, never renamed.
+//!
+//! A big reply (`banned` with 100k bans is ~11 MB of JSON) can travel as a [`SharedLine`]:
+//! serialized once, straight from borrowed data, and written to every client that asked for the
+//! same state from one reference-counted buffer, instead of one built copy per client.
+
+mod line;
 
 use serde::{Deserialize, Serialize};
+
+pub use line::{ReplyLine, SharedLine};
 
 use crate::addr::BanTarget;
 use crate::tracker::{JailStats, Origin};
@@ -148,6 +156,18 @@ pub struct BanEntry {
     pub origin: Origin,
 }
 
+/// A [`BanEntry`] that borrows what it shows, to serialize a `banned` reply without copying
+/// every ban into owned strings first. Serializes exactly as a [`BanEntry`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BanEntryRef<'a> {
+    pub jail: &'a str,
+    pub target: &'a BanTarget,
+    pub since: i64,
+    pub expires: Option<i64>,
+    pub count: u32,
+    pub origin: Origin,
+}
+
 /// An input a bulk ban could not use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejected {
@@ -191,6 +211,10 @@ pub struct Reply {
     /// `reload`: parked bans put back because their jail came back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<usize>,
+    /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
+    /// the wire and the fields above are not looked at. Never part of the JSON.
+    #[serde(skip)]
+    pub line: Option<SharedLine>,
 }
 
 impl Reply {
@@ -209,12 +233,37 @@ impl Reply {
         }
     }
 
-    /// The reply as one line (with its newline).
-    pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).expect("invariant: replies serialize");
-        line.push(b'\n');
-        line
+    /// A reply whose body is a line serialized beforehand (successful by construction: only
+    /// answers are shared, never refusals).
+    pub fn shared(line: SharedLine) -> Reply {
+        Reply {
+            line: Some(line),
+            ..Reply::ok()
+        }
     }
+
+    /// The reply as one line (with its newline); a copy of the shared line when there is one.
+    pub fn to_line(&self) -> Vec<u8> {
+        match &self.line {
+            Some(line) => line.to_vec(),
+            None => serialize_line(self),
+        }
+    }
+
+    /// The reply as the bytes to write, consuming it: the shared line itself (no copy), or the
+    /// reply serialized (and its fields freed before the bytes are written).
+    pub fn into_line(self) -> ReplyLine {
+        match self.line {
+            Some(line) => ReplyLine::Shared(line),
+            None => ReplyLine::Owned(serialize_line(&self)),
+        }
+    }
+}
+
+fn serialize_line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("invariant: replies serialize");
+    line.push(b'\n');
+    line
 }
 
 /// Why a request line was refused.
@@ -375,5 +424,64 @@ mod tests {
             String::from_utf8(Reply::error("no such jail").to_line()).unwrap(),
             "{\"ok\":false,\"error\":\"no such jail\"}\n"
         );
+    }
+
+    #[test]
+    fn a_shared_banned_line_is_the_reply_it_replaces() {
+        let targets: Vec<BanTarget> = ["192.0.2.1", "2001:db8::/48"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let entries = [
+            BanEntryRef {
+                jail: "sshd",
+                target: &targets[0],
+                since: 10,
+                expires: Some(3_610),
+                count: 2,
+                origin: Origin::Failures,
+            },
+            BanEntryRef {
+                jail: "manual \"x\"",
+                target: &targets[1],
+                since: 11,
+                expires: None,
+                count: 1,
+                origin: Origin::Manual,
+            },
+        ];
+        let owned = Reply {
+            bans: Some(
+                entries
+                    .iter()
+                    .map(|e| BanEntry {
+                        jail: e.jail.to_string(),
+                        target: e.target.to_string(),
+                        since: e.since,
+                        expires: e.expires,
+                        count: e.count,
+                        origin: e.origin,
+                    })
+                    .collect(),
+            ),
+            ..Reply::ok()
+        };
+        let shared = SharedLine::banned(entries.iter().copied());
+        assert_eq!(shared.to_vec(), owned.to_line());
+        assert_eq!(
+            SharedLine::banned(std::iter::empty()).to_vec(),
+            b"{\"ok\":true,\"bans\":[]}\n"
+        );
+        // Written as is, from the same buffer, however often it is handed out.
+        let reply = Reply::shared(shared.clone());
+        assert_eq!(reply.to_line(), shared.to_vec());
+        match reply.clone().into_line() {
+            ReplyLine::Shared(line) => assert!(line.same_buffer(&shared)),
+            ReplyLine::Owned(_) => panic!("a shared reply was copied"),
+        }
+        assert_eq!(shared.holders(), 2, "`shared` and `reply`");
+        // What the client reads back is the ordinary reply.
+        let back: Reply = serde_json::from_slice(&shared.to_vec()).unwrap();
+        assert_eq!(back, owned);
     }
 }

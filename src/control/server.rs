@@ -4,11 +4,18 @@
 //! durations, jail names, streamed blocklists) into [`Call`]s for the daemon's core and writes
 //! back one reply per request. It guards the daemon against its clients: a request line is
 //! capped at 64 KiB, a client that says nothing is dropped after a read timeout, at most
-//! `max_clients` connections are open at once — when full, the connection idle the longest
-//! (waiting for a request, not being served) is closed to make room, so silent clients can
-//! never lock out an administrator — and mutating
-//! requests are accepted only from root or members of the configured group (SO_PEERCRED). It
-//! must never panic or stop because of what a client sends.
+//! `max_clients` connections are open at once — when full, the connection that has waited on
+//! its client the longest (for a request, or for it to take a reply) is closed to make room, so
+//! silent or stuck clients can never lock out an administrator — and mutating requests are
+//! accepted only from root or members of the configured group (SO_PEERCRED). It must never
+//! panic or stop because of what a client sends.
+//!
+//! Memory per client is bounded whatever the client does. One request at a time: the next
+//! request is read only once the previous reply is written, so pipelined requests wait in the
+//! client's own socket buffer, not here. A reply in flight is the only thing held for a client
+//! (a big one is a [`SharedLine`](super::protocol::SharedLine) many clients write from), the
+//! kernel holds at most [`SEND_BUFFER`] of it, and a client that does not take its reply within
+//! [`WRITE_TIMEOUT`] (longer for a big reply, see [`write_deadline`]) is disconnected.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,18 +25,30 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    MAX_REQUEST, Rejected, Reply, Request, RequestError, decode_request, parse_list_line,
+    MAX_REQUEST, Rejected, Reply, ReplyLine, Request, RequestError, decode_request, parse_list_line,
 };
 use super::{Call, Command};
 use crate::config::BanTime;
+use reads::{Read, Reads};
 
 /// How long a client may stay silent before it is dropped.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to take a reply (a big reply gets more, see [`write_deadline`]).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The slowest a client may read a big reply: past [`WRITE_TIMEOUT`], one more second per this
+/// many bytes (an 11 MB `banned` list gets 7.6 s; any local reader takes it in milliseconds).
+const MIN_READ_RATE: u64 = 4 * 1024 * 1024;
+/// How long a new client may wait for a connection slot while every connection is served.
+const ADMISSION_WAIT: Duration = Duration::from_secs(1);
+/// The socket send buffer asked for each client (SO_SNDBUF; Linux doubles it): the most of a
+/// reply the kernel holds for a client that does not read, instead of the default ~208 KiB.
+pub const SEND_BUFFER: usize = 64 * 1024;
 /// The most lines one streamed ban may carry.
 const MAX_STREAM_LINES: usize = 10_000_000;
 
@@ -105,7 +124,8 @@ impl Drop for ControlSocket {
     }
 }
 
-/// The open connections: when each became idle (waiting for a request) and how to close it.
+/// The open connections: since when each waits on its client (for a request, or to take a
+/// reply; `None` while the core serves it) and how to close it.
 #[derive(Default)]
 struct Registry {
     next: u64,
@@ -125,7 +145,8 @@ fn set_idle(registry: &Shared, id: u64, idle: bool) {
     }
 }
 
-/// Closes the connection idle the longest; `false` when every connection is busy.
+/// Closes the connection that has waited on its client the longest; `false` when the core is
+/// serving every connection.
 fn evict_idlest(registry: &Shared) -> bool {
     let registry = registry
         .lock()
@@ -144,6 +165,33 @@ fn evict_idlest(registry: &Shared) -> bool {
     }
 }
 
+/// Takes a connection slot for a new client. When all are taken, the connection that has
+/// waited on its client the longest is closed to make room; when the core is serving every one
+/// of them, a slot is awaited for up to [`ADMISSION_WAIT`] (a served connection soon waits on
+/// its client, and can then be closed). `None`: still full.
+async fn admit(slots: &Arc<Semaphore>, registry: &Shared) -> Option<OwnedSemaphorePermit> {
+    let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+    loop {
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let wait = if evict_idlest(registry) {
+            ADMISSION_WAIT
+        } else {
+            Duration::from_millis(20)
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        if let Ok(Ok(permit)) =
+            tokio::time::timeout(wait.min(left), slots.clone().acquire_owned()).await
+        {
+            return Some(permit);
+        }
+    }
+}
+
 /// Serves clients until `shutdown`; each request becomes a [`Call`] on `calls`.
 pub async fn serve(
     socket: ControlSocket,
@@ -153,6 +201,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(access.max_clients));
     let registry: Shared = Arc::default();
+    let reads = Reads::default();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -165,16 +214,9 @@ pub async fn serve(
                 }
             },
         };
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            // Full: make room by closing the connection idle the longest, if any is idle.
-            Err(_) if evict_idlest(&registry) => {
-                tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
-            Err(_) => None,
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = admit(&slots, &registry) => permit,
         };
         let Some(permit) = permit else {
             tokio::spawn(async move {
@@ -201,9 +243,9 @@ pub async fn serve(
             r.open.insert(id, (Some(Instant::now()), close.clone()));
             id
         };
-        let (calls, registry) = (calls.clone(), registry.clone());
+        let (calls, reads, registry) = (calls.clone(), reads.clone(), registry.clone());
         tokio::spawn(async move {
-            connection(stream, access, calls, close, &registry, id).await;
+            connection(stream, access, calls, reads, close, &registry, id).await;
             registry
                 .lock()
                 .expect("invariant: registry lock not poisoned")
@@ -220,11 +262,17 @@ async fn connection(
     stream: UnixStream,
     access: Access,
     calls: mpsc::Sender<Call>,
+    reads: Reads,
     close: CancellationToken,
     registry: &Shared,
     id: u64,
 ) {
     let cred = stream.peer_cred().ok();
+    if let Err(e) =
+        nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)
+    {
+        tracing::debug!(error = %e, "cannot set the control client's send buffer");
+    }
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -237,40 +285,89 @@ async fn connection(
         let line = match line {
             Err(_) | Ok(Ok(None)) => return,
             Ok(Err(e)) => {
-                let _ = write
-                    .write_all(&Reply::error(e.to_string()).to_line())
-                    .await;
+                let reply = Reply::error(e.to_string()).into_line();
+                let _ = send(&mut write, reply, &close, registry, id).await;
                 return;
             }
             Ok(Ok(Some(line))) => line,
         };
         let reply = match decode_request(&line) {
-            Err(e) => Reply::error(e.to_string()),
+            Err(e) => Reply::error(e.to_string()).into_line(),
             Ok(request) if request.mutates() && !privileged(cred.as_ref(), access.group).await => Reply::error(match access.group {
                 Some(gid) => format!("permission denied: this request needs root or membership of the control group (gid {gid})"),
                 None => "permission denied: this request needs root (set daemon.socket_group to allow a group)".to_string(),
-            }),
+            }).into_line(),
             Ok(request) => match command(request, &mut reader).await {
-                Ok(None) => Reply { version: Some(env!("CARGO_PKG_VERSION").to_string()), ..Reply::ok() },
-                Ok(Some(command)) => call(&calls, command).await,
-                Err(message) => Reply::error(message),
+                Ok(None) => Reply { version: Some(env!("CARGO_PKG_VERSION").to_string()), ..Reply::ok() }.into_line(),
+                Ok(Some(command)) => match Read::of(&command) {
+                    Some(read) => reads.ask(read, &calls).await.unwrap_or_else(|| Reply::error(STOPPING).into_line()),
+                    None => call(&calls, command).await.into_line(),
+                },
+                Err(message) => Reply::error(message).into_line(),
             },
         };
-        if write.write_all(&reply.to_line()).await.is_err() {
+        let shared = matches!(reply, ReplyLine::Shared(_));
+        let sent = send(&mut write, reply, &close, registry, id).await;
+        if shared {
+            reads.release();
+        }
+        if !sent {
             return;
         }
     }
 }
 
+/// Writes one reply within its deadline; `false` when the connection is done for (the client
+/// went away, did not take the reply in time, or was evicted meanwhile).
+async fn send(
+    write: &mut OwnedWriteHalf,
+    line: ReplyLine,
+    close: &CancellationToken,
+    registry: &Shared,
+    id: u64,
+) -> bool {
+    // Waiting for the client again: a client that does not read can be evicted.
+    set_idle(registry, id, true);
+    let deadline = write_deadline(line.len());
+    let write_all = async {
+        for chunk in line.chunks() {
+            write.write_all(chunk).await?;
+        }
+        io::Result::Ok(())
+    };
+    let written = tokio::select! {
+        _ = close.cancelled() => return false,
+        written = tokio::time::timeout(deadline, write_all) => written,
+    };
+    match written {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::debug!(
+                bytes = line.len(),
+                seconds = deadline.as_secs(),
+                "control client did not take its reply in time; disconnected"
+            );
+            false
+        }
+    }
+}
+
+/// How long a client has to take a reply of `len` bytes: [`WRITE_TIMEOUT`], plus a second per
+/// [`MIN_READ_RATE`] bytes.
+pub fn write_deadline(len: usize) -> Duration {
+    WRITE_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE)
+}
+
+const STOPPING: &str = "the daemon is stopping";
+
 /// Sends a command to the core and waits for its reply.
 async fn call(calls: &mpsc::Sender<Call>, command: Command) -> Reply {
     let (reply, answer) = oneshot::channel();
     if calls.send(Call { command, reply }).await.is_err() {
-        return Reply::error("the daemon is stopping");
+        return Reply::error(STOPPING);
     }
-    answer
-        .await
-        .unwrap_or_else(|_| Reply::error("the daemon is stopping"))
+    answer.await.unwrap_or_else(|_| Reply::error(STOPPING))
 }
 
 /// Turns a request into a command, reading a streamed list when there is one. `None`: ping.
@@ -450,5 +547,6 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
         .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }
 
+mod reads;
 #[cfg(test)]
 mod tests;

@@ -124,6 +124,8 @@ pub struct Core {
     /// Where the metrics endpoint reads its numbers, when it is on.
     metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
     pub(super) tickets: Tickets,
+    /// `banned` replies of the current settled bans, built once and shared.
+    pub(super) banned_cache: super::status::BannedCache,
     pub(super) reload: Reload,
     upkeep: Upkeep,
     pub(super) internal: mpsc::UnboundedSender<Internal>,
@@ -160,6 +162,7 @@ impl Core {
             self_addresses_at: now,
             metrics: parts.metrics,
             tickets: Tickets::default(),
+            banned_cache: super::status::BannedCache::default(),
             reload: Reload::default(),
             upkeep: Upkeep::default(),
             internal: parts.internal,

@@ -138,7 +138,11 @@ impl Core {
             Command::Status { jail: Some(name) } => {
                 status::detail(&self.config, &self.tracker, &self.sources, &name)
             }
-            Command::Banned { jail } => status::banned(&self.tracker, jail.as_deref()),
+            Command::Banned { jail } => {
+                let generation = self.tracker.generation();
+                self.banned_cache
+                    .reply(generation, &self.tracker, jail.as_deref())
+            }
             Command::Reload => return self.reload_requested(reply),
             Command::Ban {
                 jail,

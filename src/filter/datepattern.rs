@@ -309,7 +309,6 @@ fn number(text: &[u8], slot: &mut u32) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::LogTimeZone;
     use chrono::{NaiveDateTime, Utc};
 
     fn now() -> chrono::DateTime<Utc> {
@@ -321,7 +320,7 @@ mod tests {
     fn run(pattern: &str, line: &str) -> Option<(String, usize, usize)> {
         let p: DatePattern = pattern.parse().unwrap();
         let (stamp, start, end) = p.find(line.as_bytes())?;
-        let zone = LogTimeZone::Fixed(chrono::FixedOffset::east_opt(0).unwrap());
+        let zone = crate::filter::time::Zone::Fixed(chrono::FixedOffset::east_opt(0).unwrap());
         let r = stamp.resolve(zone, now())?;
         Some((
             r.time.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),

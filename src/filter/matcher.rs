@@ -2,11 +2,21 @@
 //!
 //! Receives lines as bytes, without their newline, with the wall clock `now`; emits
 //! [`Outcome`]s. It owns what a log source needs beyond the shared [`Filter`]: the multi-line
-//! session table, reusable capture slots and the last resolved timestamp. The order of work
-//! keeps the common case cheap: length and NUL checks, UTF-8 check, the prefix parsed by hand,
-//! the daemon check, one keyword pass, then only the candidate regexes; the time is resolved
-//! only for a failure or a session binding. It never panics, never does I/O, and allocates only
-//! for a [`Failure`]'s user name (and, rarely, when a full session table is pruned).
+//! session table, reusable capture slots, the last resolved timestamp and a reusable buffer for
+//! lines that are not clean text. The order of work keeps the common case cheap: length and NUL
+//! checks, UTF-8 check, the prefix parsed by hand, the daemon check, one keyword pass, then
+//! only the candidate regexes; the time is resolved only for a failure or a session binding. It
+//! never panics, never does I/O, and allocates only for a [`Failure`]'s user name (and, rarely,
+//! when a full session table is pruned or the decode buffer grows).
+//!
+//! Bytes that are not clean text never hide a failure, since the attacker chooses them (a user
+//! name with one invalid byte must not escape the ban). Leading NUL bytes are dropped (the
+//! zero-filled region a crash leaves before the next line). Then a line that is not valid UTF-8
+//! or holds NUL bytes is decoded into the buffer, each invalid sequence and each NUL becoming
+//! U+FFFD, and matched like any line: matching and the captures both work on the decoded text,
+//! so a replacement cannot shift `<HOST>` (U+FFFD is no address character). Such a line that
+//! matches nothing is counted as skipped ([`SkipReason::InvalidUtf8`] or
+//! [`SkipReason::Binary`]) when most of it is not text.
 
 use std::sync::Arc;
 
@@ -17,8 +27,9 @@ use super::compile::RuleKind;
 use super::host;
 use super::prefix::{self, PrefixError, PrefixKind};
 use super::session::{SessionKey, SessionTable};
-use super::time::{Resolved, Stamp};
-use super::{Failure, Filter, JournalEntry, Outcome, SkipReason};
+use super::time::{Resolved, Stamp, Zone};
+use super::zone::LocalZone;
+use super::{Failure, Filter, JournalEntry, LogTimeZone, Outcome, SkipReason};
 
 /// Longest line examined, in bytes; longer lines are [`SkipReason::TooLong`].
 pub const MAX_LINE: usize = 64 * 1024;
@@ -37,8 +48,13 @@ struct State {
     prefix_locs: Option<regex::CaptureLocations>,
     candidates: Vec<u64>,
     sessions: SessionTable,
-    /// The last stamp resolved, with the minute of `now` it was resolved at.
-    last_time: Option<(Stamp, i64, Resolved)>,
+    /// The last stamp resolved, with the minute of `now` and the local zone's generation it
+    /// was resolved with.
+    last_time: Option<(Stamp, i64, u64, Resolved)>,
+    /// The host's zone, for a filter in the local zone (read at the first time it resolves).
+    local: Option<LocalZone>,
+    /// The text of the last line that had to be decoded (reused).
+    decoded: String,
 }
 
 impl Matcher {
@@ -56,8 +72,18 @@ impl Matcher {
             candidates: vec![0; filter.prefilter.words()],
             sessions: SessionTable::default(),
             last_time: None,
+            local: None,
+            decoded: String::new(),
         };
         Matcher { filter, state }
+    }
+
+    /// A matcher whose local zone (for `logtimezone = local`) is `zone` instead of the host's
+    /// (tests inject a zone file of their own).
+    pub fn with_local_zone(filter: Arc<Filter>, zone: LocalZone) -> Matcher {
+        let mut matcher = Matcher::new(filter);
+        matcher.state.local = Some(zone);
+        matcher
     }
 
     pub fn filter(&self) -> &Arc<Filter> {
@@ -72,10 +98,35 @@ impl Matcher {
     /// One raw line from a file (without its newline). `now` is the wall clock (used to infer
     /// a missing year and to resolve times without a zone). Never panics on any input.
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
-        let text = match readable(line) {
-            Ok(text) => text,
-            Err(reason) => return Outcome::Skipped(reason),
-        };
+        match readable(line) {
+            Readable::Text(text) => self.text_line(text, now),
+            Readable::Decode(bytes) => {
+                let mut text = std::mem::take(&mut self.state.decoded);
+                let damage = decode(bytes, &mut text);
+                let outcome = damage.judge(self.text_line(&text, now));
+                self.state.decoded = text;
+                outcome
+            }
+            Readable::Skip(reason) => Outcome::Skipped(reason),
+        }
+    }
+
+    /// One systemd-journal entry: no prefix to parse, the fields are given.
+    pub fn feed_journal(&mut self, entry: &JournalEntry<'_>, now: DateTime<Utc>) -> Outcome {
+        match readable(entry.message) {
+            Readable::Text(message) => self.journal_message(entry, message, now),
+            Readable::Decode(bytes) => {
+                let mut text = std::mem::take(&mut self.state.decoded);
+                let damage = decode(bytes, &mut text);
+                let outcome = damage.judge(self.journal_message(entry, &text, now));
+                self.state.decoded = text;
+                outcome
+            }
+            Readable::Skip(reason) => Outcome::Skipped(reason),
+        }
+    }
+
+    fn text_line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
         if text.is_empty() {
             return Outcome::NoMatch;
         }
@@ -100,12 +151,12 @@ impl Matcher {
         )
     }
 
-    /// One systemd-journal entry: no prefix to parse, the fields are given.
-    pub fn feed_journal(&mut self, entry: &JournalEntry<'_>, now: DateTime<Utc>) -> Outcome {
-        let message = match readable(entry.message) {
-            Ok(text) => text,
-            Err(reason) => return Outcome::Skipped(reason),
-        };
+    fn journal_message(
+        &mut self,
+        entry: &JournalEntry<'_>,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let stamp = Stamp::Epoch {
             seconds: (entry.realtime_usec / 1_000_000) as i64,
             nanos: (entry.realtime_usec % 1_000_000) as u32 * 1000,
@@ -122,16 +173,95 @@ impl Matcher {
     }
 }
 
-/// The line as text, or why it cannot be read.
-fn readable(line: &[u8]) -> Result<&str, SkipReason> {
+/// What a line is before matching.
+enum Readable<'a> {
+    /// Clean text (the common case: borrowed, nothing copied).
+    Text(&'a str),
+    /// Invalid UTF-8 or NUL bytes inside: to be decoded first.
+    Decode(&'a [u8]),
+    Skip(SkipReason),
+}
+
+fn readable(line: &[u8]) -> Readable<'_> {
     if line.len() > MAX_LINE {
-        return Err(SkipReason::TooLong);
+        return Readable::Skip(SkipReason::TooLong);
     }
-    if memchr::memchr(0, line).is_some() {
-        return Err(SkipReason::Binary);
+    let mut line = line;
+    if line.first() == Some(&0) {
+        // A region a crash zero-filled before the line.
+        let start = line.iter().position(|&b| b != 0).unwrap_or(line.len());
+        if start == line.len() {
+            return Readable::Skip(SkipReason::Binary);
+        }
+        line = &line[start..];
     }
-    let text = std::str::from_utf8(line).map_err(|_| SkipReason::InvalidUtf8)?;
-    Ok(text.strip_suffix('\r').unwrap_or(text))
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if memchr::memchr(0, line).is_none()
+        && let Ok(text) = std::str::from_utf8(line)
+    {
+        return Readable::Text(text);
+    }
+    Readable::Decode(line)
+}
+
+/// How much of a decoded line was not text.
+#[derive(Debug, Clone, Copy)]
+struct Damage {
+    /// Bytes of invalid UTF-8 sequences.
+    invalid: usize,
+    /// NUL bytes and other control characters (tab aside).
+    control: usize,
+    len: usize,
+}
+
+impl Damage {
+    /// The outcome of a decoded line: a line mostly not text that matched nothing is counted
+    /// as skipped, by its main defect; a match (or an ignore) always stands.
+    fn judge(self, outcome: Outcome) -> Outcome {
+        let unmatched = matches!(
+            outcome,
+            Outcome::NoMatch | Outcome::Skipped(SkipReason::NoTimestamp | SkipReason::NoPrefix)
+        );
+        // "Mostly": more than a quarter of its bytes.
+        if !unmatched || (self.invalid + self.control) * 4 <= self.len {
+            return outcome;
+        }
+        Outcome::Skipped(if self.invalid >= self.control {
+            SkipReason::InvalidUtf8
+        } else {
+            SkipReason::Binary
+        })
+    }
+}
+
+/// Decodes `bytes` into `out` (cleared first): valid text as it is, each invalid UTF-8 sequence
+/// and each NUL as U+FFFD (as `String::from_utf8_lossy` does, into a reused buffer).
+fn decode(bytes: &[u8], out: &mut String) -> Damage {
+    out.clear();
+    let mut damage = Damage {
+        invalid: 0,
+        control: 0,
+        len: bytes.len(),
+    };
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        damage.control += valid
+            .bytes()
+            .filter(|b| b.is_ascii_control() && *b != b'\t')
+            .count();
+        let mut rest = valid;
+        while let Some(at) = rest.find('\0') {
+            out.push_str(&rest[..at]);
+            out.push(char::REPLACEMENT_CHARACTER);
+            rest = &rest[at + 1..];
+        }
+        out.push_str(rest);
+        if !chunk.invalid().is_empty() {
+            damage.invalid += chunk.invalid().len();
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    damage
 }
 
 impl State {
@@ -174,8 +304,9 @@ impl State {
             if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
                 continue;
             }
-            // Regexes work on bytes: a group may (in theory) cut a character; then it is no
-            // address, and a user name is taken with replacement characters.
+            // Offsets of the very text the regex ran on (decoded, if the line had to be). A
+            // group cutting a character (possible on bytes, in theory) is no address, and no
+            // user name.
             let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
             let found = group(rule.host)
                 .and_then(|(start, end)| message.get(start..end))
@@ -185,7 +316,7 @@ impl State {
             }
             let user = group(rule.user)
                 .filter(|(start, end)| end > start)
-                .map(|(start, end)| &message.as_bytes()[start..end]);
+                .and_then(|(start, end)| message.get(start..end));
             let Some(time) = self.resolve(filter, stamp, now) else {
                 return Outcome::Skipped(SkipReason::NoTimestamp);
             };
@@ -220,34 +351,45 @@ impl State {
                 host,
                 time: time.time,
                 at: time.at,
-                user: user.map(|u| String::from_utf8_lossy(u).into_owned()),
+                user: user.map(str::to_string),
             });
         }
         Outcome::NoMatch
     }
 
-    /// The line's time (or `now` when the filter says lines carry none), cached per stamp.
+    /// The line's time (or `now` when the filter says lines carry none), cached per stamp. In
+    /// the local zone, the zone file is looked at (at most once a second) first, so a change of
+    /// the host's zone applies from the next second on.
     fn resolve(
         &mut self,
         filter: &Filter,
         stamp: Option<Stamp>,
         now: DateTime<Utc>,
     ) -> Option<Resolved> {
+        let (zone, generation) = match filter.zone {
+            LogTimeZone::Fixed(offset) => (Zone::Fixed(offset), 0),
+            LogTimeZone::Local => {
+                let local = self.local.get_or_insert_with(LocalZone::system);
+                local.refresh(now.timestamp());
+                (Zone::Local(local), local.generation())
+            }
+        };
         let Some(stamp) = stamp else {
             return Some(Resolved {
-                time: filter.zone.wall_clock(now),
+                time: zone.wall_clock(now),
                 at: now.timestamp(),
             });
         };
         let minute = now.timestamp().div_euclid(60);
-        if let Some((last, at_minute, resolved)) = self.last_time
+        if let Some((last, at_minute, at_generation, resolved)) = self.last_time
             && last == stamp
             && at_minute == minute
+            && at_generation == generation
         {
             return Some(resolved);
         }
-        let resolved = stamp.resolve(filter.zone, now)?;
-        self.last_time = Some((stamp, minute, resolved));
+        let resolved = stamp.resolve(zone, now)?;
+        self.last_time = Some((stamp, minute, generation, resolved));
         Some(resolved)
     }
 }
@@ -307,8 +449,11 @@ mod tests {
             (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\r", "192.0.2.1 2026-11-23T07:18:36 bob"),
             (b"Feb 30 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22", "Skipped(NoTimestamp)"),
             (b"not a syslog line", "Skipped(NoTimestamp)"),
-            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe", "Skipped(InvalidUtf8)"),
-            (b"Nov 23 07:18:36 h sshd[1]: a\0b", "Skipped(Binary)"),
+            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: a\0b", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6", "Skipped(InvalidUtf8)"),
+            (b"Nov 23 07:18:36 h sshd[1]: a\0\x01\0\x02\0\x03\0\x04\0\x05\0", "Skipped(Binary)"),
+            (b"\0\0\0\0", "Skipped(Binary)"),
             (b"", "NoMatch"),
             // Sessions: a line without an address is attributed to its process's address.
             (b"Nov 23 07:18:37 h sshd-session[77]: Connection from 2001:db8::9 port 4000 on 10.0.0.1 port 22", "NoMatch"),
@@ -355,6 +500,151 @@ mod tests {
         assert_eq!(
             m.feed_journal(&binary, now()),
             Outcome::Skipped(SkipReason::Binary)
+        );
+    }
+
+    // Regression: a failure line with invalid UTF-8 in the user name (or after the NUL bytes a
+    // crash leaves) was skipped and not counted: an attacker escaped the ban with one bad byte.
+    #[test]
+    fn bad_bytes_never_hide_a_failure_nor_move_its_address() {
+        let file = crate::filter::builtin::load("sshd").unwrap().unwrap();
+        let options = FilterOptions {
+            timezone: LogTimeZone::Fixed(chrono::FixedOffset::east_opt(0).unwrap()),
+            ..FilterOptions::default()
+        };
+        let mut m = Matcher::new(Arc::new(file.compile(&options).unwrap()));
+        let head = b"Nov 23 07:18:36 h sshd[1]: ".as_slice();
+        let line = |message: &[u8]| [head, message].concat();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (line(b"Failed password for invalid user \xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1 2026-11-23T07:18:36 \u{fffd}"),
+            (line(b"Failed password for ro\xc3ot from 192.0.2.1 port 22 ssh2"), "192.0.2.1 2026-11-23T07:18:36 ro\u{fffd}ot"),
+            (line(b"Invalid user \0adm\xffin from 2001:db8::7 port 22"), "2001:db8::7 2026-11-23T07:18:36 \u{fffd}adm\u{fffd}in"),
+            // Leading NUL bytes: the zero-filled tail of a crash before the line.
+            ([&[0u8; 512][..], &line(b"Failed password for root from 192.0.2.1 port 22 ssh2")].concat(), "192.0.2.1 2026-11-23T07:18:36 root"),
+            // Injections: the attacker's text names another address; the real one stays.
+            (line(b"Failed password for invalid user \xff from 10.0.0.9 port 1 ssh2 from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            (line(b"Failed password for invalid user x\xff from 10.0.0.9 port 1 ssh2\xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            (line(b"Invalid user \xff\xff\xff\xff from 10.0.0.19 port 1 from 192.0.2.1 port 22"), "192.0.2.1"),
+            (line(b"Failed password for \xfe\xff from 10.0.0.9 port 22 ssh2: RSA \xff\xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            // A long run of bad bytes: mostly not text, still a failure.
+            (line(&[b"Failed password for invalid user ".as_slice(), &[0xff; 300], b" from 192.0.2.1 port 22 ssh2"].concat()), "192.0.2.1"),
+        ];
+        for (raw, want) in cases {
+            let got = show(m.feed_line(&raw, now()));
+            assert!(
+                got == want || got.split(' ').next() == Some(want),
+                "{:?}: got {got:?}, want {want:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+        // Every count of bad bytes before the address, so no offset can drift onto another.
+        for n in 0..12 {
+            let mut message = b"Invalid user ".to_vec();
+            message.extend(std::iter::repeat_n(0xffu8, n));
+            message.extend_from_slice(b" from 10.0.0.123 port 1 from 192.0.2.123 port 22");
+            assert_eq!(
+                show(m.feed_line(&line(&message), now())).split(' ').next(),
+                Some("192.0.2.123"),
+                "{n} bad bytes"
+            );
+        }
+        // The journal's messages alike.
+        let entry = JournalEntry {
+            message: b"Failed password for invalid user \xff\xfe from 10.0.0.9 port 1 ssh2 from 192.0.2.1 port 22 ssh2",
+            identifier: Some("sshd"),
+            pid: Some(9),
+            realtime_usec: 1_795_418_316_250_000,
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())).split(' ').next(),
+            Some("192.0.2.1")
+        );
+        let entry = JournalEntry {
+            message: b"\0\0Failed password for root from 192.0.2.2 port 22 ssh2",
+            ..entry
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())).split(' ').next(),
+            Some("192.0.2.2")
+        );
+    }
+
+    // Regression: after a change of the host's zone, logs written in the new zone were read in
+    // the old one until a reload (here 4 h in the past: outside findtime, never counted). The
+    // local zone was chrono's, which watches only the /etc/localtime link and misses a change
+    // of the file it points at.
+    #[test]
+    fn the_local_zone_follows_a_change_of_the_zone_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("localtime");
+        let relink = |target: &str| {
+            let temp = dir.path().join("localtime.new");
+            std::os::unix::fs::symlink(Path::new("/usr/share/zoneinfo").join(target), &temp)
+                .unwrap();
+            std::fs::rename(&temp, &link).unwrap();
+        };
+        relink("Etc/UTC");
+        let file = FilterFile::parse(Path::new("t.toml"), SESSIONS).unwrap();
+        let filter = Arc::new(file.compile(&FilterOptions::default()).unwrap());
+        assert_eq!(FilterOptions::default().timezone, LogTimeZone::Local);
+        let mut m = Matcher::with_local_zone(filter, LocalZone::at(&link));
+        let at = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+        };
+        let failure = |m: &mut Matcher, line: &str, now| match m.feed_line(line.as_bytes(), now) {
+            Outcome::Failure(f) => (f.time.to_string(), f.at),
+            other => panic!("{line}: {other:?}"),
+        };
+        let now = at("2026-07-15 12:00:00");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 12:00:00 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 12:00:00".to_string(), now.timestamp())
+        );
+        // timedatectl set-timezone America/New_York: rsyslog now writes New York time.
+        relink("America/New_York");
+        let now = at("2026-07-15 12:00:01");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 08:00:01 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 08:00:01".to_string(), now.timestamp()),
+            "read in the new zone, without a reload"
+        );
+        // The file the link points at is replaced (a tzdata upgrade), the link stays.
+        let zone = dir.path().join("zone");
+        std::fs::copy("/usr/share/zoneinfo/Asia/Tokyo", &zone).unwrap();
+        let temp = dir.path().join("localtime.new");
+        std::os::unix::fs::symlink(&zone, &temp).unwrap();
+        std::fs::rename(&temp, &link).unwrap();
+        let now = at("2026-07-15 12:00:02");
+        failure(
+            &mut m,
+            "Jul 15 21:00:02 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+            now,
+        );
+        std::fs::copy(
+            "/usr/share/zoneinfo/Asia/Kolkata",
+            dir.path().join("zone.new"),
+        )
+        .unwrap();
+        std::fs::rename(dir.path().join("zone.new"), &zone).unwrap();
+        let now = at("2026-07-15 12:00:03");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 17:30:03 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            )
+            .1,
+            now.timestamp()
         );
     }
 

@@ -3,7 +3,9 @@
 //! Receives filter files (TOML text) once, then raw lines (or journal entries) one by one with
 //! the wall clock `now` as an argument; emits an [`Outcome`] per line. It is pure and
 //! synchronous: no I/O, no clock, no threads, no logging of raw lines. It must never panic on
-//! any input, and outcomes other than [`Outcome::Failure`] never allocate.
+//! any input, and outcomes other than [`Outcome::Failure`] never allocate (a line that is not
+//! clean UTF-8 is decoded into a buffer the matcher reuses). Invalid bytes never hide a
+//! failure: such a line is decoded lossily and matched (see [`Matcher`]).
 //!
 //! - [`FilterFile`] is a parsed filter file; [`FilterFile::compile`] picks a mode and gives an
 //!   immutable [`Filter`], shared by every source that uses it (`Arc<Filter>`).
@@ -22,6 +24,7 @@ mod prefix;
 mod session;
 mod spec;
 mod time;
+pub mod zone;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 pub use datepattern::DatePattern;
 pub use matcher::{MAX_LINE, Matcher};
 pub use time::{LogTimeZone, TimeZoneError};
+pub use zone::LocalZone;
 
 use crate::config::Diagnostics;
 use compile::{DaemonPattern, Rule};
@@ -178,10 +182,11 @@ pub enum Outcome {
 /// Why a line was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
+    /// Mostly (over a quarter) invalid UTF-8, and no failure in it once decoded.
     InvalidUtf8,
     /// Longer than [`MAX_LINE`] bytes.
     TooLong,
-    /// Contains NUL bytes.
+    /// Only NUL bytes, or mostly NUL and control bytes with no failure in it once decoded.
     Binary,
     /// No timestamp where the format puts one, or one that is no date.
     NoTimestamp,

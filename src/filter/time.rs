@@ -4,14 +4,14 @@
 //! Receives the bytes where a timestamp may start; emits a [`Stamp`] (the fields as written) and,
 //! once a line is worth it, the resolved time: the log's own wall-clock time and the same instant
 //! as Unix seconds. It never reads the clock: `now` is always an argument. It never allocates.
+//! The local zone's rules come from [`LocalZone`], which the caller keeps up to date.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, Local, NaiveDate, NaiveDateTime, Offset, TimeZone,
-    Utc,
-};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+
+use super::zone::LocalZone;
 
 /// The zone of times a log writes without an offset (fail2ban's `logtimezone`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,34 +23,36 @@ pub enum LogTimeZone {
     Fixed(FixedOffset),
 }
 
-impl LogTimeZone {
+/// What a log's zone means at the moment of a conversion: a fixed offset, or the local zone's
+/// rules as they are now.
+#[derive(Debug, Clone, Copy)]
+pub enum Zone<'a> {
+    Fixed(FixedOffset),
+    Local(&'a LocalZone),
+}
+
+impl Zone<'_> {
     /// `now` as wall-clock time in this zone.
     pub fn wall_clock(&self, now: DateTime<Utc>) -> NaiveDateTime {
         match self {
-            LogTimeZone::Local => now.with_timezone(&Local).naive_local(),
-            LogTimeZone::Fixed(offset) => now.with_timezone(offset).naive_local(),
+            Zone::Fixed(offset) => now.with_timezone(offset).naive_local(),
+            Zone::Local(local) => local
+                .wall_clock(now.timestamp(), now.timestamp_subsec_nanos())
+                .unwrap_or_else(|| now.naive_utc()),
         }
     }
 
     /// Unix seconds of a wall-clock time in this zone. In a daylight-saving gap the time is
     /// taken as if the clock had already moved; in an overlap, the earlier instant wins.
-    pub fn to_unix(&self, wall: NaiveDateTime) -> i64 {
+    pub fn instant(&self, wall: NaiveDateTime) -> i64 {
         match self {
-            LogTimeZone::Fixed(offset) => {
-                wall.and_utc().timestamp() - i64::from(offset.local_minus_utc())
-            }
-            LogTimeZone::Local => match Local.from_local_datetime(&wall).earliest() {
-                Some(t) => t.timestamp(),
-                None => {
-                    let offset = Local.offset_from_utc_datetime(&wall).fix();
-                    wall.and_utc().timestamp() - i64::from(offset.local_minus_utc())
-                }
-            },
+            Zone::Fixed(offset) => wall.and_utc().timestamp() - i64::from(offset.local_minus_utc()),
+            Zone::Local(local) => local.instant(wall),
         }
     }
 
     /// The wall-clock time of Unix seconds `at` in this zone.
-    pub fn from_unix(&self, at: i64, nanos: u32) -> Option<NaiveDateTime> {
+    pub fn wall_at(&self, at: i64, nanos: u32) -> Option<NaiveDateTime> {
         let utc = DateTime::<Utc>::from_timestamp(at, nanos)?;
         Some(self.wall_clock(utc))
     }
@@ -141,10 +143,10 @@ impl Stamp {
     /// Resolves the stamp: fills a missing year from `now` (the latest year that does not put
     /// the date more than one day after `now`), applies the offset or the log's zone. `None`
     /// when the fields are no date (February 30th, hour 25).
-    pub fn resolve(&self, zone: LogTimeZone, now: DateTime<Utc>) -> Option<Resolved> {
+    pub fn resolve(&self, zone: Zone<'_>, now: DateTime<Utc>) -> Option<Resolved> {
         match *self {
             Stamp::Epoch { seconds, nanos } => Some(Resolved {
-                time: zone.from_unix(seconds, nanos)?,
+                time: zone.wall_at(seconds, nanos)?,
                 at: seconds,
             }),
             Stamp::Civil {
@@ -165,7 +167,7 @@ impl Stamp {
                 let wall = date.and_time(time);
                 let at = match offset {
                     Some(east) => wall.and_utc().timestamp() - i64::from(east),
-                    None => zone.to_unix(wall),
+                    None => zone.instant(wall),
                 };
                 Some(Resolved { time: wall, at })
             }
@@ -179,7 +181,7 @@ fn infer_year(
     month: u32,
     day: u32,
     time: chrono::NaiveTime,
-    zone: LogTimeZone,
+    zone: Zone<'_>,
     offset: Option<i32>,
     now: DateTime<Utc>,
 ) -> Option<NaiveDate> {
@@ -443,11 +445,11 @@ mod tests {
             .and_utc()
     }
 
-    fn fixed(east: i32) -> LogTimeZone {
-        LogTimeZone::Fixed(FixedOffset::east_opt(east).unwrap())
+    fn fixed(east: i32) -> Zone<'static> {
+        Zone::Fixed(FixedOffset::east_opt(east).unwrap())
     }
 
-    fn resolve(line: &str, zone: LogTimeZone, now: &str) -> Option<(String, i64, usize)> {
+    fn resolve(line: &str, zone: Zone<'_>, now: &str) -> Option<(String, i64, usize)> {
         let (stamp, used) = parse_known(line.as_bytes())?;
         let r = stamp.resolve(zone, utc_now(now))?;
         Some((
@@ -660,7 +662,7 @@ mod tests {
             ("+0530", Some(19800)),
         ];
         for (text, east) in cases {
-            let want = east.map(fixed);
+            let want = east.map(|e| LogTimeZone::Fixed(FixedOffset::east_opt(e).unwrap()));
             assert_eq!(text.parse::<LogTimeZone>().ok(), want, "{text:?}");
         }
         assert_eq!("local".parse::<LogTimeZone>(), Ok(LogTimeZone::Local));
@@ -677,6 +679,7 @@ mod tests {
         ] {
             assert!(bad.parse::<LogTimeZone>().is_err(), "{bad:?} parsed");
         }
+        let fixed = |east| LogTimeZone::Fixed(FixedOffset::east_opt(east).unwrap());
         assert_eq!(fixed(7200).to_string(), "UTC+02:00");
         assert_eq!(fixed(0).to_string(), "UTC");
     }

@@ -178,6 +178,8 @@ pub struct Tracker {
     last_sweep: i64,
     /// The host's own addresses, for jails with `ignoreself`.
     self_addresses: HashSet<IpAddr>,
+    /// Changes whenever the settled bans may have changed (for replies built once and shared).
+    generation: u64,
 }
 
 impl Tracker {
@@ -195,6 +197,7 @@ impl Tracker {
             jitter: Jitter::new(seed),
             last_sweep: i64::MIN,
             self_addresses: HashSet::new(),
+            generation: 0,
         };
         tracker.reconfigure(policies, history_retention, i64::MIN);
         tracker
@@ -341,7 +344,16 @@ impl Tracker {
             });
             self.last_sweep = now;
         }
-        self.bans.expire(now)
+        let ended = self.bans.expire(now);
+        if !ended.is_empty() {
+            self.generation += 1;
+        }
+        ended
+    }
+
+    /// A number that changes whenever the settled bans (what `banned` lists) may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn stats(&self, jail: &JailName) -> Option<JailStats> {

@@ -54,6 +54,7 @@ impl Tracker {
             self.jails.insert(state.policy.name.clone(), state);
         }
         self.history.set_retention(history_retention);
+        self.generation += 1;
 
         let mut done = Reconfigured::default();
         for gone in old.keys() {
@@ -94,6 +95,7 @@ impl Tracker {
         for entry in history {
             self.history.record(entry.target, entry.jail, entry.at);
         }
+        self.generation += 1;
         let mut ended = 0;
         for ban in bans {
             if !ban.live_at(now) {
@@ -113,6 +115,7 @@ impl Tracker {
     /// Takes in bans found in the kernel without a record (kept, never flushed): they are in
     /// place already, and the caller makes them durable with the next snapshot.
     pub fn adopt(&mut self, bans: impl IntoIterator<Item = Ban>) {
+        self.generation += 1;
         for ban in bans {
             if self.jails.contains_key(&ban.jail) && self.bans.get(&ban.jail, &ban.target).is_none()
             {

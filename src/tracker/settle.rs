@@ -71,6 +71,7 @@ impl Tracker {
     /// order would have replaced come back.
     pub fn settle(&mut self, order: &Order, outcome: Settlement, now: i64) -> Vec<Order> {
         let key = (order.ban.jail.clone(), order.ban.target);
+        self.generation += 1;
         let mut follow = Vec::new();
         let Some(entry) = self.pending.get_mut(&key) else {
             return follow;

@@ -24,16 +24,16 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `nftjail.toml` (socket and state in the temp dir, plus `main_extra`) and
     /// `jail.d/test.toml` (`jails`, where `{dir}` stands for the temp dir), then starts the
-    /// daemon in a fresh namespace. `None` when namespaces are unavailable outside CI.
-    pub fn start(tag: &str, main_extra: &str, jails: &str) -> Option<Daemon> {
-        let mut d = Daemon::create(tag, main_extra, jails)?;
+    /// daemon in a fresh namespace (panics when namespaces are unavailable: see [`Netns::new`]).
+    pub fn start(tag: &str, main_extra: &str, jails: &str) -> Daemon {
+        let mut d = Daemon::create(tag, main_extra, jails);
         d.spawn();
-        Some(d)
+        d
     }
 
     /// Like `start`, without starting the process.
-    pub fn create(tag: &str, main_extra: &str, jails: &str) -> Option<Daemon> {
-        let ns = Netns::new(tag)?;
+    pub fn create(tag: &str, main_extra: &str, jails: &str) -> Daemon {
+        let ns = Netns::new(tag);
         let dir = tempfile::tempdir().expect("temp dir");
         let d = Daemon {
             ns,
@@ -42,7 +42,7 @@ impl Daemon {
             child: None,
         };
         d.write_config(main_extra, jails);
-        Some(d)
+        d
     }
 
     /// Writes the config; `main_extra` may begin with a `[daemon]` table whose keys join the
@@ -153,6 +153,21 @@ impl Daemon {
         )
         .unwrap();
         child.wait().unwrap()
+    }
+
+    /// The daemon's process id (`ip netns exec` execs the daemon: the child's pid is its pid).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The daemon's resident memory (VmRSS of /proc/PID/status), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
     }
 
     /// Sends a signal to the running daemon.

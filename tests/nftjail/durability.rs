@@ -24,9 +24,7 @@ fn json(out: &str) -> serde_json::Value {
 #[ignore = "needs root"]
 fn a_reload_storm_counts_every_line_once_and_bans_nobody() {
     const LINES: u32 = 60_000;
-    let Some(d) = Daemon::start("dur-storm", "", &sshd_maxretry_2()) else {
-        return;
-    };
+    let d = Daemon::start("dur-storm", "", &sshd_maxretry_2());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reloads = std::thread::scope(|scope| {
         let hup = scope.spawn(|| {
@@ -87,9 +85,7 @@ fn a_reload_storm_counts_every_line_once_and_bans_nobody() {
 #[test]
 #[ignore = "needs root"]
 fn a_burst_of_reloads_during_a_write_stream_never_stalls_the_control_socket() {
-    let Some(d) = Daemon::start("dur-burst", "", SSHD_JAIL) else {
-        return;
-    };
+    let d = Daemon::start("dur-burst", "", SSHD_JAIL);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for round in 0..200u32 {
@@ -122,9 +118,7 @@ fn a_burst_of_reloads_during_a_write_stream_never_stalls_the_control_socket() {
 fn a_disabled_jail_parks_its_bans_and_gets_them_back_with_their_remaining_time() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
     let jails = format!("{SSHD_JAIL}{manual}");
-    let Some(mut d) = Daemon::start("dur-park", "", &jails) else {
-        return;
-    };
+    let mut d = Daemon::start("dur-park", "", &jails);
     d.ok(&["ban", "manual", "192.0.2.1", "--for", "-1"]);
     d.ok(&["ban", "manual", "192.0.2.2"]);
     assert_eq!(d.members("manual_v4"), ["192.0.2.1", "192.0.2.2"]);
@@ -180,9 +174,7 @@ fn a_disabled_jail_parks_its_bans_and_gets_them_back_with_their_remaining_time()
 #[ignore = "needs root"]
 fn a_shorter_wider_prefix_over_a_longer_ban_is_refused_and_says_why() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"180d\"\n";
-    let Some(d) = Daemon::start("dur-nest", "", manual) else {
-        return;
-    };
+    let d = Daemon::start("dur-nest", "", manual);
     d.ok(&["ban", "manual", "30.1.0.0/16"]);
     let out = d.cli(&["ban", "manual", "30.0.0.0/8", "--for", "1m"]);
     assert_eq!(out.status.code(), Some(1));
@@ -214,9 +206,7 @@ fn within(limit: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
 #[ignore = "needs root"]
 fn kernel_drift_is_repaired_within_a_second_from_the_state() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
-    let Some(d) = Daemon::start("dur-drift", "", &format!("{SSHD_JAIL}{manual}")) else {
-        return;
-    };
+    let d = Daemon::start("dur-drift", "", &format!("{SSHD_JAIL}{manual}"));
     d.ok(&[
         "ban",
         "manual",
@@ -284,9 +274,7 @@ fn kernel_drift_is_repaired_within_a_second_from_the_state() {
 #[test]
 #[ignore = "needs root"]
 fn an_address_added_to_the_host_is_never_banned_even_at_once() {
-    let Some(d) = Daemon::start("dur-self", "", SSHD_JAIL) else {
-        return;
-    };
+    let d = Daemon::start("dur-self", "", SSHD_JAIL);
     d.ns.run("ip", &["addr", "add", "198.51.100.77/32", "dev", "lo"]);
     let lines: Vec<String> = (1..=5).map(|n| ssh_failure("198.51.100.77", n)).collect();
     d.append("auth.log", &lines);
@@ -303,9 +291,7 @@ fn an_address_added_to_the_host_is_never_banned_even_at_once() {
 #[ignore = "needs root"]
 fn a_full_disk_refuses_bans_cleanly_and_kernel_state_and_banned_agree() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
-    let Some(mut d) = Daemon::create("dur-full", "", manual) else {
-        return;
-    };
+    let mut d = Daemon::create("dur-full", "", manual);
     let state = d.path("state");
     std::fs::create_dir_all(&state).unwrap();
     let mounted = std::process::Command::new("mount")

@@ -15,10 +15,9 @@ fn jails() -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn kill_9_loses_no_reported_ban_and_a_restart_recreates_nothing() {
-    let Some(mut d) = Daemon::start("life-kill", "", &jails()) else {
-        return;
-    };
+    let mut d = Daemon::start("life-kill", "", &jails());
     d.ok(&[
         "ban",
         "manual",
@@ -52,10 +51,9 @@ fn kill_9_loses_no_reported_ban_and_a_restart_recreates_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_reboot_restores_every_ban_with_its_remaining_time() {
-    let Some(mut d) = Daemon::start("life-reboot", "", &jails()) else {
-        return;
-    };
+    let mut d = Daemon::start("life-reboot", "", &jails());
     let list: String = (0..2000u32)
         .map(|n| format!("10.9.{}.{}\n", n / 256, n % 256))
         .collect();
@@ -71,7 +69,7 @@ fn a_reboot_restores_every_ban_with_its_remaining_time() {
     d.ok(&["ban", "manual", "192.0.2.10", "--for", "-1"]);
     d.stop();
     // A reboot: a fresh kernel (new namespace, no table), the same state directory.
-    d.ns = Netns::new("life-reboot2").unwrap();
+    d.ns = Netns::new("life-reboot2");
     assert!(d.ns.nft_json(TABLE).is_null());
     d.spawn();
     d.wait_until("the restored bans", || d.members("manual_v4").len() == 2001);
@@ -89,10 +87,9 @@ fn a_reboot_restores_every_ban_with_its_remaining_time() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_table_deleted_while_stopped_comes_back_on_restart() {
-    let Some(mut d) = Daemon::start("life-deleted", "", &jails()) else {
-        return;
-    };
+    let mut d = Daemon::start("life-deleted", "", &jails());
     d.ok(&["ban", "manual", "192.0.2.11"]);
     d.stop();
     d.ns.run("nft", &["delete", "table", "inet", TABLE]);
@@ -101,10 +98,9 @@ fn a_table_deleted_while_stopped_comes_back_on_restart() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_table_deleted_while_running_is_recreated_with_its_bans() {
-    let Some(d) = Daemon::start("life-vanish", "", &jails()) else {
-        return;
-    };
+    let d = Daemon::start("life-vanish", "", &jails());
     d.ok(&["ban", "manual", "192.0.2.12"]);
     d.ns.run("nft", &["delete", "table", "inet", TABLE]);
     // The next ban finds the table gone: the table comes back, with the earlier ban.
@@ -120,10 +116,9 @@ fn a_table_deleted_while_running_is_recreated_with_its_bans() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigterm_leaves_the_bans_and_removes_the_socket_unless_told_otherwise() {
-    let Some(mut d) = Daemon::start("life-term", "", &jails()) else {
-        return;
-    };
+    let mut d = Daemon::start("life-term", "", &jails());
     d.ok(&["ban", "manual", "192.0.2.14"]);
     assert!(d.stop().success());
     assert!(!d.socket().exists(), "the socket is removed");
@@ -142,10 +137,9 @@ fn sigterm_leaves_the_bans_and_removes_the_socket_unless_told_otherwise() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reload_keeps_bans_adds_jails_and_refuses_a_broken_configuration() {
-    let Some(d) = Daemon::start("life-reload", "", SSHD_JAIL) else {
-        return;
-    };
+    let d = Daemon::start("life-reload", "", SSHD_JAIL);
     d.append(
         "auth.log",
         &(1..=3)
@@ -176,10 +170,13 @@ fn reload_keeps_bans_adds_jails_and_refuses_a_broken_configuration() {
         d.ok(&["status"]).contains("manual"),
         "still running the previous configuration"
     );
-    // SIGHUP reloads too, refusing the same way (the daemon keeps running).
+    // SIGHUP reloads too, refusing the same way (the daemon keeps running). Regression (a
+    // flaky test): the wait matched the refusal of the `nftjail reload` above, so the SIGHUP
+    // was handled while the files below were half rewritten.
+    let refusals = d.log().matches("reload refused").count();
     d.signal(Signal::SIGHUP);
     d.wait_until("the refused SIGHUP reload in the log", || {
-        d.log().contains("reload refused")
+        d.log().matches("reload refused").count() > refusals
     });
     std::fs::remove_file(d.path("jail.d/zz-broken.toml")).unwrap();
     d.write_config("", SSHD_JAIL);
@@ -191,10 +188,9 @@ fn reload_keeps_bans_adds_jails_and_refuses_a_broken_configuration() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ready_is_notified_only_once_the_sets_exist() {
-    let Some(mut d) = Daemon::create("life-ready", "", SSHD_JAIL) else {
-        return;
-    };
+    let mut d = Daemon::create("life-ready", "", SSHD_JAIL);
     let notify = UnixDatagram::bind(d.path("notify.sock")).unwrap();
     notify
         .set_read_timeout(Some(Duration::from_secs(15)))
@@ -216,11 +212,10 @@ fn ready_is_notified_only_once_the_sets_exist() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_restart_resumes_each_log_where_it_stopped() {
     let jail = SSHD_JAIL.replace("maxretry = 3", "maxretry = 4");
-    let Some(mut d) = Daemon::start("life-resume", "", &jail) else {
-        return;
-    };
+    let mut d = Daemon::start("life-resume", "", &jail);
     d.append(
         "auth.log",
         &(1..=2)

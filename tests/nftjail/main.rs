@@ -11,5 +11,6 @@ mod filters;
 mod lifecycle;
 mod netns;
 mod operations;
+mod output;
 mod shipped;
 mod sources;

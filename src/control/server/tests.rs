@@ -5,7 +5,7 @@ use std::time::Instant;
 use tokio::io::AsyncReadExt;
 
 use super::*;
-use crate::control::protocol::encode_request;
+use crate::control::protocol::{SharedLine, encode_request};
 
 /// Binds a socket in a temp dir and serves it with a core that answers every call with a
 /// summary of the command. Returns the socket path, the temp dir and the shutdown token.
@@ -231,4 +231,151 @@ async fn mutating_requests_need_root_here_we_are_root() {
     } else {
         assert!(reply.contains("permission denied"), "{reply}");
     }
+}
+
+/// Serves a socket whose core is the returned receiver: the test answers the calls itself.
+async fn bare_server(
+    max_clients: usize,
+) -> (
+    PathBuf,
+    tempfile::TempDir,
+    mpsc::Receiver<Call>,
+    CancellationToken,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let socket = bind(&path, None).unwrap();
+    let (tx, rx) = mpsc::channel::<Call>(16);
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(
+        socket,
+        Access {
+            group: None,
+            max_clients,
+        },
+        tx,
+        stop.clone(),
+    ));
+    (path, dir, rx, stop)
+}
+
+/// A `banned` reply of `len` bytes (a valid reply line).
+fn big_line(len: usize) -> SharedLine {
+    let mut line = b"{\"ok\":true,\"error\":\"".to_vec();
+    line.resize(len - 3, b'x');
+    line.extend_from_slice(b"\"}\n");
+    SharedLine::from(line)
+}
+
+/// Answers every call with `line`, counting the calls.
+fn answer_all(mut calls: mpsc::Receiver<Call>, line: SharedLine) -> Arc<Mutex<usize>> {
+    let count = Arc::new(Mutex::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Some(call) = calls.recv().await {
+            *counter.lock().unwrap() += 1;
+            // As a busy core would be, a little later.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = call.reply.send(Reply::shared(line.clone()));
+        }
+    });
+    count
+}
+
+// Regression: a reply was written with `write_all` and no timeout, so a client that never read
+// pinned its reply (and its connection slot) for as long as it stayed connected.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_take_its_reply_is_disconnected() {
+    let (path, _dir, calls, _stop) = bare_server(8).await;
+    let line = big_line(4 << 20);
+    answer_all(calls, line.clone());
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"{\"command\":\"banned\"}\n").await.unwrap();
+    // The client reads nothing until long after the deadline (the paused clock jumps there).
+    tokio::time::sleep(write_deadline(line.len()) + Duration::from_secs(1)).await;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert!(
+        got.len() < line.len(),
+        "the connection was closed before the whole reply went out ({} bytes read)",
+        got.len()
+    );
+    assert_eq!(write_deadline(100), WRITE_TIMEOUT);
+    assert_eq!(
+        write_deadline(11_000_000),
+        WRITE_TIMEOUT + Duration::from_secs(2)
+    );
+}
+
+// Regression: clients stuck on a reply they do not read counted as busy, so 64 of them (the
+// default max_clients) locked every other client out with "too many clients".
+#[tokio::test]
+async fn a_client_stuck_on_its_reply_makes_room_for_the_next() {
+    let (path, _dir, calls, _stop) = bare_server(1).await;
+    answer_all(calls, big_line(4 << 20));
+    let mut stuck = UnixStream::connect(&path).await.unwrap();
+    stuck
+        .write_all(b"{\"command\":\"banned\"}\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    let reply = ask(&path, b"{\"command\":\"ping\"}\n").await;
+    assert!(reply.contains("\"ok\":true"), "{reply}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn reads_asked_together_share_one_call_and_one_buffer() {
+    let (path, _dir, calls, _stop) = bare_server(64).await;
+    let line = big_line(1 << 20);
+    let count = answer_all(calls, line.clone());
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut s = UnixStream::connect(&path).await.unwrap();
+                s.write_all(b"{\"command\":\"banned\"}\n").await.unwrap();
+                let mut reader = BufReader::new(s);
+                let mut got = Vec::new();
+                reader.read_until(b'\n', &mut got).await.unwrap();
+                got
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.await.unwrap(), line.to_vec());
+    }
+    let calls = *count.lock().unwrap();
+    assert!(calls <= 3, "{calls} calls to the core for 32 equal reads");
+}
+
+#[tokio::test]
+async fn a_read_never_gets_a_reply_computed_before_it_was_asked() {
+    let (path, _dir, mut calls, _stop) = bare_server(8).await;
+    let read = |path: PathBuf| async move { ask(&path, b"{\"command\":\"status\"}\n").await };
+    let first = tokio::spawn(read(path.clone()));
+    let call1 = calls.recv().await.unwrap();
+    // Asked while the first call is with the core: it must wait for a call of its own.
+    let second = tokio::spawn(read(path.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        calls.try_recv().is_err(),
+        "no second call while the first runs"
+    );
+    let _ = call1.reply.send(Reply {
+        error: Some("state 1".into()),
+        ..Reply::ok()
+    });
+    assert!(first.await.unwrap().contains("state 1"));
+    let call2 = calls.recv().await.unwrap();
+    let _ = call2.reply.send(Reply {
+        error: Some("state 2".into()),
+        ..Reply::ok()
+    });
+    assert!(second.await.unwrap().contains("state 2"));
 }

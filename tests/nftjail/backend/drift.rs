@@ -28,8 +28,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(tag: &str) -> Option<Fixture> {
-        let (ns, backend) = setup(tag)?;
+    fn new(tag: &str) -> Fixture {
+        let (ns, backend) = setup(tag);
         let monitor = ns
             .enter(|| TableMonitor::open(TABLE, backend.portid()))
             .unwrap();
@@ -67,7 +67,7 @@ impl Fixture {
         let report = fixture.repair();
         assert_eq!(report.added, fixture.bans.len());
         fixture.initial = fixture.ns.nft_json(TABLE);
-        Some(fixture)
+        fixture
     }
 
     /// The state's bans with their remaining time now.
@@ -203,9 +203,7 @@ fn elements_deleted(set: &str, count: usize) -> Drift {
 #[test]
 #[ignore = "needs root"]
 fn our_own_changes_are_not_drift_and_a_second_socket_is_someone_else() {
-    let Some(mut fx) = Fixture::new("drift-own") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-own");
     // The set-up itself (layout, bans) was ours.
     assert_eq!(fx.monitor.wait(Duration::from_millis(200)).unwrap(), vec![]);
     fx.backend
@@ -251,9 +249,7 @@ fn our_own_changes_are_not_drift_and_a_second_socket_is_someone_else() {
 #[test]
 #[ignore = "needs root"]
 fn lost_notifications_are_an_overrun_never_a_silence() {
-    let Some(mut fx) = Fixture::new("drift-overrun") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-overrun");
     fx.monitor.set_receive_queue(16 << 10).unwrap();
     // 2,000 notifications of our own do not fit: whose they were is unknown.
     let bans: Vec<Change> = (0..2000u32)
@@ -287,9 +283,7 @@ fn lost_notifications_are_an_overrun_never_a_silence() {
 #[test]
 #[ignore = "needs root"]
 fn a_deleted_table_is_seen_and_rebuilt() {
-    let Some(mut fx) = Fixture::new("drift-table") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-table");
     fx.break_and_repair(&["delete", "table", "inet", TABLE], |d| {
         d == [Drift::TableDeleted]
     });
@@ -298,9 +292,7 @@ fn a_deleted_table_is_seen_and_rebuilt() {
 #[test]
 #[ignore = "needs root"]
 fn a_flushed_set_is_seen_and_refilled() {
-    let Some(mut fx) = Fixture::new("drift-flush") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-flush");
     fx.break_and_repair(&["flush", "set", "inet", TABLE, "sshd_v4"], |d| {
         d == [elements_deleted("sshd_v4", 4)]
     });
@@ -309,9 +301,7 @@ fn a_flushed_set_is_seen_and_refilled() {
 #[test]
 #[ignore = "needs root"]
 fn a_deleted_element_is_seen_and_re_added() {
-    let Some(mut fx) = Fixture::new("drift-element") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-element");
     fx.break_and_repair(
         &[
             "delete",
@@ -340,9 +330,7 @@ fn a_deleted_element_is_seen_and_re_added() {
 #[test]
 #[ignore = "needs root"]
 fn a_deleted_chain_is_seen_and_rebuilt() {
-    let Some(mut fx) = Fixture::new("drift-chain") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-chain");
     fx.break_and_repair(&["delete", "chain", "inet", TABLE, "input"], |d| {
         d == [Drift::ChainDeleted {
             chain: "input".into(),
@@ -353,9 +341,7 @@ fn a_deleted_chain_is_seen_and_rebuilt() {
 #[test]
 #[ignore = "needs root"]
 fn a_deleted_rule_is_seen_and_rebuilt() {
-    let Some(mut fx) = Fixture::new("drift-rule") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-rule");
     let rule = objects(&fx.initial, "rule")
         .into_iter()
         .find(|r| r["chain"] == "input" && r["comment"] == "nftjail:sshd")
@@ -376,9 +362,7 @@ fn a_deleted_rule_is_seen_and_rebuilt() {
 #[test]
 #[ignore = "needs root"]
 fn a_foreign_rule_and_a_dormant_table_are_undone() {
-    let Some(mut fx) = Fixture::new("drift-foreign") else {
-        return;
-    };
+    let mut fx = Fixture::new("drift-foreign");
     // An accept before our rules would let banned addresses through.
     fx.break_and_repair(
         &[
@@ -402,9 +386,7 @@ fn a_foreign_rule_and_a_dormant_table_are_undone() {
 #[test]
 #[ignore = "needs root"]
 fn an_address_added_to_the_host_is_seen_at_once() {
-    let Some(ns) = Netns::new("drift-addr") else {
-        return;
-    };
+    let ns = Netns::new("drift-addr");
     let mut watcher = ns.enter(AddressWatcher::open).unwrap();
     assert!(!watcher.changed(), "nothing happened yet");
     ns.run("ip", &["addr", "add", "198.51.100.7/32", "dev", "lo"]);
@@ -436,9 +418,7 @@ fn an_address_added_to_the_host_is_seen_at_once() {
 #[ignore = "needs root"]
 fn drift_detection_and_repair_of_10000_elements_is_measured() {
     const BANS: u32 = 10_000;
-    let Some((ns, mut backend)) = setup("drift-measure") else {
-        return;
-    };
+    let (ns, mut backend) = setup("drift-measure");
     let mut monitor = ns
         .enter(|| TableMonitor::open(TABLE, backend.portid()))
         .unwrap();

@@ -9,10 +9,9 @@ use serde_json::{Value, json};
 use super::*;
 
 #[test]
+#[ignore = "needs root"]
 fn elements_carry_their_timeout_and_expire() {
-    let Some((ns, mut backend)) = setup("timeout") else {
-        return;
-    };
+    let (ns, mut backend) = setup("timeout");
     backend
         .apply_layout(&layout(
             &[Hook::Input],
@@ -78,10 +77,9 @@ fn elements_carry_their_timeout_and_expire() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn prefixes_round_trip_including_the_top_of_the_space() {
-    let Some((ns, mut backend)) = setup("prefix") else {
-        return;
-    };
+    let (ns, mut backend) = setup("prefix");
     let jails = vec![
         rules("web", Ports::All, &[]),
         rules("all6", Ports::All, &[]),
@@ -131,10 +129,9 @@ fn prefixes_round_trip_including_the_top_of_the_space() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn overlapping_prefixes_are_refused_and_the_rest_is_reported() {
-    let Some((_ns, mut backend)) = setup("overlap") else {
-        return;
-    };
+    let (_ns, mut backend) = setup("overlap");
     backend
         .apply_layout(&layout(
             &[Hook::Input],
@@ -177,10 +174,9 @@ fn overlapping_prefixes_are_refused_and_the_rest_is_reported() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn removing_a_missing_element_fails_at_its_place() {
-    let Some((_ns, mut backend)) = setup("missing") else {
-        return;
-    };
+    let (_ns, mut backend) = setup("missing");
     backend
         .apply_layout(&layout(
             &[Hook::Input],
@@ -220,10 +216,9 @@ fn removing_a_missing_element_fails_at_its_place() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn refresh_resets_the_timeout_and_adds_what_vanished() {
-    let Some((ns, mut backend)) = setup("refresh") else {
-        return;
-    };
+    let (ns, mut backend) = setup("refresh");
     backend
         .apply_layout(&layout(
             &[Hook::Input],
@@ -265,10 +260,9 @@ fn refresh_resets_the_timeout_and_adds_what_vanished() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ten_thousand_elements_in_one_apply_all_arrive() {
-    let Some((ns, mut backend)) = setup("bulk") else {
-        return;
-    };
+    let (ns, mut backend) = setup("bulk");
     backend
         .apply_layout(&layout(
             &[Hook::Input],
@@ -295,10 +289,9 @@ fn ten_thousand_elements_in_one_apply_all_arrive() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn errors_are_typed_when_the_table_is_missing() {
-    let Some((ns, mut backend)) = setup("notable") else {
-        return;
-    };
+    let (ns, mut backend) = setup("notable");
     let err = backend
         .apply(&[add("sshd", "192.0.2.1", None)])
         .unwrap_err();

@@ -99,11 +99,11 @@ pub fn remove(j: &str, t: &str) -> Change {
     }
 }
 
-/// A namespace and a backend whose socket lives in it; `None` when namespaces are unavailable.
-pub fn setup(tag: &str) -> Option<(Netns, NetlinkBackend)> {
-    let ns = Netns::new(tag)?;
+/// A namespace and a backend whose socket lives in it (panics when namespaces are unavailable).
+pub fn setup(tag: &str) -> (Netns, NetlinkBackend) {
+    let ns = Netns::new(tag);
     let backend = ns.enter(|| NetlinkBackend::open(TABLE)).unwrap();
-    Some((ns, backend))
+    (ns, backend)
 }
 
 /// The objects of kind `kind` ("set", "chain", "rule") of an `nft -j` listing.
