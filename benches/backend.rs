@@ -14,12 +14,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use nftjail::addr::BanTarget;
-use nftjail::banner::backend::netlink::Limits;
-use nftjail::banner::backend::{
+use nftjail_backend::netlink::Limits;
+use nftjail_backend::{
     Backend, Change, Hook, JailRules, Layout, NetlinkBackend, PortRange, Ports, Protocol, Verdict,
 };
-use nftjail::jail::JailName;
+use nftjail_core::addr::BanTarget;
+use nftjail_core::jail::JailName;
 use nix::sched::{CloneFlags, unshare};
 
 const TABLE: &str = "nftjail";

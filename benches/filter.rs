@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nftjail::cli::test_filter;
-use nftjail::filter::{FilterOptions, Matcher, Outcome, builtin};
+use nftjail_core::filter::{FilterOptions, Matcher, Outcome, builtin};
 
 fn now() -> DateTime<Utc> {
     "2026-11-30T00:00:00Z"
@@ -33,7 +33,10 @@ fn matcher(name: &str, mode: &str) -> Matcher {
         timezone: "UTC".parse().expect("UTC"),
         ..FilterOptions::default()
     };
-    Matcher::new(Arc::new(file.compile(&options).expect("built-ins compile")))
+    Matcher::new(
+        Arc::new(file.compile(&options).expect("built-ins compile")),
+        nftjail_core::filter::LocalZone::utc(),
+    )
 }
 
 #[path = "../examples/gen-sshd-log.rs"]

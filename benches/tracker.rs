@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use nftjail::addr::BanTarget;
-use nftjail::banner::backend::{Backend, JailRules, Layout, MemoryBackend, Ports, Verdict};
 use nftjail::banner::worker::{BarrierJob, Job, Worker};
 use nftjail::config::BanTime;
-use nftjail::jail::JailName;
 use nftjail::state::StateStore;
-use nftjail::tracker::{Action, Ban, Escalation, IgnoreList, JailPolicy, Order, Origin, Tracker};
+use nftjail_backend::{Backend, JailRules, Layout, MemoryBackend, Ports, Verdict};
+use nftjail_core::addr::BanTarget;
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{
+    Action, Ban, Escalation, IgnoreList, JailPolicy, Order, Origin, Tracker,
+};
 
 const NOW: i64 = 1_800_000_000;
 

@@ -1,32 +1,30 @@
-//! nftjail: a native replacement for fail2ban.
+//! nftjail: a native replacement for fail2ban — the daemon and its command line.
 //!
 //! # Layout
 //!
-//! The code follows the pipeline `source → filter → tracker → banner`, with `config`, `state`
-//! and `control` beside it:
+//! The workspace has three crates. `nftjail-core` (crates/core) is the pure heart: addresses,
+//! durations, filters and their matcher, the tracker, the state records. `nftjail-backend`
+//! (crates/backend) is the kernel: nftables over netlink, its in-memory twin, reconcile and the
+//! table monitor. This crate is the daemon: the I/O around them, in pipeline order:
 //!
-//! - [`addr`]: ban targets (addresses and CIDR prefixes), parsed once at the edge.
-//! - [`jail`]: the validated jail name every stage shares.
-//! - [`config`]: `nftjail.toml`, `jail.d/`, `filter.d/`: validated, every error as `PATH:LINE:COL`.
+//! - [`config`]: `nftjail.toml`, `jail.d/`, `filter.d/`: read, validated, every error as
+//!   `PATH:LINE:COL`.
 //! - [`source`]: log files (tailed through rotation) and the systemd journal, one thread each.
-//! - [`filter`]: filter files, their compiled regexes and the per-source matcher (line → failure).
-//! - [`tracker`]: sliding windows, ignore lists, escalation, recidive: failures in, ban orders out.
-//! - [`banner`]: the banner stage; its [`banner::backend`] writes bans into nftables sets over
-//!   netlink (and has an in-memory twin for tests and benches).
-//! - [`state`]: the crash-safe state log (bans, history, read positions), group-committed.
+//! - [`filter`]: the filter stage: core's matcher on each source's thread, failures to the core.
+//! - [`daemon`]: `nftjail run`: the core task (the tracker's one owner), reload, the sources'
+//!   lifecycle, drift repair, hooks, metrics, systemd.
+//! - [`banner`]: the banner stage: batches orders into kernel transactions and durable commits,
+//!   reports every outcome back.
+//! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
-//! - [`daemon`]: `nftjail run`: the task topology, start-up reconcile, reload and ordered shutdown.
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
 #![forbid(unsafe_code)]
 
-pub mod addr;
 pub mod banner;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod filter;
-pub mod jail;
 pub mod source;
 pub mod state;
-pub mod tracker;

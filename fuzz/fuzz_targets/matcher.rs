@@ -5,9 +5,9 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use nftjail::filter::{FilterOptions, JournalEntry, Matcher, Outcome, builtin};
+use nftjail_core::filter::{FilterOptions, JournalEntry, Matcher, Outcome, builtin};
 
-fn filters() -> Vec<Arc<nftjail::filter::Filter>> {
+fn filters() -> Vec<Arc<nftjail_core::filter::Filter>> {
     let mut out = Vec::new();
     for name in builtin::names() {
         let file = builtin::load(name).unwrap().unwrap();
@@ -20,16 +20,16 @@ fn filters() -> Vec<Arc<nftjail::filter::Filter>> {
     out
 }
 
-static FILTERS: OnceLock<Vec<Arc<nftjail::filter::Filter>>> = OnceLock::new();
+static FILTERS: OnceLock<Vec<Arc<nftjail_core::filter::Filter>>> = OnceLock::new();
 static NOW: OnceLock<chrono::DateTime<chrono::Utc>> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let now = *NOW.get_or_init(|| "2026-11-23T12:00:00Z".parse().unwrap());
     for filter in FILTERS.get_or_init(filters) {
-        let mut matcher = Matcher::new(Arc::clone(filter));
+        let mut matcher = Matcher::new(Arc::clone(filter), nftjail_core::filter::LocalZone::utc());
         for line in data.split(|b| *b == b'\n') {
             if let Outcome::Failure(f) = matcher.feed_line(line, now) {
-                assert_eq!(nftjail::addr::canonical(f.host), f.host);
+                assert_eq!(nftjail_core::addr::canonical(f.host), f.host);
             }
             let entry = JournalEntry { message: line, identifier: Some("sshd"), pid: Some(7), realtime_usec: 1 };
             matcher.feed_journal(&entry, now);

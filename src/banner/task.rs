@@ -22,11 +22,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::backend::{BackendError, Element, Layout, ReconcileReport};
 use super::worker::{BarrierJob, Fatal, Job, OrderError, Outcome, Worker};
-use crate::config::duration::format_seconds;
 use crate::state::{Position, Record, StateError};
-use crate::tracker::{Action, Order, Origin};
+use nftjail_backend::{BackendError, Element, Layout, ReconcileReport};
+use nftjail_core::duration::format_seconds;
+use nftjail_core::tracker::{Action, Order, Origin};
 
 /// How often read positions alone are made durable.
 const POSITION_EVERY: Duration = Duration::from_secs(1);

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::backend::{
+use crate::state::{Position, Record, StateError, StateStore};
+use nftjail_backend::{
     ApplyError, Backend, BackendError, Change, Element, Layout, ReconcileReport, reconcile, refill,
 };
-use crate::state::{Position, Record, StateError, StateStore};
-use crate::tracker::{Action, Ban, Order};
+use nftjail_core::tracker::{Action, Ban, Order};
 
 /// Why an order was not applied.
 #[derive(Debug, Clone, thiserror::Error)]

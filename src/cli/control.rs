@@ -190,12 +190,12 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
         outln!("`- Actions")?;
         let bantime = j.bantime.map_or_else(
             || "permanent".to_string(),
-            crate::config::duration::format_seconds,
+            nftjail_core::duration::format_seconds,
         );
         outln!(
             "   |- maxretry {} within {}, bantime {bantime}",
             j.maxretry,
-            crate::config::duration::format_seconds(j.findtime)
+            nftjail_core::duration::format_seconds(j.findtime)
         )?;
         outln!("   |- Sets:             {}", j.sets.join(", "))?;
         outln!("   |- Currently banned: {}", s.currently_banned)?;
@@ -341,9 +341,9 @@ fn local(at: i64) -> String {
 
 fn origin(b: &BanEntry) -> &'static str {
     match b.origin {
-        crate::tracker::Origin::Failures => "failures",
-        crate::tracker::Origin::Manual => "manual",
-        crate::tracker::Origin::Recidive => "recidive",
-        crate::tracker::Origin::Adopted => "adopted",
+        nftjail_core::tracker::Origin::Failures => "failures",
+        nftjail_core::tracker::Origin::Manual => "manual",
+        nftjail_core::tracker::Origin::Recidive => "recidive",
+        nftjail_core::tracker::Origin::Adopted => "adopted",
     }
 }

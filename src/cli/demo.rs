@@ -19,10 +19,10 @@ use clap::Args;
 use nix::sched::{CloneFlags, setns};
 
 use super::CliError;
-use crate::banner::backend::{Backend, NetlinkBackend};
 use crate::control::client::Client;
 use crate::control::protocol::Request;
 use crate::outln;
+use nftjail_backend::{Backend, NetlinkBackend};
 
 /// Arguments of `nftjail demo`.
 #[derive(Debug, Args)]
@@ -284,7 +284,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             {
                 let latency = third_line_at.elapsed();
                 let timeout = e.timeout.map_or("none".into(), |t| {
-                    crate::config::duration::format_seconds(t.as_secs())
+                    nftjail_core::duration::format_seconds(t.as_secs())
                 });
                 return Some((
                     format!("{} in set {}_v4, timeout {timeout}", e.target, e.jail),

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
-use crate::banner::backend::{NetlinkBackend, TableMonitor};
 use crate::config::{self, DEFAULT_CONFIG};
 use crate::daemon::{self, Options};
+use nftjail_backend::{NetlinkBackend, TableMonitor};
 
 /// Arguments of `nftjail run`.
 #[derive(Debug, Args)]

@@ -20,7 +20,7 @@ use clap::Args;
 
 use super::{CliError, output};
 use crate::errln;
-use crate::filter::{
+use nftjail_core::filter::{
     DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
     SkipReason, builtin,
 };
@@ -88,7 +88,7 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
         timezone: args.logtimezone,
     };
     let filter = Arc::new(file.compile(&options).map_err(CliError::Config)?);
-    let mut matcher = Matcher::new(Arc::clone(&filter));
+    let mut matcher = Matcher::new(Arc::clone(&filter), crate::filter::zone::system());
     let now = args.now.unwrap_or_else(Utc::now);
     let log_name = if args.log == Path::new("-") {
         "stdin".into()
@@ -362,7 +362,10 @@ mod tests {
             timezone: "UTC".parse().unwrap(),
             ..FilterOptions::default()
         };
-        Matcher::new(Arc::new(file.compile(&options).unwrap()))
+        Matcher::new(
+            Arc::new(file.compile(&options).unwrap()),
+            nftjail_core::filter::LocalZone::utc(),
+        )
     }
 
     /// Reads `input` in reads of at most `chunk` bytes, to exercise line splitting.

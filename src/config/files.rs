@@ -7,7 +7,7 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::diag::Diagnostic;
+use nftjail_core::diag::Diagnostic;
 
 /// Index of a file in [`Files`].
 pub type FileId = usize;

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::diag::{Diagnostic, Diagnostics};
-use crate::filter::{FilterFile, builtin};
+use nftjail_core::diag::{Diagnostic, Diagnostics};
+use nftjail_core::filter::{FilterFile, builtin};
 
 /// The filter files of one configuration, parsed on first use.
 pub struct FilterCache {
@@ -72,7 +72,7 @@ impl FilterCache {
                 continue;
             };
             for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
-                let options = crate::filter::FilterOptions {
+                let options = nftjail_core::filter::FilterOptions {
                     mode: Some(mode),
                     ..Default::default()
                 };

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::diag::{Diagnostic, Diagnostics};
 use super::files::{FileId, Files, Place};
 use super::filters::FilterCache;
 use super::ports::parse_ports;
 use super::raw::{EscalationRaw, JailRaw, PortRaw};
 use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
-use crate::addr::BanTarget;
-use crate::filter::FilterOptions;
-use crate::jail::JailName;
-use crate::tracker::{Escalation, IgnoreList, JailPolicy};
+use nftjail_core::addr::BanTarget;
+use nftjail_core::diag::{Diagnostic, Diagnostics};
+use nftjail_core::filter::FilterOptions;
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{Escalation, IgnoreList, JailPolicy};
 
 /// Built-in defaults, as fail2ban's jail.conf has them.
 const MAXRETRY: i64 = 5;
@@ -524,7 +524,7 @@ fn compile_filter(
         }
     }
     if let Some((f, zone)) = l.pick(|r| r.logtimezone.as_ref()) {
-        match zone.get_ref().parse::<crate::filter::LogTimeZone>() {
+        match zone.get_ref().parse::<nftjail_core::filter::LogTimeZone>() {
             Ok(z) => options.timezone = z,
             Err(e) => diags.push(l.diag(f, zone, format!("logtimezone: {e}"))),
         }

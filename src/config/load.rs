@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue};
 
-use super::diag::{Diagnostic, Diagnostics};
 use super::files::{FileId, Files, Place, toml_files};
 use super::filters::FilterCache;
 use super::jail::{Layers, validate_jail};
@@ -14,7 +13,8 @@ use super::raw::{DaemonRaw, JailRaw, MetricsRaw, NftablesRaw};
 use super::{
     Config, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonConfig, Hook, NftablesConfig, Verdict,
 };
-use crate::jail::JailName;
+use nftjail_core::diag::{Diagnostic, Diagnostics};
+use nftjail_core::jail::JailName;
 
 /// Loads and validates the configuration whose main file is `main`, with `jail.d/` and
 /// `filter.d/` beside it. Returns every problem of every file, or the config.

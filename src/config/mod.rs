@@ -7,8 +7,6 @@
 //! system; it only reads files and resolves `ignoreip` host names (the host's own addresses, for
 //! `ignoreself`, are read by the daemon while it runs).
 
-pub mod diag;
-pub mod duration;
 mod files;
 mod filters;
 mod jail;
@@ -20,15 +18,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use crate::banner::backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
-pub use diag::{Diagnostic, Diagnostics};
-pub use duration::{BanTime, Span};
 pub use files::{FileId, Files, Place};
 pub use load::load;
+pub use nftjail_backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
+pub use nftjail_core::diag::{Diagnostic, Diagnostics};
+pub use nftjail_core::duration::{BanTime, Span};
 
-use crate::filter::Filter;
-use crate::jail::JailName;
-use crate::tracker::JailPolicy;
+use nftjail_core::filter::Filter;
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::JailPolicy;
 
 /// Where the main file is when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nftjail/nftjail.toml";

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::duration::{BanTime, Span};
+use nftjail_core::duration::{BanTime, Span};
 
 /// `[daemon]` of `nftjail.toml`.
 #[derive(Debug, Default, Clone, Deserialize)]

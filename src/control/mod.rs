@@ -10,8 +10,8 @@ pub mod server;
 
 use tokio::sync::oneshot;
 
-use crate::addr::BanTarget;
 use crate::config::BanTime;
+use nftjail_core::addr::BanTarget;
 use protocol::{Rejected, Reply};
 
 /// A request decoded and checked at the edge, for the daemon's core.

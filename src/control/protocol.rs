@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use line::{ReplyLine, SharedLine};
 
-use crate::addr::BanTarget;
-use crate::tracker::{JailStats, Origin};
+use nftjail_core::addr::BanTarget;
+use nftjail_core::tracker::{JailStats, Origin};
 
 /// The longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;

@@ -384,7 +384,7 @@ async fn command<R: AsyncBufRead + Unpin>(
             let target = match target {
                 Some(t) => Some(
                     t.parse()
-                        .map_err(|e: crate::addr::TargetError| e.to_string())?,
+                        .map_err(|e: nftjail_core::addr::TargetError| e.to_string())?,
                 ),
                 None if all && jail.is_some() => None,
                 None => {
@@ -432,7 +432,7 @@ async fn command<R: AsyncBufRead + Unpin>(
 /// Reads a streamed address list up to an empty line or the end of input.
 async fn read_stream<R: AsyncBufRead + Unpin>(
     reader: &mut R,
-    parsed: &mut Vec<crate::addr::BanTarget>,
+    parsed: &mut Vec<nftjail_core::addr::BanTarget>,
     rejected: &mut Vec<Rejected>,
 ) -> Result<(), String> {
     for number in 1..=MAX_STREAM_LINES {

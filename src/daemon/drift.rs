@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Internal;
-use crate::banner::backend::{Drift, TableMonitor};
+use nftjail_backend::{Drift, TableMonitor};
 
 /// How long one wait for notifications lasts before the thread checks for shutdown.
 const WAIT: Duration = Duration::from_millis(500);

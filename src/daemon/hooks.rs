@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
-use crate::tracker::Ban;
+use nftjail_core::tracker::Ban;
 
 /// Hooks running at once.
 const CONCURRENCY: usize = 4;
@@ -144,7 +144,7 @@ impl HookRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::Origin;
+    use nftjail_core::tracker::Origin;
 
     fn ban() -> Ban {
         Ban {

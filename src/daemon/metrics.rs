@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::banner::BannerStats;
 use crate::state::Position;
-use crate::tracker::JailStats;
+use nftjail_core::tracker::JailStats;
 
 /// One jail's numbers.
 #[derive(Debug, Clone, Default)]

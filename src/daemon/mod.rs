@@ -1,10 +1,11 @@
 //! The daemon: `nftjail run`.
 //!
 //! Wires the stages into a fixed task topology:
-//! - one thread per log source (`source`), running the jail's filter on what it reads
-//!   (`matching`) and sending failures to the core; the running set is kept by `sources`;
+//! - one thread per log source (`source`), running the jail's filter on what it reads (the
+//!   filter stage, `crate::filter`) and sending failures to the core; the running set is kept
+//!   by `sources`;
 //! - the core task (`core`): the one owner of the tracker, answering the control socket
-//!   (`requests`) and reloading without blocking (`reload`);
+//!   (`core::requests`) and reloading without blocking (`core::reload`);
 //! - the banner task and its worker thread (`banner`): the netlink socket, the batches, the
 //!   state log;
 //! - the control listener (`control::server`), one small task per client.
@@ -20,10 +21,7 @@
 pub mod core;
 mod drift;
 pub mod hooks;
-pub mod matching;
 pub mod metrics;
-mod reload;
-mod requests;
 pub mod self_addresses;
 pub mod sources;
 pub mod status;
@@ -36,15 +34,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::banner::backend::{Backend, BackendError, Element, reconcile};
 use crate::banner::worker::Worker;
 use crate::config::Config;
 use crate::control::server::{self, Access};
-use crate::jail::JailName;
 use crate::state::{Faults, StateError, StateStore};
-use crate::tracker::{Ban, Tracker};
-use matching::SourceOptions;
+use nftjail_backend::{Backend, BackendError, Element, reconcile};
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{Ban, Tracker};
 pub use self_addresses::host_addresses;
+use sources::SourceOptions;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +90,7 @@ pub struct Options {
     pub seed: u64,
     /// Foreign changes to the table, when the backend is the kernel's (none with the memory
     /// backend).
-    pub monitor: Option<crate::banner::backend::TableMonitor>,
+    pub monitor: Option<nftjail_backend::TableMonitor>,
     /// Disk faults the state store injects (none unless a test sets some).
     pub state_faults: Arc<Faults>,
 }

@@ -116,7 +116,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
                 return Some(IpAddr::V4(v4.ip()));
             }
             a.as_sockaddr_in6()
-                .map(|v6| crate::addr::canonical(IpAddr::V6(v6.ip())))
+                .map(|v6| nftjail_core::addr::canonical(IpAddr::V6(v6.ip())))
         })
         .collect()
 }

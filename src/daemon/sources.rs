@@ -9,13 +9,122 @@
 //! start, the saved ones), for the next start. It never blocks the core.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::matching::{Event, RunningSource, SourceOptions, start_source};
-use crate::config::{Config, JailConfig, JailKind};
-use crate::jail::JailName;
+use crate::config::{Config, JailConfig, JailKind, Source};
+use crate::filter::{Event, Stage};
+use crate::source::SourceHandle;
+use crate::source::files::{self, FileSource};
+use crate::source::journal::{self, JournalSource};
 use crate::state::Position;
+use nftjail_core::jail::JailName;
+
+/// How sources are run (settable for tests).
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pub journalctl: PathBuf,
+    pub poll_interval: Duration,
+    pub max_line: usize,
+}
+
+impl Default for SourceOptions {
+    fn default() -> SourceOptions {
+        SourceOptions {
+            journalctl: "journalctl".into(),
+            poll_interval: Duration::from_secs(1),
+            max_line: nftjail_core::filter::MAX_LINE,
+        }
+    }
+}
+
+/// A running source of one jail, and its filter stage.
+pub struct RunningSource {
+    pub id: u64,
+    pub jail: JailName,
+    /// What it reads: a reload keeps the source when this is unchanged.
+    pub spec: Source,
+    pub stage: Stage,
+    handle: SourceHandle,
+}
+
+impl RunningSource {
+    /// Asks the source to stop after its current round; its thread is reaped in the background
+    /// and its `Stopped` event says when it is done.
+    pub fn stop(self) {
+        if let Some(thread) = self.handle.signal() {
+            std::thread::Builder::new()
+                .name("source-reaper".into())
+                .spawn(move || {
+                    let _ = thread.join();
+                })
+                .map(drop)
+                .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot reap a stopped source"));
+        }
+    }
+}
+
+/// Starts the source of one enabled log jail with an id of its own, resuming from `positions`
+/// (the ones under its keys are used). `None` for a jail that reads no log, or when it cannot
+/// start (logged).
+fn start_source(
+    jail: &JailConfig,
+    id: u64,
+    positions: &HashMap<String, Position>,
+    events: &mpsc::Sender<Event>,
+    options: &SourceOptions,
+) -> Option<RunningSource> {
+    let JailKind::Log { source, .. } = &jail.kind else {
+        return None;
+    };
+    let (sink, stage) = crate::filter::stage(jail, id, events)?;
+    let prefix = format!("{}:", jail.name);
+    let started = match source {
+        Source::Files { paths, poll_only } => {
+            let saved = positions
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            let spec = FileSource {
+                jail: jail.name.to_string(),
+                patterns: paths.clone(),
+                poll_only: *poll_only,
+                poll_interval: options.poll_interval,
+                max_line: options.max_line,
+            };
+            files::spawn(spec, saved, sink)
+        }
+        Source::Journal { matches, paths } => {
+            let spec = JournalSource {
+                jail: jail.name.to_string(),
+                matches: matches.clone(),
+                paths: paths.clone(),
+                journalctl: options.journalctl.clone(),
+            };
+            let cursor = match positions.get(&spec.key()) {
+                Some(Position::Journal { cursor }) => Some(cursor.clone()),
+                _ => None,
+            };
+            journal::spawn(spec, cursor, sink)
+        }
+    };
+    match started {
+        Ok(handle) => Some(RunningSource {
+            id,
+            jail: jail.name.clone(),
+            spec: source.clone(),
+            stage,
+            handle,
+        }),
+        Err(e) => {
+            tracing::error!(jail = %jail.name, error = %e, "cannot start the log source");
+            None
+        }
+    }
+}
 
 /// Running and stopping sources.
 pub struct Sources {
@@ -51,7 +160,7 @@ impl Sources {
         for source in std::mem::take(&mut self.running) {
             match wanted(config, &source.jail) {
                 Some((jail, spec)) if *spec == source.spec => {
-                    source.set_filter(jail);
+                    source.stage.set_filter(jail);
                     kept.push(source);
                 }
                 _ => {

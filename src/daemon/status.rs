@@ -5,14 +5,14 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::banner::backend::{SetKind, set_name};
 use crate::config::{Config, JailConfig, JailKind, Source};
 use crate::control::protocol::{
     BanEntryRef, JailDetail, JailSummary, Reply, SharedLine, SourceStatus,
 };
-use crate::jail::JailName;
 use crate::state::Position;
-use crate::tracker::{Ban, Tracker};
+use nftjail_backend::{SetKind, set_name};
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{Ban, Tracker};
 
 use super::sources::Sources;
 
@@ -46,11 +46,11 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str)
         return Reply::error(format!("no enabled jail named {name:?}"));
     };
     let source = sources.of(&jail.name);
-    let counters = source.map(|s| &s.counters);
+    let counters = source.map(|s| &s.stage.counters);
     let positions: Vec<(String, Position)> = source
-        .and_then(|s| s.positions.lock().ok().map(|p| p.clone()))
+        .and_then(|s| s.stage.positions.lock().ok().map(|p| p.clone()))
         .unwrap_or_default();
-    let load = |f: fn(&super::matching::SourceCounters) -> &std::sync::atomic::AtomicU64| {
+    let load = |f: fn(&crate::filter::SourceCounters) -> &std::sync::atomic::AtomicU64| {
         counters.map_or(0, |c| f(c).load(Ordering::Relaxed))
     };
     let (filter, mode) = match &jail.kind {
@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use crate::config::BanTime;
     use crate::control::protocol::ReplyLine;
-    use crate::tracker::{Escalation, IgnoreList, JailPolicy, Origin};
+    use nftjail_core::tracker::{Escalation, IgnoreList, JailPolicy, Origin};
 
     fn policy(jail: &str) -> JailPolicy {
         JailPolicy {

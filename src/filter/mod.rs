@@ -1,261 +1,266 @@
-//! The filter stage: from a raw log line to a typed [`Failure`] (address, time, user).
+//! The filter stage: a jail's filter (core's [`Matcher`]) run on its source's thread.
 //!
-//! Receives filter files (TOML text) once, then raw lines (or journal entries) one by one with
-//! the wall clock `now` as an argument; emits an [`Outcome`] per line. It is pure and
-//! synchronous: no I/O, no clock, no threads, no logging of raw lines. It must never panic on
-//! any input, and outcomes other than [`Outcome::Failure`] never allocate (a line that is not
-//! clean UTF-8 is decoded into a buffer the matcher reuses). Invalid bytes never hide a
-//! failure: such a line is decoded lossily and matched (see [`Matcher`]).
-//!
-//! - [`FilterFile`] is a parsed filter file; [`FilterFile::compile`] picks a mode and gives an
-//!   immutable [`Filter`], shared by every source that uses it (`Arc<Filter>`).
-//! - [`Matcher`] is per log source: it owns the multi-line session table and the time cache.
-//! - [`builtin`] holds the shipped filters (`filters/*.toml`, compiled into the binary).
-//!
-//! The file format is described in `filters/README.md`.
+//! Receives raw items from a source (on the source's own thread); emits [`Event`]s to the core:
+//! failures in batches (one channel message per read round, not per line), checkpoints of the
+//! positions reached, and, when the source's thread ends for whatever reason, a last
+//! [`Event::Stopped`] with its final positions. Matching here spreads the regex work over the
+//! source threads, so the core only ever sees failures. A running source keeps its reader across
+//! reloads; a new filter is handed to it and taken up between two read rounds. Counters (lines,
+//! failures, skipped) are shared with the core through atomics for `status` and metrics. It never
+//! decides anything about an address, and never re-reads what it read: a source's position is
+//! its own while it runs, and is handed back in `Stopped` when it ends.
 
-pub mod builtin;
-mod compile;
-mod datepattern;
-mod host;
-mod matcher;
-mod prefilter;
-mod prefix;
-mod session;
-mod spec;
-mod time;
 pub mod zone;
 
-use std::fmt;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-pub use datepattern::DatePattern;
-pub use matcher::{MAX_LINE, Matcher};
-pub use time::{LogTimeZone, TimeZoneError};
-pub use zone::LocalZone;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 
-use crate::config::Diagnostics;
-use compile::{DaemonPattern, Rule};
-use prefilter::Prefilter;
-use prefix::PrefixKind;
-use spec::FilterSpec;
+use crate::config::{JailConfig, JailKind};
+use crate::source::{Item, Sink};
+use crate::state::Position;
+use nftjail_core::filter::{Failure, Matcher, Outcome};
+use nftjail_core::jail::JailName;
 
-/// A parsed filter file, not compiled yet.
-#[derive(Debug, Clone)]
-pub struct FilterFile {
-    name: String,
-    path: PathBuf,
-    source: String,
-    spec: FilterSpec,
-}
+/// Failures of one round are sent together; a round that finds more sends every this many.
+const FAILURE_BATCH: usize = 512;
 
-impl FilterFile {
-    /// Parses the TOML text of a filter; `path` is used only in diagnostics (built-ins use
-    /// `filters/NAME.toml (built-in)`). The filter's name is the file name up to its first dot.
-    pub fn parse(path: &Path, text: &str) -> Result<FilterFile, Diagnostics> {
-        let spec = FilterSpec::parse(path, text)?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let name = file_name.split('.').next().unwrap_or_default().to_string();
-        Ok(FilterFile {
-            name,
-            path: path.to_path_buf(),
-            source: text.to_string(),
-            spec,
-        })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn description(&self) -> &str {
-        self.spec.description.as_deref().unwrap_or_default()
-    }
-
-    /// The mode names (fail2ban's: normal, ddos, extra, aggressive, …), sorted.
-    pub fn modes(&self) -> impl Iterator<Item = &str> {
-        self.spec.mode_names()
-    }
-
-    pub fn default_mode(&self) -> &str {
-        self.spec.default_mode()
-    }
-
-    /// The `description` of a mode, if the file gives one.
-    pub fn mode_description(&self, mode: &str) -> Option<&str> {
-        self.spec.modes.get(mode)?.get_ref().description.as_deref()
-    }
-
-    /// Compiles every regex of the chosen mode. Errors (a regex that does not compile, a
-    /// failregex without `<HOST>`, an unknown mode, …) are diagnostics located in the filter
-    /// file, all of them.
-    pub fn compile(&self, options: &FilterOptions) -> Result<Filter, Diagnostics> {
-        compile::compile(&self.name, &self.path, &self.source, &self.spec, options)
-    }
-}
-
-/// What a jail may change about a filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FilterOptions {
-    /// The mode; `None` is the filter's default mode.
-    pub mode: Option<String>,
-    /// Overrides the filter's own `datepattern`.
-    pub datepattern: Option<DatePattern>,
-    /// The zone of times written without an offset.
-    pub timezone: LogTimeZone,
-}
-
-/// A compiled filter in one mode: immutable, `Send + Sync`, shared by many sources.
+/// What sources tell the core.
 #[derive(Debug)]
-pub struct Filter {
-    name: String,
-    mode: String,
-    description: String,
-    prefix: PrefixKind,
-    needs_tag: bool,
-    daemons: Vec<DaemonPattern>,
-    datepattern: Option<DatePattern>,
-    zone: LogTimeZone,
-    /// Ignore rules first, then fail, session-fail and session rules, each in file order.
-    rules: Vec<Rule>,
-    prefilter: Prefilter,
-    has_sessions: bool,
+pub enum Event {
+    Failures {
+        jail: JailName,
+        failures: Vec<Matched>,
+    },
+    Checkpoint(Vec<(String, Position)>),
+    /// A source's thread ended: `positions` are where it stopped (checkpointed already).
+    Stopped {
+        jail: JailName,
+        id: u64,
+        positions: Vec<(String, Position)>,
+    },
 }
 
-impl Filter {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
+/// A failure, with its log line when the jail has a hook that wants the matches.
+#[derive(Debug)]
+pub struct Matched {
+    pub failure: Failure,
+    pub line: Option<String>,
+}
 
-    pub fn mode(&self) -> &str {
-        &self.mode
-    }
+/// Counters of one jail's source, shared between its thread and the core.
+#[derive(Debug, Default)]
+pub struct SourceCounters {
+    pub lines: AtomicU64,
+    pub failures: AtomicU64,
+    /// Unreadable lines: invalid UTF-8, binary, over-long, without timestamp or prefix.
+    pub skipped: AtomicU64,
+    /// Lines an ignoreregex matched.
+    pub ignored: AtomicU64,
+}
 
-    pub fn description(&self) -> &str {
-        &self.description
-    }
+/// A filter handed to a running source by a reload, taken up between two read rounds.
+type NextMatcher = Arc<Mutex<Option<(Matcher, bool)>>>;
 
-    /// The prefix kind, as written in the file (`syslog`, `rfc5424`, `plain`, `regex …`).
-    pub fn prefix(&self) -> String {
-        self.prefix.to_string()
-    }
+/// The sink of one jail's source: filter in, events out.
+struct MatchSink {
+    jail: JailName,
+    id: u64,
+    matcher: Matcher,
+    next: NextMatcher,
+    /// The positions of the last checkpoint, shared for `status`.
+    shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
+    events: mpsc::Sender<Event>,
+    pending: Vec<Matched>,
+    /// Keep each failure's line (only for jails with an `on_ban` hook).
+    keep_lines: bool,
+    counters: Arc<SourceCounters>,
+    last_positions: Vec<(String, Position)>,
+    /// Over-long lines the source skipped before they reached the filter, as last reported.
+    too_long: u64,
+    /// The clock, read once per read round (year inference and the future-time clamp need
+    /// seconds, not a fresh reading per line).
+    now: Option<DateTime<Utc>>,
+    /// Counts of this round, added to the shared counters at its checkpoint (no atomic per line).
+    round: RoundCounts,
+}
 
-    /// Number of regexes in this mode (all lists).
-    pub fn regex_count(&self) -> usize {
-        self.rules.len()
-    }
+/// What one read round counted.
+#[derive(Default)]
+struct RoundCounts {
+    lines: u64,
+    failures: u64,
+    skipped: u64,
+    ignored: u64,
+}
 
-    /// Whether a syslog tag (or journal identifier) is one of the filter's daemons. A filter
-    /// without `daemons` accepts every tag and lines without one.
-    pub fn accepts_daemon(&self, tag: Option<&str>) -> bool {
-        if !self.needs_tag {
-            return true;
+impl MatchSink {
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
-        tag.is_some_and(|tag| self.daemons.iter().any(|d| d.matches(tag)))
-    }
-}
-
-/// One systemd-journal entry: no prefix to parse, the fields are given. It is the journal
-/// source's own item (`MESSAGE`, `SYSLOG_IDENTIFIER`, `_PID`, `__REALTIME_TIMESTAMP`).
-pub use crate::source::JournalItem as JournalEntry;
-
-/// What one line is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Failure(Failure),
-    /// An ignoreregex matched.
-    Ignored,
-    /// Not a failure (another daemon, a success, noise).
-    NoMatch,
-    /// A line that cannot be read, with the reason; counted, never fatal.
-    Skipped(SkipReason),
-}
-
-/// Why a line was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SkipReason {
-    /// Mostly (over a quarter) invalid UTF-8, and no failure in it once decoded.
-    InvalidUtf8,
-    /// Longer than [`MAX_LINE`] bytes.
-    TooLong,
-    /// Only NUL bytes, or mostly NUL and control bytes with no failure in it once decoded.
-    Binary,
-    /// No timestamp where the format puts one, or one that is no date.
-    NoTimestamp,
-    /// The line does not have the filter's prefix (custom prefix regex, RFC 5424 header).
-    NoPrefix,
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SkipReason::InvalidUtf8 => "invalid UTF-8",
-            SkipReason::TooLong => "line too long",
-            SkipReason::Binary => "binary data (NUL bytes)",
-            SkipReason::NoTimestamp => "no timestamp",
-            SkipReason::NoPrefix => "no log prefix",
-        })
-    }
-}
-
-/// An authentication failure found in a log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// Canonical (`::ffff:a.b.c.d` is IPv4), see [`crate::addr::canonical`].
-    pub host: IpAddr,
-    /// The log's own time, in the log's zone.
-    pub time: chrono::NaiveDateTime,
-    /// The same instant as Unix seconds (UTC).
-    pub at: i64,
-    pub user: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_are_shareable() {
-        fn send_sync<T: Send + Sync>() {}
-        send_sync::<Filter>();
-        send_sync::<FilterFile>();
-        fn send<T: Send>() {}
-        send::<Matcher>();
-    }
-
-    #[test]
-    fn compile_errors_point_at_the_regex() {
-        let text = "daemons = [\"x\"]\n[modes.normal]\nfailregex = [\n  \"^ok <HOST>\",\n  \"^no host\",\n  \"^(unclosed <HOST>\",\n]\nsessionfailregex = [\"^s <HOST>\"]\nsessionregex = [\"^c <HOST>\"]\n";
-        let file = FilterFile::parse(Path::new("filter.d/x.toml"), text).unwrap();
-        let errors: Vec<String> = file
-            .compile(&FilterOptions::default())
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let want = [
-            "filter.d/x.toml:5:3: failregex \"^no host\" has no <HOST>",
-            "filter.d/x.toml:6:3: failregex does not compile: unclosed group",
-            "filter.d/x.toml:8:21: sessionfailregex \"^s <HOST>\" must not contain <HOST>",
-        ];
-        assert_eq!(errors, want);
-        let err = file
-            .compile(&FilterOptions {
-                mode: Some("fast".into()),
-                ..FilterOptions::default()
-            })
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "filter.d/x.toml:1:1: mode \"fast\" is not a mode of filter \"x\" (modes: normal)"
+        let failures = std::mem::take(&mut self.pending);
+        // A closed channel means the daemon is stopping: nothing is left to tell.
+        send(
+            &self.events,
+            Event::Failures {
+                jail: self.jail.clone(),
+                failures,
+            },
         );
     }
+}
+
+/// Sends from a source's thread, waiting for room (back-pressure). A sink dropped on the
+/// runtime's own thread (a source that could not start) must not block it: there, try once.
+fn send(events: &mpsc::Sender<Event>, event: Event) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = events.try_send(event);
+    } else {
+        let _ = events.blocking_send(event);
+    }
+}
+
+impl Sink for MatchSink {
+    fn item(&mut self, item: Item<'_>) {
+        let now = *self.now.get_or_insert_with(Utc::now);
+        self.round.lines += 1;
+        let (outcome, text) = match item {
+            Item::Line(line) => (self.matcher.feed_line(line, now), line),
+            Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message),
+        };
+        match outcome {
+            Outcome::Failure(f) => {
+                tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
+                self.round.failures += 1;
+                let line = self
+                    .keep_lines
+                    .then(|| String::from_utf8_lossy(text).into_owned());
+                self.pending.push(Matched { failure: f, line });
+                if self.pending.len() >= FAILURE_BATCH {
+                    self.flush();
+                }
+            }
+            Outcome::Skipped(reason) => {
+                tracing::trace!(jail = %self.jail, reason = %reason, "line skipped");
+                self.round.skipped += 1;
+            }
+            Outcome::Ignored => self.round.ignored += 1,
+            Outcome::NoMatch => {}
+        }
+    }
+
+    fn checkpoint(&mut self, positions: &[(String, Position)], too_long: u64) {
+        self.flush();
+        self.now = None;
+        if let Ok(mut next) = self.next.try_lock()
+            && let Some((matcher, keep_lines)) = next.take()
+        {
+            self.matcher = matcher;
+            self.keep_lines = keep_lines;
+        }
+        let round = std::mem::take(&mut self.round);
+        let c = &self.counters;
+        c.lines.fetch_add(round.lines, Ordering::Relaxed);
+        c.failures.fetch_add(round.failures, Ordering::Relaxed);
+        c.skipped.fetch_add(round.skipped, Ordering::Relaxed);
+        c.ignored.fetch_add(round.ignored, Ordering::Relaxed);
+        if too_long > self.too_long {
+            self.counters
+                .skipped
+                .fetch_add(too_long - self.too_long, Ordering::Relaxed);
+            self.too_long = too_long;
+        }
+        if positions != self.last_positions.as_slice() {
+            self.last_positions = positions.to_vec();
+            if let Ok(mut shared) = self.shared_positions.lock() {
+                shared.clone_from(&self.last_positions);
+            }
+            send(&self.events, Event::Checkpoint(positions.to_vec()));
+        }
+    }
+}
+
+impl Drop for MatchSink {
+    /// The source's thread is ending (stopped, or panicked): what it read is handled, and its
+    /// final positions go back to the core, which may start it again from there.
+    fn drop(&mut self) {
+        self.flush();
+        send(
+            &self.events,
+            Event::Stopped {
+                jail: self.jail.clone(),
+                id: self.id,
+                positions: std::mem::take(&mut self.last_positions),
+            },
+        );
+    }
+}
+
+/// The core's handles on one source's filter stage: its counters, its last positions, and the
+/// slot through which a reload hands it a new filter.
+pub struct Stage {
+    pub counters: Arc<SourceCounters>,
+    /// The positions of its last checkpoint.
+    pub positions: Arc<Mutex<Vec<(String, Position)>>>,
+    next: NextMatcher,
+}
+
+impl Stage {
+    /// Hands the stage the filter of a new configuration; taken up after its current round.
+    pub fn set_filter(&self, jail: &JailConfig) {
+        if let Some(matcher) = matcher(jail) {
+            let next = (matcher, jail.on_ban.is_some());
+            if let Ok(mut slot) = self.next.lock() {
+                *slot = Some(next);
+            }
+        }
+    }
+}
+
+/// A matcher for `jail`'s filter, in the host's zone (followed as it changes); `None` for a jail
+/// that reads no log.
+fn matcher(jail: &JailConfig) -> Option<Matcher> {
+    match &jail.kind {
+        JailKind::Log { filter, .. } => Some(Matcher::new(filter.filter.clone(), zone::system())),
+        _ => None,
+    }
+}
+
+/// The filter stage of one log jail's source `id`: the sink its source thread feeds, and the
+/// core's handles on it. `None` for a jail that reads no log.
+pub fn stage(
+    jail: &JailConfig,
+    id: u64,
+    events: &mpsc::Sender<Event>,
+) -> Option<(Box<dyn Sink>, Stage)> {
+    let matcher = matcher(jail)?;
+    let counters = Arc::new(SourceCounters::default());
+    let positions = Arc::new(Mutex::new(Vec::new()));
+    let next: NextMatcher = Arc::default();
+    let sink = Box::new(MatchSink {
+        jail: jail.name.clone(),
+        id,
+        matcher,
+        next: next.clone(),
+        shared_positions: positions.clone(),
+        events: events.clone(),
+        pending: Vec::new(),
+        keep_lines: jail.on_ban.is_some(),
+        counters: counters.clone(),
+        last_positions: Vec::new(),
+        too_long: 0,
+        now: None,
+        round: RoundCounts::default(),
+    });
+    Some((
+        sink,
+        Stage {
+            counters,
+            positions,
+            next,
+        },
+    ))
 }

@@ -1,39 +1,23 @@
-//! The host's local zone (`logtimezone = local`), followed while the daemon runs.
+//! The host's zone file, followed for the filter stage (`logtimezone = local`).
 //!
-//! Receives the matcher's clock (`now`); emits UTC offsets and instants under the local zone's
-//! rules as they are now. The rules come from a TZif file: `/etc/localtime` (what `timedatectl
-//! set-timezone` replaces), or the file `TZ` names. The file is looked at (two `stat`s: the link
-//! and the file it points at) at most once a second of `now`, and re-read when either changed:
-//! a new zone, or new rules for the same zone (a tzdata upgrade rewrites the file the link
-//! points at and leaves the link alone, which chrono's `Local` does not notice: it only watches
-//! the link). Logs written in the new zone are then read in it within a second, without a
-//! reload. This is the filter stage's only I/O, and only for filters in the local zone; a file
+//! Receives the filter's look (at most once a second, through core's [`ZoneSource`]); emits the
+//! zone's rules when they changed. The rules come from a TZif file: `/etc/localtime` (what
+//! `timedatectl set-timezone` replaces), or the file `TZ` names. The file is looked at with two
+//! `stat`s (the link and the file it points at) and re-read when either changed: a new zone, or
+//! new rules for the same zone (a tzdata upgrade rewrites the file the link points at and leaves
+//! the link alone, which chrono's `Local` does not notice: it only watches the link). A file
 //! that cannot be read or parsed means UTC until a readable one appears (as glibc does).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime};
+use nftjail_core::filter::{LocalZone, ZoneRules, ZoneSource};
 
 /// Where the host's zone is, unless `TZ` says otherwise.
 pub const LOCALTIME: &str = "/etc/localtime";
 /// Where zone names in `TZ` (`Europe/Paris`) are looked up.
 const ZONEINFO: &str = "/usr/share/zoneinfo";
-
-/// The local zone's rules and where they come from.
-#[derive(Debug)]
-pub struct LocalZone {
-    /// The TZif file followed; `None` for a `TZ` rule string (fixed rules).
-    path: Option<PathBuf>,
-    rules: tz::TimeZone,
-    /// What the file was when read (`None`: unreadable).
-    identity: Option<Identity>,
-    /// The second of `now` of the last look at the file.
-    checked: Option<i64>,
-    /// Bumped each time the rules are read anew (for callers' caches).
-    generation: u64,
-}
 
 /// A file's identity: the link's and the target's device, inode, size and modification time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,123 +36,85 @@ impl Identity {
     }
 }
 
-impl LocalZone {
-    /// The host's zone: the file `TZ` names (`:/path`, `/path`, or a zone name under
-    /// /usr/share/zoneinfo) or a `TZ` rule string (`CET-1CEST,M3.5.0,M10.5.0/3`); without
-    /// `TZ`, `/etc/localtime`. An empty `TZ` is UTC.
-    pub fn system() -> LocalZone {
-        match std::env::var("TZ") {
-            Err(_) => LocalZone::at(LOCALTIME),
-            Ok(tz) if tz.is_empty() => LocalZone::fixed(tz::TimeZone::utc()),
-            Ok(tz) => {
-                let name = tz.strip_prefix(':').unwrap_or(&tz);
-                let file = if name.starts_with('/') {
-                    PathBuf::from(name)
-                } else {
-                    Path::new(ZONEINFO).join(name)
-                };
-                if !name.contains("..") && file.is_file() {
-                    LocalZone::at(file)
-                } else {
-                    LocalZone::fixed(
-                        tz::TimeZone::from_posix_tz(&tz).unwrap_or_else(|_| tz::TimeZone::utc()),
-                    )
-                }
+/// A TZif file followed as it changes.
+#[derive(Debug)]
+pub struct ZoneFile {
+    path: PathBuf,
+    /// What the file was when last read (`None`: never read, or unreadable).
+    identity: Option<Identity>,
+    /// Whether the last answer was UTC for an unreadable file.
+    unreadable: bool,
+}
+
+impl ZoneFile {
+    pub fn new(path: impl Into<PathBuf>) -> ZoneFile {
+        ZoneFile {
+            path: path.into(),
+            identity: None,
+            unreadable: false,
+        }
+    }
+}
+
+impl ZoneSource for ZoneFile {
+    fn poll(&mut self) -> Option<ZoneRules> {
+        // The identity first: a change while reading is seen at the next look.
+        let identity = Identity::of(&self.path);
+        if identity.is_some() && identity == self.identity {
+            return None;
+        }
+        let rules = fs::read(&self.path)
+            .ok()
+            .and_then(|bytes| ZoneRules::from_tz_data(&bytes).ok());
+        self.identity = rules.is_some().then_some(identity).flatten();
+        match rules {
+            Some(r) => {
+                self.unreadable = false;
+                Some(r)
+            }
+            None if self.unreadable => None,
+            None => {
+                self.unreadable = true;
+                Some(ZoneRules::utc())
             }
         }
     }
+}
 
-    /// The zone of the TZif file at `path` (a link or a file), followed as it changes.
-    pub fn at(path: impl Into<PathBuf>) -> LocalZone {
-        let mut zone = LocalZone {
-            path: Some(path.into()),
-            rules: tz::TimeZone::utc(),
-            identity: None,
-            checked: None,
-            generation: 0,
-        };
-        zone.read();
-        zone
-    }
-
-    fn fixed(rules: tz::TimeZone) -> LocalZone {
-        LocalZone {
-            path: None,
-            rules,
-            identity: None,
-            checked: None,
-            generation: 0,
+/// The host's zone: the file `TZ` names (`:/path`, `/path`, or a zone name under
+/// /usr/share/zoneinfo) or a `TZ` rule string (`CET-1CEST,M3.5.0,M10.5.0/3`); without `TZ`,
+/// `/etc/localtime`, followed as it changes. An empty `TZ` is UTC.
+pub fn system() -> LocalZone {
+    match std::env::var("TZ") {
+        Err(_) => at(LOCALTIME),
+        Ok(tz) if tz.is_empty() => LocalZone::utc(),
+        Ok(tz) => {
+            let name = tz.strip_prefix(':').unwrap_or(&tz);
+            let file = if name.starts_with('/') {
+                PathBuf::from(name)
+            } else {
+                Path::new(ZONEINFO).join(name)
+            };
+            if !name.contains("..") && file.is_file() {
+                at(file)
+            } else {
+                LocalZone::fixed(ZoneRules::from_posix_tz(&tz).unwrap_or_else(|_| ZoneRules::utc()))
+            }
         }
     }
+}
 
-    /// Looks at the file, at most once per second of `now` (Unix seconds), and re-reads it if
-    /// it changed.
-    pub fn refresh(&mut self, now: i64) {
-        if self.checked == Some(now) {
-            return;
-        }
-        self.checked = Some(now);
-        let Some(path) = &self.path else { return };
-        let identity = Identity::of(path);
-        if identity.is_none() || identity != self.identity {
-            self.read();
-        }
-    }
-
-    /// Counts the times the rules were read: it changes when they may have.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    fn read(&mut self) {
-        let Some(path) = &self.path else { return };
-        // The identity first: a change while reading is seen at the next look.
-        let identity = Identity::of(path);
-        let rules = fs::read(path)
-            .ok()
-            .and_then(|bytes| tz::TimeZone::from_tz_data(&bytes).ok());
-        let changed = identity != self.identity;
-        self.identity = rules.is_some().then_some(identity).flatten();
-        self.rules = rules.unwrap_or_else(tz::TimeZone::utc);
-        if changed {
-            self.generation += 1;
-        }
-    }
-
-    /// Seconds east of UTC at Unix time `at`.
-    pub fn offset_at(&self, at: i64) -> i32 {
-        self.rules
-            .find_local_time_type(at)
-            .map_or(0, |t| t.ut_offset())
-    }
-
-    /// `now` as wall-clock time in this zone.
-    pub fn wall_clock(&self, at: i64, nanos: u32) -> Option<NaiveDateTime> {
-        let local = at.checked_add(i64::from(self.offset_at(at)))?;
-        DateTime::from_timestamp(local, nanos).map(|t| t.naive_utc())
-    }
-
-    /// Unix seconds of a wall-clock time in this zone. In a daylight-saving gap the time is
-    /// taken as if the clock had already moved; in an overlap, the earlier instant wins.
-    pub fn instant(&self, wall: NaiveDateTime) -> i64 {
-        let w = wall.and_utc().timestamp();
-        // Every offset in force within a day of the time: an instant is valid if the offset
-        // there is the one it was computed with.
-        [w - 86_400, w, w + 86_400]
-            .into_iter()
-            .map(|probe| w - i64::from(self.offset_at(probe)))
-            .filter(|&t| w - i64::from(self.offset_at(t)) == t)
-            .min()
-            .unwrap_or_else(|| w - i64::from(self.offset_at(w)))
-    }
+/// The zone of the TZif file at `path` (a link or a file), followed as it changes.
+pub fn at(path: impl Into<PathBuf>) -> LocalZone {
+    LocalZone::following(Box::new(ZoneFile::new(path)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn wall(text: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()
+    fn wall(text: &str) -> chrono::NaiveDateTime {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()
     }
 
     fn zoneinfo(name: &str) -> PathBuf {
@@ -184,44 +130,12 @@ mod tests {
     }
 
     #[test]
-    fn daylight_saving_gaps_and_overlaps() {
-        let paris = LocalZone::at(zoneinfo("Europe/Paris"));
-        // Winter and summer.
-        assert_eq!(
-            paris.offset_at(wall("2026-01-15 12:00:00").and_utc().timestamp()),
-            3600
-        );
-        assert_eq!(
-            paris.offset_at(wall("2026-07-15 12:00:00").and_utc().timestamp()),
-            7200
-        );
-        assert_eq!(
-            paris.instant(wall("2026-07-15 14:00:00")),
-            wall("2026-07-15 12:00:00").and_utc().timestamp()
-        );
-        // 2026-03-29 02:30 does not exist: taken as if the clock had moved (03:30 CEST).
-        assert_eq!(
-            paris.instant(wall("2026-03-29 02:30:00")),
-            wall("2026-03-29 00:30:00").and_utc().timestamp()
-        );
-        // 2026-10-25 02:30 happens twice: the first (CEST, 00:30 UTC).
-        assert_eq!(
-            paris.instant(wall("2026-10-25 02:30:00")),
-            wall("2026-10-25 00:30:00").and_utc().timestamp()
-        );
-        assert_eq!(
-            paris.wall_clock(wall("2026-07-15 12:00:00").and_utc().timestamp(), 0),
-            Some(wall("2026-07-15 14:00:00"))
-        );
-    }
-
-    #[test]
     fn follows_the_link_and_the_file_it_points_at() {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("localtime");
         let at = wall("2026-07-15 12:00:00").and_utc().timestamp();
         relink(&link, &zoneinfo("Etc/UTC"));
-        let mut zone = LocalZone::at(&link);
+        let mut zone = super::at(&link);
         assert_eq!(zone.offset_at(at), 0);
         // timedatectl: a new link.
         relink(&link, &zoneinfo("Asia/Tokyo"));
@@ -257,5 +171,94 @@ mod tests {
         relink(&link, &zoneinfo("Asia/Tokyo"));
         zone.refresh(at + 5);
         assert_eq!(zone.offset_at(at), 9 * 3600);
+    }
+
+    use std::sync::Arc;
+
+    use nftjail_core::filter::{FilterFile, FilterOptions, LogTimeZone, Matcher, Outcome};
+
+    const SSHD: &str = r#"
+        daemons = ["sshd"]
+        [modes.normal]
+        failregex = ['^Invalid user (?P<user>\S+) from <HOST> port \d+$']
+    "#;
+
+    // Regression: after a change of the host's zone, logs written in the new zone were read in
+    // the old one until a reload (here 4 h in the past: outside findtime, never counted). The
+    // local zone was chrono's, which watches only the /etc/localtime link and misses a change
+    // of the file it points at.
+    #[test]
+    fn the_local_zone_follows_a_change_of_the_zone_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("localtime");
+        let relink = |target: &str| {
+            let temp = dir.path().join("localtime.new");
+            std::os::unix::fs::symlink(Path::new("/usr/share/zoneinfo").join(target), &temp)
+                .unwrap();
+            std::fs::rename(&temp, &link).unwrap();
+        };
+        relink("Etc/UTC");
+        let file = FilterFile::parse(Path::new("t.toml"), SSHD).unwrap();
+        let filter = Arc::new(file.compile(&FilterOptions::default()).unwrap());
+        assert_eq!(FilterOptions::default().timezone, LogTimeZone::Local);
+        let mut m = Matcher::new(filter, at(&link));
+        let at = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+        };
+        let failure = |m: &mut Matcher, line: &str, now| match m.feed_line(line.as_bytes(), now) {
+            Outcome::Failure(f) => (f.time.to_string(), f.at),
+            other => panic!("{line}: {other:?}"),
+        };
+        let now = at("2026-07-15 12:00:00");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 12:00:00 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 12:00:00".to_string(), now.timestamp())
+        );
+        // timedatectl set-timezone America/New_York: rsyslog now writes New York time.
+        relink("America/New_York");
+        let now = at("2026-07-15 12:00:01");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 08:00:01 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            ),
+            ("2026-07-15 08:00:01".to_string(), now.timestamp()),
+            "read in the new zone, without a reload"
+        );
+        // The file the link points at is replaced (a tzdata upgrade), the link stays.
+        let zone = dir.path().join("zone");
+        std::fs::copy("/usr/share/zoneinfo/Asia/Tokyo", &zone).unwrap();
+        let temp = dir.path().join("localtime.new");
+        std::os::unix::fs::symlink(&zone, &temp).unwrap();
+        std::fs::rename(&temp, &link).unwrap();
+        let now = at("2026-07-15 12:00:02");
+        failure(
+            &mut m,
+            "Jul 15 21:00:02 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+            now,
+        );
+        std::fs::copy(
+            "/usr/share/zoneinfo/Asia/Kolkata",
+            dir.path().join("zone.new"),
+        )
+        .unwrap();
+        std::fs::rename(dir.path().join("zone.new"), &zone).unwrap();
+        let now = at("2026-07-15 12:00:03");
+        assert_eq!(
+            failure(
+                &mut m,
+                "Jul 15 17:30:03 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+                now
+            )
+            .1,
+            now.timestamp()
+        );
     }
 }

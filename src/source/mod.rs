@@ -25,15 +25,8 @@ pub enum Item<'a> {
     Journal(JournalItem<'a>),
 }
 
-/// The fields of a journal entry a filter needs.
-#[derive(Debug, Clone, Copy)]
-pub struct JournalItem<'a> {
-    pub message: &'a [u8],
-    pub identifier: Option<&'a str>,
-    pub pid: Option<u32>,
-    /// `__REALTIME_TIMESTAMP`: microseconds since the Unix epoch.
-    pub realtime_usec: u64,
-}
+/// The fields of a journal entry a filter needs (core's type: the filter reads it as it is).
+pub use nftjail_core::filter::JournalEntry as JournalItem;
 
 /// Where a source delivers. Runs on the source's thread.
 pub trait Sink: Send + 'static {

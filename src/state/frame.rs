@@ -1,4 +1,4 @@
-//! The state log's line format and its replay.
+//! Reading the state log back: its lines (core's format) and where the damaged ones are.
 //!
 //! Receives records to encode, and an open log to read back. Emits one line per record,
 //! `XXXXXXXX {json}\n` where `XXXXXXXX` is the CRC32 of the JSON in hex, and, when reading, the
@@ -11,29 +11,7 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 
 use super::{Record, Recovered};
 
-/// Longest line a record can take (a position's source key holds a path).
-pub(super) const MAX_LINE: usize = 64 * 1024;
-
-pub(super) fn encode(record: &Record, out: &mut Vec<u8>) {
-    let json = serde_json::to_vec(record).expect("invariant: records serialize");
-    let crc = crc32fast::hash(&json);
-    out.extend_from_slice(format!("{crc:08x} ").as_bytes());
-    out.extend_from_slice(&json);
-    out.push(b'\n');
-}
-
-/// Decodes one line (without its newline); `None` if damaged.
-pub(super) fn decode(line: &[u8]) -> Option<Record> {
-    let (crc, json) = (line.get(..8)?, line.get(9..)?);
-    if line.get(8) != Some(&b' ') {
-        return None;
-    }
-    let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
-    if crc32fast::hash(json) != crc {
-        return None;
-    }
-    serde_json::from_slice(json).ok()
-}
+pub(super) use nftjail_core::state::frame::{MAX_LINE, decode, encode};
 
 /// One line as read back.
 pub(super) struct Line<'a> {

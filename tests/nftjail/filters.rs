@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use nftjail::filter::{FilterOptions, LogTimeZone, Matcher, Outcome, builtin};
+use nftjail_core::filter::{FilterOptions, LogTimeZone, Matcher, Outcome, builtin};
 
 /// One expected result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +217,10 @@ fn shipped_filters_match_their_corpus() {
                 timezone: corpus.timezone,
                 ..FilterOptions::default()
             };
-            let mut matcher = Matcher::new(Arc::new(file.compile(&options).unwrap()));
+            let mut matcher = Matcher::new(
+                Arc::new(file.compile(&options).unwrap()),
+                nftjail::filter::zone::system(),
+            );
             let entry = tally
                 .entry((corpus.filter.clone(), mode.clone()))
                 .or_default();

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::banner::backend::{
-    Backend, BackendFaults, FaultyBackend, JailRules, MemoryBackend, Ports,
-};
 use crate::config::BanTime;
 use crate::state::StateStore;
-use crate::tracker::{Escalation, IgnoreList, JailPolicy, Settlement, Tracker};
+use nftjail_backend::{Backend, BackendFaults, FaultyBackend, JailRules, MemoryBackend, Ports};
+use nftjail_core::tracker::{Escalation, IgnoreList, JailPolicy, Settlement, Tracker};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -22,7 +20,7 @@ fn layout() -> Layout {
     Layout {
         table: "nftjail".into(),
         hooks: vec![],
-        verdict: crate::banner::backend::Verdict::Drop,
+        verdict: nftjail_backend::Verdict::Drop,
         jails: vec![JailRules {
             name: "manual".parse().unwrap(),
             ports: Ports::All,
@@ -104,7 +102,16 @@ async fn serve(t: &mut Tracker, reports: &mut mpsc::Receiver<Report>, mut compac
 }
 
 fn saved(dir: &std::path::Path) -> Vec<String> {
-    let (_, recovered) = StateStore::open(dir).unwrap();
+    // A dead worker thread lets go of the state's lock only as it finishes unwinding.
+    let mut opened = StateStore::open(dir);
+    for _ in 0..100 {
+        if opened.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        opened = StateStore::open(dir);
+    }
+    let (_, recovered) = opened.unwrap();
     let mut bans: Vec<String> = recovered.bans.keys().map(|(_, t)| t.to_string()).collect();
     bans.sort();
     bans

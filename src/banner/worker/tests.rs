@@ -1,9 +1,9 @@
 //! The worker with the in-memory backend and a real state directory.
 
 use super::*;
-use crate::banner::backend::{JailRules, MemoryBackend, Ports, Verdict};
-use crate::jail::JailName;
-use crate::tracker::{Action, Origin};
+use nftjail_backend::{JailRules, MemoryBackend, Ports, Verdict};
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{Action, Origin};
 
 const NOW: i64 = 1_800_000_000;
 

@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::*;
 use crate::state::test_ban as ban;
-use crate::tracker::HistoryEntry;
+use nftjail_core::tracker::HistoryEntry;
 
 fn position(offset: u64) -> Position {
     Position::File {

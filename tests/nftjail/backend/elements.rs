@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nftjail::addr::BanTarget;
+use nftjail_core::addr::BanTarget;
 use nix::errno::Errno;
 use serde_json::{Value, json};
 

@@ -15,9 +15,9 @@ mod reconcile;
 
 use std::time::Duration;
 
-use nftjail::addr::BanTarget;
-use nftjail::banner::backend::*;
-use nftjail::jail::JailName;
+use nftjail_backend::*;
+use nftjail_core::addr::BanTarget;
+use nftjail_core::jail::JailName;
 use serde_json::{Value, json};
 
 use crate::netns::Netns;

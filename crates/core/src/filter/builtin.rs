@@ -1,0 +1,97 @@
+//! The shipped filters (`filters/*.toml`), compiled into the binary.
+//!
+//! Receives a filter name; emits the filter's TOML text (or a parsed [`FilterFile`]). A host's
+//! `filter.d/NAME.toml` overrides a built-in of the same name; that choice belongs to the
+//! config loader, not here. It never reads a file at run time.
+
+use std::path::PathBuf;
+
+use super::FilterFile;
+use crate::diag::Diagnostics;
+
+const FILTERS: &[(&str, &str)] = &[
+    ("dovecot", include_str!("../../../../filters/dovecot.toml")),
+    ("panel", include_str!("../../../../filters/panel.toml")),
+    ("postfix", include_str!("../../../../filters/postfix.toml")),
+    (
+        "postfix-sasl",
+        include_str!("../../../../filters/postfix-sasl.toml"),
+    ),
+    ("proftpd", include_str!("../../../../filters/proftpd.toml")),
+    ("sshd", include_str!("../../../../filters/sshd.toml")),
+];
+
+/// The TOML text of the built-in filter `name`.
+pub fn source(name: &str) -> Option<&'static str> {
+    FILTERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// The names of the built-in filters, sorted.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    FILTERS.iter().map(|(name, _)| *name)
+}
+
+/// The path diagnostics name for the built-in `name`: `filters/NAME.toml (built-in)`.
+pub fn path(name: &str) -> PathBuf {
+    PathBuf::from(format!("filters/{name}.toml (built-in)"))
+}
+
+/// The built-in filter `name`, parsed.
+pub fn load(name: &str) -> Option<Result<FilterFile, Diagnostics>> {
+    source(name).map(|text| FilterFile::parse(&path(name), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::FilterOptions;
+
+    #[test]
+    fn every_builtin_compiles_in_every_mode() {
+        let names: Vec<&str> = names().collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        for name in names {
+            let file = load(name).unwrap().unwrap_or_else(|d| panic!("{d}"));
+            assert_eq!(file.name(), name);
+            assert!(!file.description().is_empty(), "{name} has no description");
+            let modes: Vec<String> = file.modes().map(str::to_string).collect();
+            assert!(modes.iter().any(|m| m == file.default_mode()), "{name}");
+            for mode in modes {
+                let options = FilterOptions {
+                    mode: Some(mode.clone()),
+                    ..FilterOptions::default()
+                };
+                let filter = file.compile(&options).unwrap_or_else(|d| panic!("{d}"));
+                assert_eq!((filter.name(), filter.mode()), (name, mode.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn fail2ban_mode_names() {
+        let modes = |name: &str| -> Vec<String> {
+            load(name)
+                .unwrap()
+                .unwrap()
+                .modes()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(modes("sshd"), ["aggressive", "ddos", "extra", "normal"]);
+        assert_eq!(
+            modes("postfix"),
+            ["aggressive", "auth", "ddos", "errors", "normal", "rbl"]
+        );
+        assert_eq!(modes("dovecot"), ["aggressive", "normal"]);
+        assert!(source("nope").is_none());
+        assert_eq!(
+            path("sshd").to_string_lossy(),
+            "filters/sshd.toml (built-in)"
+        );
+    }
+}

@@ -1,0 +1,613 @@
+//! The per-source matcher: one raw line (or journal entry) in, one [`Outcome`] out.
+//!
+//! Receives lines as bytes, without their newline, with the wall clock `now`; emits
+//! [`Outcome`]s. It owns what a log source needs beyond the shared [`Filter`]: the multi-line
+//! session table, reusable capture slots, the last resolved timestamp and a reusable buffer for
+//! lines that are not clean text. The order of work keeps the common case cheap: length and NUL
+//! checks, UTF-8 check, the prefix parsed by hand, the daemon check, one keyword pass, then
+//! only the candidate regexes; the time is resolved only for a failure or a session binding. It
+//! never panics, never does I/O, and allocates only for a [`Failure`]'s user name (and, rarely,
+//! when a full session table is pruned or the decode buffer grows).
+//!
+//! Bytes that are not clean text never hide a failure, since the attacker chooses them (a user
+//! name with one invalid byte must not escape the ban). Leading NUL bytes are dropped (the
+//! zero-filled region a crash leaves before the next line). Then a line that is not valid UTF-8
+//! or holds NUL bytes is decoded into the buffer, each invalid sequence and each NUL becoming
+//! U+FFFD, and matched like any line: matching and the captures both work on the decoded text,
+//! so a replacement cannot shift `<HOST>` (U+FFFD is no address character). Such a line that
+//! matches nothing is counted as skipped ([`SkipReason::InvalidUtf8`] or
+//! [`SkipReason::Binary`]) when most of it is not text.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use regex::bytes::CaptureLocations;
+
+use super::compile::RuleKind;
+use super::host;
+use super::prefix::{self, PrefixError, PrefixKind};
+use super::session::{SessionKey, SessionTable};
+use super::time::{Resolved, Stamp, Zone};
+use super::zone::LocalZone;
+use super::{Failure, Filter, JournalEntry, LogTimeZone, Outcome, SkipReason};
+
+/// Longest line examined, in bytes; longer lines are [`SkipReason::TooLong`].
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Matches the lines of one log source against a shared filter.
+#[derive(Debug)]
+pub struct Matcher {
+    filter: Arc<Filter>,
+    state: State,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Capture slots, one per rule.
+    locs: Vec<CaptureLocations>,
+    prefix_locs: Option<regex::CaptureLocations>,
+    candidates: Vec<u64>,
+    sessions: SessionTable,
+    /// The last stamp resolved, with the minute of `now` and the local zone's generation it
+    /// was resolved with.
+    last_time: Option<(Stamp, i64, u64, Resolved)>,
+    /// The host's zone, for a filter in the local zone (the caller supplies it, and its source
+    /// keeps it up to date).
+    local: LocalZone,
+    /// The text of the last line that had to be decoded (reused).
+    decoded: String,
+}
+
+impl Matcher {
+    /// A matcher for one log source; `local` is the host's zone, used by filters in the local
+    /// zone (`logtimezone = local`; the daemon follows `/etc/localtime` with it).
+    pub fn new(filter: Arc<Filter>, local: LocalZone) -> Matcher {
+        let state = State {
+            locs: filter
+                .rules
+                .iter()
+                .map(|r| r.regex.capture_locations())
+                .collect(),
+            prefix_locs: match &filter.prefix {
+                PrefixKind::Regex(p) => Some(p.regex.capture_locations()),
+                _ => None,
+            },
+            candidates: vec![0; filter.prefilter.words()],
+            sessions: SessionTable::default(),
+            last_time: None,
+            local,
+            decoded: String::new(),
+        };
+        Matcher { filter, state }
+    }
+
+    pub fn filter(&self) -> &Arc<Filter> {
+        &self.filter
+    }
+
+    /// Open multi-line sessions (for status and tests).
+    pub fn sessions(&self) -> usize {
+        self.state.sessions.len()
+    }
+
+    /// One raw line from a file (without its newline). `now` is the wall clock (used to infer
+    /// a missing year and to resolve times without a zone). Never panics on any input.
+    pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
+        match readable(line) {
+            Readable::Text(text) => self.text_line(text, now),
+            Readable::Decode(bytes) => {
+                let mut text = std::mem::take(&mut self.state.decoded);
+                let damage = decode(bytes, &mut text);
+                let outcome = damage.judge(self.text_line(&text, now));
+                self.state.decoded = text;
+                outcome
+            }
+            Readable::Skip(reason) => Outcome::Skipped(reason),
+        }
+    }
+
+    /// One systemd-journal entry: no prefix to parse, the fields are given.
+    pub fn feed_journal(&mut self, entry: &JournalEntry<'_>, now: DateTime<Utc>) -> Outcome {
+        match readable(entry.message) {
+            Readable::Text(message) => self.journal_message(entry, message, now),
+            Readable::Decode(bytes) => {
+                let mut text = std::mem::take(&mut self.state.decoded);
+                let damage = decode(bytes, &mut text);
+                let outcome = damage.judge(self.journal_message(entry, &text, now));
+                self.state.decoded = text;
+                outcome
+            }
+            Readable::Skip(reason) => Outcome::Skipped(reason),
+        }
+    }
+
+    fn text_line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
+        if text.is_empty() {
+            return Outcome::NoMatch;
+        }
+        let filter = &*self.filter;
+        let header = match prefix::parse(
+            &filter.prefix,
+            filter.datepattern.as_ref(),
+            text,
+            self.state.prefix_locs.as_mut(),
+        ) {
+            Ok(header) => header,
+            Err(PrefixError::NoTimestamp) => return Outcome::Skipped(SkipReason::NoTimestamp),
+            Err(PrefixError::NoPrefix) => return Outcome::Skipped(SkipReason::NoPrefix),
+        };
+        self.state.message(
+            filter,
+            header.message,
+            header.tag,
+            header.pid,
+            header.stamp,
+            now,
+        )
+    }
+
+    fn journal_message(
+        &mut self,
+        entry: &JournalEntry<'_>,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let stamp = Stamp::Epoch {
+            seconds: (entry.realtime_usec / 1_000_000) as i64,
+            nanos: (entry.realtime_usec % 1_000_000) as u32 * 1000,
+        };
+        let filter = &*self.filter;
+        self.state.message(
+            filter,
+            message,
+            entry.identifier,
+            entry.pid,
+            Some(stamp),
+            now,
+        )
+    }
+}
+
+/// What a line is before matching.
+enum Readable<'a> {
+    /// Clean text (the common case: borrowed, nothing copied).
+    Text(&'a str),
+    /// Invalid UTF-8 or NUL bytes inside: to be decoded first.
+    Decode(&'a [u8]),
+    Skip(SkipReason),
+}
+
+fn readable(line: &[u8]) -> Readable<'_> {
+    if line.len() > MAX_LINE {
+        return Readable::Skip(SkipReason::TooLong);
+    }
+    let mut line = line;
+    if line.first() == Some(&0) {
+        // A region a crash zero-filled before the line.
+        let start = line.iter().position(|&b| b != 0).unwrap_or(line.len());
+        if start == line.len() {
+            return Readable::Skip(SkipReason::Binary);
+        }
+        line = &line[start..];
+    }
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if memchr::memchr(0, line).is_none()
+        && let Ok(text) = std::str::from_utf8(line)
+    {
+        return Readable::Text(text);
+    }
+    Readable::Decode(line)
+}
+
+/// How much of a decoded line was not text.
+#[derive(Debug, Clone, Copy)]
+struct Damage {
+    /// Bytes of invalid UTF-8 sequences.
+    invalid: usize,
+    /// NUL bytes and other control characters (tab aside).
+    control: usize,
+    len: usize,
+}
+
+impl Damage {
+    /// The outcome of a decoded line: a line mostly not text that matched nothing is counted
+    /// as skipped, by its main defect; a match (or an ignore) always stands.
+    fn judge(self, outcome: Outcome) -> Outcome {
+        let unmatched = matches!(
+            outcome,
+            Outcome::NoMatch | Outcome::Skipped(SkipReason::NoTimestamp | SkipReason::NoPrefix)
+        );
+        // "Mostly": more than a quarter of its bytes.
+        if !unmatched || (self.invalid + self.control) * 4 <= self.len {
+            return outcome;
+        }
+        Outcome::Skipped(if self.invalid >= self.control {
+            SkipReason::InvalidUtf8
+        } else {
+            SkipReason::Binary
+        })
+    }
+}
+
+/// Decodes `bytes` into `out` (cleared first): valid text as it is, each invalid UTF-8 sequence
+/// and each NUL as U+FFFD (as `String::from_utf8_lossy` does, into a reused buffer).
+fn decode(bytes: &[u8], out: &mut String) -> Damage {
+    out.clear();
+    let mut damage = Damage {
+        invalid: 0,
+        control: 0,
+        len: bytes.len(),
+    };
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        damage.control += valid
+            .bytes()
+            .filter(|b| b.is_ascii_control() && *b != b'\t')
+            .count();
+        let mut rest = valid;
+        while let Some(at) = rest.find('\0') {
+            out.push_str(&rest[..at]);
+            out.push(char::REPLACEMENT_CHARACTER);
+            rest = &rest[at + 1..];
+        }
+        out.push_str(rest);
+        if !chunk.invalid().is_empty() {
+            damage.invalid += chunk.invalid().len();
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    damage
+}
+
+impl State {
+    fn message(
+        &mut self,
+        filter: &Filter,
+        message: &str,
+        tag: Option<&str>,
+        pid: Option<u32>,
+        stamp: Option<Stamp>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        if !filter.accepts_daemon(tag) {
+            return Outcome::NoMatch;
+        }
+        if !filter
+            .prefilter
+            .candidates(message.as_bytes(), &mut self.candidates)
+        {
+            return Outcome::NoMatch;
+        }
+        let session = match (tag, pid) {
+            (Some(tag), Some(pid)) if filter.has_sessions => Some(SessionKey::new(tag, pid)),
+            _ => None,
+        };
+        for (index, rule) in filter.rules.iter().enumerate() {
+            if self.candidates[index / 64] & (1 << (index % 64)) == 0 {
+                continue;
+            }
+            if rule.kind == RuleKind::Ignore {
+                if rule.regex.is_match(message.as_bytes()) {
+                    return Outcome::Ignored;
+                }
+                continue;
+            }
+            if matches!(rule.kind, RuleKind::SessionFail | RuleKind::Session) && session.is_none() {
+                continue;
+            }
+            let locs = &mut self.locs[index];
+            if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
+                continue;
+            }
+            // Offsets of the very text the regex ran on (decoded, if the line had to be). A
+            // group cutting a character (possible on bytes, in theory) is no address, and no
+            // user name.
+            let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
+            let found = group(rule.host)
+                .and_then(|(start, end)| message.get(start..end))
+                .and_then(host::address);
+            if rule.host.is_some() && found.is_none() {
+                continue; // `<HOST>` caught something that is no address
+            }
+            let user = group(rule.user)
+                .filter(|(start, end)| end > start)
+                .and_then(|(start, end)| message.get(start..end));
+            let Some(time) = self.resolve(filter, stamp, now) else {
+                return Outcome::Skipped(SkipReason::NoTimestamp);
+            };
+            let host = match (rule.kind, found, session) {
+                (RuleKind::SessionFail, _, Some(key)) => match self.sessions.lookup(key, time.at) {
+                    Some(addr) => addr,
+                    None => {
+                        self.sessions.hold(key, time);
+                        return Outcome::NoMatch;
+                    }
+                },
+                (_, Some(addr), _) => addr,
+                _ => continue,
+            };
+            let held = match session {
+                Some(key) if rule.kind != RuleKind::SessionFail => {
+                    self.sessions.bind(key, host, time.at)
+                }
+                _ => None,
+            };
+            let time = match (rule.kind, held) {
+                (RuleKind::Session, Some(held)) => held,
+                (RuleKind::Session, None) => continue,
+                _ => time,
+            };
+            let user = if rule.kind == RuleKind::Session {
+                None
+            } else {
+                user
+            };
+            return Outcome::Failure(Failure {
+                host,
+                time: time.time,
+                at: time.at,
+                user: user.map(str::to_string),
+            });
+        }
+        Outcome::NoMatch
+    }
+
+    /// The line's time (or `now` when the filter says lines carry none), cached per stamp. In
+    /// the local zone, the zone file is looked at (at most once a second) first, so a change of
+    /// the host's zone applies from the next second on.
+    fn resolve(
+        &mut self,
+        filter: &Filter,
+        stamp: Option<Stamp>,
+        now: DateTime<Utc>,
+    ) -> Option<Resolved> {
+        let (zone, generation) = match filter.zone {
+            LogTimeZone::Fixed(offset) => (Zone::Fixed(offset), 0),
+            LogTimeZone::Local => {
+                let local = &mut self.local;
+                local.refresh(now.timestamp());
+                (Zone::Local(local), local.generation())
+            }
+        };
+        let Some(stamp) = stamp else {
+            return Some(Resolved {
+                time: zone.wall_clock(now),
+                at: now.timestamp(),
+            });
+        };
+        let minute = now.timestamp().div_euclid(60);
+        if let Some((last, at_minute, at_generation, resolved)) = self.last_time
+            && last == stamp
+            && at_minute == minute
+            && at_generation == generation
+        {
+            return Some(resolved);
+        }
+        let resolved = stamp.resolve(zone, now)?;
+        self.last_time = Some((stamp, minute, generation, resolved));
+        Some(resolved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{FilterFile, FilterOptions, LogTimeZone};
+    use std::path::Path;
+
+    fn now() -> DateTime<Utc> {
+        chrono::NaiveDateTime::parse_from_str("2026-11-23 12:00:00", "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+    }
+
+    fn matcher(text: &str, mode: Option<&str>) -> Matcher {
+        let file = FilterFile::parse(Path::new("t.toml"), text).unwrap();
+        let options = FilterOptions {
+            mode: mode.map(str::to_string),
+            timezone: LogTimeZone::Fixed(chrono::FixedOffset::east_opt(0).unwrap()),
+            ..FilterOptions::default()
+        };
+        Matcher::new(Arc::new(file.compile(&options).unwrap()), LocalZone::utc())
+    }
+
+    fn show(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Failure(f) => format!(
+                "{} {} {}",
+                f.host,
+                f.time.format("%Y-%m-%dT%H:%M:%S"),
+                f.user.as_deref().unwrap_or("-")
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    const SESSIONS: &str = r#"
+        daemons = ["sshd", "sshd-session"]
+        [modes.normal]
+        failregex = ['^Invalid user (?P<user>\S+) from <HOST> port \d+$']
+        ignoreregex = ['^Invalid user trusted from']
+        sessionregex = ['^Connection from <HOST> port \d+']
+        sessionfailregex = ['^kex_exchange_identification: ']
+    "#;
+
+    #[test]
+    fn outcomes_of_lines() {
+        let mut m = matcher(SESSIONS, None);
+        let cases: &[(&[u8], &str)] = &[
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22", "192.0.2.1 2026-11-23T07:18:36 bob"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user trusted from 192.0.2.1 port 22", "Ignored"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 300.0.2.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:36 h cron[1]: Invalid user bob from 192.0.2.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: Accepted password for bob", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\r", "192.0.2.1 2026-11-23T07:18:36 bob"),
+            (b"Feb 30 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22", "Skipped(NoTimestamp)"),
+            (b"not a syslog line", "Skipped(NoTimestamp)"),
+            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: a\0b", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: \xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6", "Skipped(InvalidUtf8)"),
+            (b"Nov 23 07:18:36 h sshd[1]: a\0\x01\0\x02\0\x03\0\x04\0\x05\0", "Skipped(Binary)"),
+            (b"\0\0\0\0", "Skipped(Binary)"),
+            (b"", "NoMatch"),
+            // Sessions: a line without an address is attributed to its process's address.
+            (b"Nov 23 07:18:37 h sshd-session[77]: Connection from 2001:db8::9 port 4000 on 10.0.0.1 port 22", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd-session[77]: kex_exchange_identification: Connection closed by remote host", "2001:db8::9 2026-11-23T07:18:38 -"),
+            (b"Nov 23 07:18:38 h sshd-session[78]: kex_exchange_identification: read: Connection reset by peer", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd[77]: kex_exchange_identification: read: Connection reset by peer", "NoMatch"),
+            // Too old: the session is forgotten; the failure waits for its address.
+            (b"Nov 23 07:30:00 h sshd-session[77]: kex_exchange_identification: Connection closed by remote host", "NoMatch"),
+            (b"Nov 23 07:30:01 h sshd-session[77]: Connection from 192.0.2.5 port 4000 on 10.0.0.1 port 22", "192.0.2.5 2026-11-23T07:30:00 -"),
+            (b"Nov 23 07:30:02 h sshd-session[77]: Connection from 192.0.2.5 port 4000 on 10.0.0.1 port 22", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "line {:?}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(
+            show(m.feed_line(&vec![b'a'; MAX_LINE + 1], now())),
+            "Skipped(TooLong)"
+        );
+    }
+
+    #[test]
+    fn journal_entries_use_their_fields() {
+        let mut m = matcher(SESSIONS, None);
+        let entry = JournalEntry {
+            message: b"Invalid user eve from ::ffff:198.51.100.7 port 1",
+            identifier: Some("sshd-session"),
+            pid: Some(9),
+            realtime_usec: 1_795_418_316_250_000,
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())),
+            "198.51.100.7 2026-11-23T07:18:36 eve"
+        );
+        let other = JournalEntry {
+            identifier: Some("cron"),
+            ..entry
+        };
+        assert_eq!(m.feed_journal(&other, now()), Outcome::NoMatch);
+        let binary = JournalEntry {
+            message: b"\0\0",
+            ..entry
+        };
+        assert_eq!(
+            m.feed_journal(&binary, now()),
+            Outcome::Skipped(SkipReason::Binary)
+        );
+    }
+
+    // Regression: a failure line with invalid UTF-8 in the user name (or after the NUL bytes a
+    // crash leaves) was skipped and not counted: an attacker escaped the ban with one bad byte.
+    #[test]
+    fn bad_bytes_never_hide_a_failure_nor_move_its_address() {
+        let file = crate::filter::builtin::load("sshd").unwrap().unwrap();
+        let options = FilterOptions {
+            timezone: LogTimeZone::Fixed(chrono::FixedOffset::east_opt(0).unwrap()),
+            ..FilterOptions::default()
+        };
+        let mut m = Matcher::new(Arc::new(file.compile(&options).unwrap()), LocalZone::utc());
+        let head = b"Nov 23 07:18:36 h sshd[1]: ".as_slice();
+        let line = |message: &[u8]| [head, message].concat();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (line(b"Failed password for invalid user \xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1 2026-11-23T07:18:36 \u{fffd}"),
+            (line(b"Failed password for ro\xc3ot from 192.0.2.1 port 22 ssh2"), "192.0.2.1 2026-11-23T07:18:36 ro\u{fffd}ot"),
+            (line(b"Invalid user \0adm\xffin from 2001:db8::7 port 22"), "2001:db8::7 2026-11-23T07:18:36 \u{fffd}adm\u{fffd}in"),
+            // Leading NUL bytes: the zero-filled tail of a crash before the line.
+            ([&[0u8; 512][..], &line(b"Failed password for root from 192.0.2.1 port 22 ssh2")].concat(), "192.0.2.1 2026-11-23T07:18:36 root"),
+            // Injections: the attacker's text names another address; the real one stays.
+            (line(b"Failed password for invalid user \xff from 10.0.0.9 port 1 ssh2 from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            (line(b"Failed password for invalid user x\xff from 10.0.0.9 port 1 ssh2\xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            (line(b"Invalid user \xff\xff\xff\xff from 10.0.0.19 port 1 from 192.0.2.1 port 22"), "192.0.2.1"),
+            (line(b"Failed password for \xfe\xff from 10.0.0.9 port 22 ssh2: RSA \xff\xff from 192.0.2.1 port 22 ssh2"), "192.0.2.1"),
+            // A long run of bad bytes: mostly not text, still a failure.
+            (line(&[b"Failed password for invalid user ".as_slice(), &[0xff; 300], b" from 192.0.2.1 port 22 ssh2"].concat()), "192.0.2.1"),
+        ];
+        for (raw, want) in cases {
+            let got = show(m.feed_line(&raw, now()));
+            assert!(
+                got == want || got.split(' ').next() == Some(want),
+                "{:?}: got {got:?}, want {want:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+        // Every count of bad bytes before the address, so no offset can drift onto another.
+        for n in 0..12 {
+            let mut message = b"Invalid user ".to_vec();
+            message.extend(std::iter::repeat_n(0xffu8, n));
+            message.extend_from_slice(b" from 10.0.0.123 port 1 from 192.0.2.123 port 22");
+            assert_eq!(
+                show(m.feed_line(&line(&message), now())).split(' ').next(),
+                Some("192.0.2.123"),
+                "{n} bad bytes"
+            );
+        }
+        // The journal's messages alike.
+        let entry = JournalEntry {
+            message: b"Failed password for invalid user \xff\xfe from 10.0.0.9 port 1 ssh2 from 192.0.2.1 port 22 ssh2",
+            identifier: Some("sshd"),
+            pid: Some(9),
+            realtime_usec: 1_795_418_316_250_000,
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())).split(' ').next(),
+            Some("192.0.2.1")
+        );
+        let entry = JournalEntry {
+            message: b"\0\0Failed password for root from 192.0.2.2 port 22 ssh2",
+            ..entry
+        };
+        assert_eq!(
+            show(m.feed_journal(&entry, now())).split(' ').next(),
+            Some("192.0.2.2")
+        );
+    }
+
+    #[test]
+    fn lines_without_time_use_now() {
+        let mut m = matcher(
+            "prefix = \"plain\"\ndatepattern = \"none\"\n[modes.normal]\nfailregex = ['^fail <HOST>']\n",
+            None,
+        );
+        assert_eq!(
+            show(m.feed_line(b"fail 192.0.2.3", now())),
+            "192.0.2.3 2026-11-23T12:00:00 -"
+        );
+    }
+
+    // Regression: random bytes through every path must never panic.
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut m = matcher(SESSIONS, None);
+        let mut plain = matcher(
+            "prefix = \"plain\"\n[modes.normal]\nfailregex = ['<HOST>']\n",
+            None,
+        );
+        let mut r5424 = matcher(
+            "prefix = \"rfc5424\"\n[modes.normal]\nfailregex = ['<HOST>']\n",
+            None,
+        );
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"Nov 23 07:18:36 h sshd[1]: <>-:.[]0123456789abcdef\xff\xc3\x00\t\r ";
+        for _ in 0..20_000 {
+            let len = (next() % 120) as usize;
+            let line: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            m.feed_line(&line, now());
+            plain.feed_line(&line, now());
+            r5424.feed_line(&line, now());
+            let raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            m.feed_line(&raw, now());
+            plain.feed_line(&raw, now());
+            r5424.feed_line(&raw, now());
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! The core task: the one owner of all tracker state.
+//!
+//! Receives failures, checkpoints and `Stopped` events from the sources, calls from the control
+//! socket, reports from the banner (every order's outcome, barrier requests), its own internal
+//! events (a loaded configuration, an applied layout, kernel drift) and a one-second tick; emits
+//! orders, positions, layouts and barriers to the banner and replies to the control clients.
+//! Everything that decides is here and nowhere else (no locks).
+//!
+//! It never waits inside its loop: messages for the banner go through an outbox (sent as room
+//! frees), a reload loads and validates on a blocking thread and comes back as an event, and a
+//! client waiting for a ban gets its reply when the ban's outcome comes back. When the outbox is
+//! full it stops taking failures — the sources then wait, which is the back-pressure — while it
+//! keeps answering the control socket. If the banner dies, the core returns an error and the
+//! daemon stops (systemd restarts it; the start-up reconcile repairs the kernel).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::hooks::{Action as HookAction, HookRunner};
+use super::metrics::{JailMetrics, Snapshot};
+mod reload;
+mod requests;
+
+use super::self_addresses::AddressWatcher;
+use super::sources::Sources;
+use super::systemd;
+use crate::banner::{Banner, Barrier, Msg, OrderError, Report, Settled};
+use crate::config::{Config, Diagnostics};
+use crate::control::Call;
+use crate::filter::Event;
+use crate::state::Record;
+use nftjail_backend::{BackendError, Element};
+use nftjail_core::addr::BanTarget;
+use nftjail_core::jail::JailName;
+use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
+use reload::Reload;
+use requests::Tickets;
+
+/// Above this many expired bans in one tick, they are logged as one line.
+const LOG_EXPIRED_UP_TO: usize = 100;
+/// Seconds between two looks at the host's own addresses.
+const SELF_ADDRESSES_EVERY: i64 = 30;
+/// Addresses whose matched lines are kept for `on_ban` hooks (the oldest go first).
+const HOOK_LINES_CAP: usize = 10_000;
+/// The core takes no failures while this many orders wait for room in the banner.
+const OUTBOX_CAP: usize = 50_000;
+/// Drift notifications come in bursts (one per deleted object): repair once they settle.
+const DRIFT_SETTLE: Duration = Duration::from_millis(100);
+/// The kernel's elements are checked against the state this often even without drift.
+const CHECK_EVERY: Duration = Duration::from_secs(300);
+/// A poisoned state log is rewritten at most this often.
+const RETRY_COMPACTION: Duration = Duration::from_secs(5);
+/// How long a stopping daemon waits for its sources to finish their round.
+const SOURCES_STOP: Duration = Duration::from_secs(10);
+
+/// What the core tells itself (results of work done off its loop).
+pub enum Internal {
+    Loaded(Result<Box<Config>, Diagnostics>),
+    LayoutApplied(Box<Config>, Result<(), Arc<BackendError>>),
+    /// Someone else changed the table (or the drift monitor lost track): check it.
+    Drift {
+        structure: bool,
+    },
+}
+
+/// The core's inputs.
+pub struct Inputs {
+    pub events: mpsc::Receiver<Event>,
+    pub calls: mpsc::Receiver<Call>,
+    pub reports: mpsc::Receiver<Report>,
+    pub internal: mpsc::UnboundedReceiver<Internal>,
+}
+
+/// Why the core stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("the banner stopped: bans can no longer be applied")]
+    BannerGone,
+}
+
+/// Messages for the banner that found no room yet, in order.
+#[derive(Default)]
+struct Outbox {
+    msgs: VecDeque<Msg>,
+    orders: usize,
+}
+
+/// What the core knows of the kernel's and the state log's health.
+#[derive(Default)]
+struct Upkeep {
+    /// A repair is due at this instant (drift settles first).
+    repair_due: Option<Instant>,
+    /// The next repair must re-apply the layout (a table, chain, rule or set went away).
+    repair_structure: bool,
+    /// A repair barrier is queued or running.
+    repair_queued: bool,
+    /// A compaction barrier is queued or running.
+    compaction_queued: bool,
+    /// The state log refuses writes until a compaction succeeds.
+    poisoned: bool,
+    last_compaction_try: Option<Instant>,
+    last_check: Option<Instant>,
+}
+
+/// The core's state.
+pub struct Core {
+    pub config: Arc<Config>,
+    pub tracker: Tracker,
+    pub(super) banner: Banner,
+    outbox: Outbox,
+    pub(super) sources: Sources,
+    pub(super) clock: fn() -> i64,
+    /// Orders sent since the state log was last compacted.
+    orders_since_compaction: usize,
+    hooks: HookRunner,
+    /// Recent matched lines per (jail, target), for `on_ban` hooks; bounded.
+    hook_lines: HashMap<(JailName, BanTarget), Vec<String>>,
+    /// Unbans per jail (by hand and expired), for metrics.
+    unbans: HashMap<JailName, u64>,
+    /// When the host's own addresses were last read (for ignoreself).
+    self_addresses_at: i64,
+    /// Where the metrics endpoint reads its numbers, when it is on.
+    metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
+    pub(super) tickets: Tickets,
+    /// `banned` replies of the current settled bans, built once and shared.
+    pub(super) banned_cache: super::status::BannedCache,
+    pub(super) reload: Reload,
+    upkeep: Upkeep,
+    pub(super) internal: mpsc::UnboundedSender<Internal>,
+    /// Tells when the host's addresses change (ignoreself), if it could be opened.
+    addresses: Option<AddressWatcher>,
+}
+
+/// What the core starts with.
+pub struct Parts {
+    pub config: Arc<Config>,
+    pub tracker: Tracker,
+    pub banner: Banner,
+    pub sources: Sources,
+    pub clock: fn() -> i64,
+    pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
+    pub internal: mpsc::UnboundedSender<Internal>,
+    pub addresses: Option<AddressWatcher>,
+}
+
+impl Core {
+    pub fn new(parts: Parts) -> Core {
+        let now = (parts.clock)();
+        Core {
+            config: parts.config,
+            tracker: parts.tracker,
+            banner: parts.banner,
+            outbox: Outbox::default(),
+            sources: parts.sources,
+            clock: parts.clock,
+            orders_since_compaction: 0,
+            hooks: HookRunner::default(),
+            hook_lines: HashMap::new(),
+            unbans: HashMap::new(),
+            self_addresses_at: now,
+            metrics: parts.metrics,
+            tickets: Tickets::default(),
+            banned_cache: super::status::BannedCache::default(),
+            reload: Reload::default(),
+            upkeep: Upkeep::default(),
+            internal: parts.internal,
+            addresses: parts.addresses,
+        }
+    }
+
+    /// Runs until `shutdown`; then stops the sources, handles what they already read, and
+    /// leaves everything durable (a compacted snapshot, the positions) before returning.
+    pub async fn run(
+        mut self,
+        mut inputs: Inputs,
+        shutdown: CancellationToken,
+    ) -> Result<(), CoreError> {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watchdog = systemd::watchdog_interval();
+        let mut last_watchdog = Instant::now();
+        self.sources.reconcile(&self.config);
+        loop {
+            let banner = self.banner.clone();
+            let take_events = self.outbox.orders < OUTBOX_CAP;
+            let repair_due = self.upkeep.repair_due;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    self.tick();
+                    if let Some(every) = watchdog
+                        && last_watchdog.elapsed() >= every
+                        && self.banner_is_alive()
+                    {
+                        systemd::watchdog();
+                        last_watchdog = Instant::now();
+                    }
+                }
+                report = inputs.reports.recv() => match report {
+                    Some(r) => self.report(r),
+                    None => return Err(CoreError::BannerGone),
+                },
+                Some(call) = inputs.calls.recv() => self.call(call),
+                Some(internal) = inputs.internal.recv() => self.internal_event(internal),
+                Some(event) = inputs.events.recv(), if take_events => self.event(event),
+                permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
+                    Some(p) => {
+                        let msg = self.outbox_pop();
+                        p.send(msg);
+                    }
+                    None => return Err(CoreError::BannerGone),
+                },
+                _ = sleep_until(repair_due), if repair_due.is_some() => self.queue_repair(),
+            }
+        }
+        self.stop(inputs).await
+    }
+
+    /// Stops the sources, handles what they read, and makes everything durable.
+    async fn stop(mut self, mut inputs: Inputs) -> Result<(), CoreError> {
+        self.sources.stop_all();
+        let deadline = Instant::now() + SOURCES_STOP;
+        while !self.sources.all_stopped() {
+            let banner = self.banner.clone();
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("a log source did not stop in time; its last position is kept");
+                    break;
+                }
+                Some(event) = inputs.events.recv() => self.event(event),
+                report = inputs.reports.recv() => match report {
+                    Some(r) => self.report(r),
+                    None => return Err(CoreError::BannerGone),
+                },
+                permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
+                    Some(p) => { let msg = self.outbox_pop(); p.send(msg); }
+                    None => return Err(CoreError::BannerGone),
+                },
+            }
+        }
+        while let Ok(event) = inputs.events.try_recv() {
+            self.event(event);
+        }
+        let (done, mut flushed) = oneshot::channel();
+        self.push(Msg::Barrier(Barrier::Compact));
+        self.push(Msg::Flush {
+            remove_table: !self.config.nftables.keep_on_stop,
+            done,
+        });
+        loop {
+            let banner = self.banner.clone();
+            tokio::select! {
+                _ = &mut flushed => break,
+                report = inputs.reports.recv() => match report {
+                    Some(r) => self.report(r),
+                    None => return Err(CoreError::BannerGone),
+                },
+                permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
+                    Some(p) => { let msg = self.outbox_pop(); p.send(msg); }
+                    None => return Err(CoreError::BannerGone),
+                },
+            }
+        }
+        self.tickets.abandon();
+        Ok(())
+    }
+
+    /// Whether the banner is making progress (a job stuck for minutes stops the watchdog).
+    fn banner_is_alive(&self) -> bool {
+        let busy_since = self
+            .banner
+            .stats
+            .busy_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        busy_since == 0 || now_ms.saturating_sub(busy_since) < 60_000
+    }
+
+    /// Queues a message for the banner: at once if there is room, else in the outbox.
+    pub(super) fn push(&mut self, msg: Msg) {
+        let msg = if self.outbox.msgs.is_empty() {
+            match self.banner.try_send(msg) {
+                Ok(()) => return,
+                Err(msg) => msg,
+            }
+        } else {
+            msg
+        };
+        if let Msg::Orders(o) = &msg {
+            self.outbox.orders += o.len();
+        }
+        self.outbox.msgs.push_back(msg);
+    }
+
+    fn outbox_pop(&mut self) -> Msg {
+        let msg = self
+            .outbox
+            .msgs
+            .pop_front()
+            .expect("invariant: popped only when not empty");
+        if let Msg::Orders(o) = &msg {
+            self.outbox.orders -= o.len();
+        }
+        msg
+    }
+
+    /// Sends orders to the banner.
+    pub(super) fn send(&mut self, orders: Vec<Order>) {
+        if !orders.is_empty() {
+            self.orders_since_compaction += orders.len();
+            self.push(Msg::Orders(orders));
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Failures { jail, failures } => {
+                self.follow_host_addresses();
+                let now = (self.clock)();
+                let mut orders = Vec::new();
+                for matched in failures {
+                    let f = &matched.failure;
+                    if let Some(line) = matched.line {
+                        self.keep_line(&jail, f.host, line);
+                    }
+                    match self.tracker.failure(&jail, f.host, f.at, now) {
+                        Counted::Banned(o) => orders.extend(o),
+                        Counted::Counted(n) => {
+                            tracing::debug!(jail = %jail, ip = %f.host, failures = n, "failure")
+                        }
+                        other => {
+                            tracing::debug!(jail = %jail, ip = %f.host, outcome = ?other, "failure not counted")
+                        }
+                    }
+                }
+                self.send(orders);
+            }
+            Event::Checkpoint(positions) => self.push(Msg::Positions(positions)),
+            Event::Stopped {
+                jail,
+                id,
+                positions,
+            } => {
+                let config = self.config.clone();
+                self.sources.stopped(&config, &jail, id, positions);
+            }
+        }
+    }
+
+    fn report(&mut self, report: Report) {
+        match report {
+            Report::Settled(outcomes) => {
+                let now = (self.clock)();
+                let mut follow = Vec::new();
+                for (order, result) in outcomes {
+                    let settlement = match &result {
+                        Ok(()) => Settlement::Applied,
+                        Err(OrderError::Refused(_)) => Settlement::Refused,
+                        Err(OrderError::NotDurable(_)) => Settlement::NotDurable,
+                    };
+                    follow.extend(self.tracker.settle(&order, settlement, now));
+                    if result.is_ok() {
+                        self.after(&order);
+                    }
+                    self.tickets.settle(&order, &result);
+                }
+                self.send(follow);
+            }
+            Report::TableRecreated => {
+                tracing::warn!("the table had vanished: putting every ban back");
+                self.drift(true);
+            }
+            Report::Need(Barrier::Compact, reply) => {
+                let _ = reply.send(Settled::Records(self.snapshot()));
+            }
+            Report::Need(Barrier::Repair { .. }, reply) => {
+                let _ = reply.send(Settled::Elements(self.desired()));
+            }
+            Report::Compacted(result) => {
+                self.upkeep.compaction_queued = false;
+                match result {
+                    Ok(()) => {
+                        if self.upkeep.poisoned {
+                            tracing::info!("the state log was rewritten and takes writes again");
+                        }
+                        self.upkeep.poisoned = false;
+                        self.orders_since_compaction = 0;
+                    }
+                    Err(e) => tracing::error!(error = %e, "the state log could not be compacted"),
+                }
+            }
+            Report::Repaired(result) => {
+                self.upkeep.repair_queued = false;
+                match result {
+                    Ok(report) => {
+                        if report.added + report.refreshed > 0 || !report.unknown.is_empty() {
+                            tracing::warn!(
+                                added = report.added,
+                                refreshed = report.refreshed,
+                                kept = report.kept,
+                                adopted = report.unknown.len(),
+                                "kernel repaired from the state"
+                            );
+                        }
+                        if !report.unknown.is_empty() {
+                            let now = (self.clock)();
+                            self.tracker
+                                .adopt(report.unknown.into_iter().map(|e| adopted(e, now)));
+                            self.queue_compaction();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the kernel could not be repaired; retrying");
+                        self.drift(true);
+                    }
+                }
+            }
+            Report::StatePoisoned => {
+                if !self.upkeep.poisoned {
+                    tracing::error!(
+                        "the state log failed to sync: no ban is accepted until it is rewritten"
+                    );
+                }
+                self.upkeep.poisoned = true;
+            }
+        }
+    }
+
+    fn internal_event(&mut self, internal: Internal) {
+        match internal {
+            Internal::Loaded(result) => self.loaded(result),
+            Internal::LayoutApplied(config, result) => self.layout_applied(*config, result),
+            Internal::Drift { structure } => self.drift(structure),
+        }
+    }
+
+    /// The kernel drifted from the state: repair once the burst of notifications settles.
+    fn drift(&mut self, structure: bool) {
+        self.upkeep.repair_structure |= structure;
+        self.upkeep.repair_due = Some(Instant::now() + DRIFT_SETTLE);
+    }
+
+    fn queue_repair(&mut self) {
+        if self.upkeep.repair_queued {
+            // One is on its way; look again shortly after it.
+            self.upkeep.repair_due = Some(Instant::now() + DRIFT_SETTLE);
+            return;
+        }
+        self.upkeep.repair_due = None;
+        self.upkeep.repair_queued = true;
+        self.upkeep.last_check = Some(Instant::now());
+        let layout = std::mem::take(&mut self.upkeep.repair_structure);
+        self.push(Msg::Barrier(Barrier::Repair { layout }));
+    }
+
+    fn queue_compaction(&mut self) {
+        if !self.upkeep.compaction_queued {
+            self.upkeep.compaction_queued = true;
+            self.upkeep.last_compaction_try = Some(Instant::now());
+            self.push(Msg::Barrier(Barrier::Compact));
+        }
+    }
+
+    /// Bookkeeping after an order took effect: counters and hooks.
+    fn after(&mut self, order: &Order) {
+        let ban = &order.ban;
+        match order.action {
+            Action::Ban | Action::Refresh if order.fresh => {
+                let lines = self
+                    .hook_lines
+                    .remove(&(ban.jail.clone(), ban.target))
+                    .unwrap_or_default();
+                if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
+                    self.hooks.run(&command, HookAction::Ban, ban, &lines);
+                }
+            }
+            Action::Unban => self.unbanned(ban),
+            Action::Ban | Action::Refresh | Action::Forget => {}
+        }
+    }
+
+    fn jail_hook(
+        &self,
+        jail: &JailName,
+        pick: fn(&crate::config::JailConfig) -> Option<&Vec<String>>,
+    ) -> Option<Vec<String>> {
+        self.config
+            .enabled()
+            .find(|j| &j.name == jail)
+            .and_then(pick)
+            .cloned()
+    }
+
+    /// Counts an unban (by hand or expired) and runs the jail's `on_unban` hook.
+    fn unbanned(&mut self, ban: &Ban) {
+        *self.unbans.entry(ban.jail.clone()).or_default() += 1;
+        if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_unban.as_ref()) {
+            self.hooks.run(&command, HookAction::Unban, ban, &[]);
+        }
+    }
+
+    /// Remembers a matched line for the jail's `on_ban` hook, keeping at most `maxretry` lines
+    /// per address and `HOOK_LINES_CAP` addresses.
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: String) {
+        let Some(policy) = self.tracker.policy(jail) else {
+            return;
+        };
+        let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
+        let keep = policy.maxretry.max(1) as usize;
+        if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
+            // Any entry will do: the map only has to stay bounded under a flood.
+            if let Some(victim) = self.hook_lines.keys().next().cloned() {
+                self.hook_lines.remove(&victim);
+            }
+        }
+        let lines = self.hook_lines.entry(key).or_default();
+        lines.push(line);
+        if lines.len() > keep {
+            lines.remove(0);
+        }
+    }
+
+    /// The host's addresses change (DHCP, hotplug, an address added by hand): ignoreself
+    /// follows them. The kernel queues the change notification before `ip addr add` returns,
+    /// so a look here, before failures are decided, never misses an address added earlier.
+    pub(super) fn follow_host_addresses(&mut self) {
+        let now = (self.clock)();
+        let changed = self.addresses.as_mut().is_some_and(AddressWatcher::changed);
+        if changed || now - self.self_addresses_at >= SELF_ADDRESSES_EVERY {
+            self.tracker.set_self_addresses(super::host_addresses());
+            self.self_addresses_at = now;
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = (self.clock)();
+        self.follow_host_addresses();
+        let ended = self.tracker.expire(now);
+        for ban in &ended {
+            self.unbanned(ban);
+        }
+        if ended.len() <= LOG_EXPIRED_UP_TO {
+            for ban in &ended {
+                tracing::info!(jail = %ban.jail, ip = %ban.target, "unban (expired)");
+            }
+        } else {
+            tracing::info!(bans = ended.len(), "bans expired");
+        }
+        self.publish_metrics();
+        let live = self.tracker.bans().len() + self.tracker.history().len();
+        let retry_due = self
+            .upkeep
+            .last_compaction_try
+            .is_none_or(|t| t.elapsed() >= RETRY_COMPACTION);
+        if (self.orders_since_compaction > 10_000 + 2 * live || self.upkeep.poisoned) && retry_due {
+            self.queue_compaction();
+        }
+        if self
+            .upkeep
+            .last_check
+            .is_none_or(|t| t.elapsed() >= CHECK_EVERY)
+            && self.upkeep.repair_due.is_none()
+        {
+            self.upkeep.repair_due = Some(Instant::now());
+        }
+    }
+
+    /// Hands the metrics endpoint fresh numbers (cheap: counters and a few strings).
+    fn publish_metrics(&self) {
+        let Some(metrics) = &self.metrics else { return };
+        let jails = self
+            .config
+            .enabled()
+            .map(|j| {
+                let source = self.sources.of(&j.name);
+                let load = |f: fn(&crate::filter::SourceCounters) -> u64| {
+                    source.map_or(0, |s| f(&s.stage.counters))
+                };
+                JailMetrics {
+                    name: j.name.to_string(),
+                    stats: self.tracker.stats(&j.name).unwrap_or_default(),
+                    unbans: self.unbans.get(&j.name).copied().unwrap_or(0),
+                    lines: load(|c| c.lines.load(std::sync::atomic::Ordering::Relaxed)),
+                    skipped: load(|c| c.skipped.load(std::sync::atomic::Ordering::Relaxed)),
+                }
+            })
+            .collect();
+        let files = self
+            .sources
+            .running()
+            .iter()
+            .flat_map(|s| {
+                s.stage
+                    .positions
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, p)| matches!(p, crate::state::Position::File { .. }))
+                    .filter_map(|(key, p)| {
+                        key.split_once(':')
+                            .map(|(jail, path)| (jail.to_string(), path.to_string(), p))
+                    })
+            })
+            .collect();
+        metrics.send_replace(Arc::new(Snapshot { jails, files }));
+    }
+
+    /// The settled state as records: active and parked bans, and the history they do not
+    /// already carry.
+    pub fn snapshot(&self) -> Vec<Record> {
+        let bans: HashMap<(&JailName, &BanTarget), i64> = self
+            .tracker
+            .settled()
+            .chain(self.tracker.parked())
+            .map(|b| ((&b.jail, &b.target), b.since))
+            .collect();
+        let mut records: Vec<Record> = self
+            .tracker
+            .settled()
+            .chain(self.tracker.parked())
+            .cloned()
+            .map(Record::Ban)
+            .collect();
+        records.extend(
+            self.tracker
+                .history()
+                .entries()
+                .filter(|h| bans.get(&(&h.jail, &h.target)) != Some(&h.at))
+                .map(Record::History),
+        );
+        records
+    }
+
+    /// The elements the kernel must hold: the settled bans of the configured jails.
+    fn desired(&self) -> Vec<Element> {
+        let now = (self.clock)();
+        self.tracker
+            .settled()
+            .filter(|b| b.live_at(now))
+            .map(|b| {
+                let left = b.remaining(now).map(Duration::from_secs);
+                Element {
+                    jail: b.jail.clone(),
+                    target: b.target,
+                    timeout: left,
+                    expires: left,
+                }
+            })
+            .collect()
+    }
+
+    /// One line for `systemctl status`.
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} jails, {} bans",
+            self.config.enabled().count(),
+            self.tracker.bans().len()
+        )
+    }
+}
+
+/// A ban for an element found in the kernel without a record.
+pub fn adopted(e: Element, now: i64) -> Ban {
+    Ban {
+        jail: e.jail,
+        target: e.target,
+        since: now,
+        expires: e
+            .expires
+            .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        count: 1,
+        origin: Origin::Adopted,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
