@@ -15,21 +15,22 @@ use crate::{errln, outln};
 /// Arguments of `nftjail check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The main configuration file; jail.d/ and filter.d/ are read beside it.
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// The main configuration file; jail.d/ and filter.d/ are read beside it [default:
+    /// /etc/nftjail/nftjail.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: &CheckArgs) -> Result<(), CliError> {
-    let config = config::load(&args.config).map_err(CliError::Config)?;
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config = config::load(&path).map_err(CliError::Config)?;
     for warning in &config.warnings {
         errln!("{warning} (warning)");
     }
-    outln!(
-        "{}: OK ({} files)",
-        args.config.display(),
-        config.files.len()
-    )?;
+    outln!("{}: OK ({} files)", path.display(), config.files.len())?;
     for jail in &config.jails {
         let what = match &jail.kind {
             JailKind::Log { filter, source } => {

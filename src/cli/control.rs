@@ -20,6 +20,8 @@ use crate::{errln, outln};
 /// Arguments of `nftjail status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: super::target::ClientArgs,
     /// One jail in detail (filter, sources, counters, banned list); all jails when omitted.
     pub jail: Option<String>,
     /// Print the daemon's reply as JSON.
@@ -34,6 +36,8 @@ pub struct StatusArgs {
     nftjail ban manual --from-file /etc/nftjail/blocklist.txt\n  curl -s https://example.org/drop.txt | nftjail ban manual --from-file -"
 )]
 pub struct BanArgs {
+    #[command(flatten)]
+    pub client: super::target::ClientArgs,
     /// The jail whose sets and ports the bans use.
     pub jail: String,
     /// Addresses or CIDR prefixes.
@@ -52,6 +56,8 @@ pub struct BanArgs {
 /// Arguments of `nftjail unban`.
 #[derive(Debug, Args)]
 pub struct UnbanArgs {
+    #[command(flatten)]
+    pub client: super::target::ClientArgs,
     /// The address or prefix to unban (as it was banned).
     #[arg(required_unless_present = "all")]
     pub target: Option<String>,
@@ -66,6 +72,8 @@ pub struct UnbanArgs {
 /// Arguments of `nftjail banned`.
 #[derive(Debug, Args)]
 pub struct BannedArgs {
+    #[command(flatten)]
+    pub client: super::target::ClientArgs,
     /// Only this jail.
     #[arg(long, value_name = "JAIL")]
     pub jail: Option<String>,
@@ -303,6 +311,8 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
 /// Arguments of `nftjail reload`.
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
+    #[command(flatten)]
+    pub client: super::target::ClientArgs,
     /// Print the daemon's reply as JSON (jails, parked and restored bans).
     #[arg(long)]
     pub json: bool,

@@ -3,16 +3,16 @@
 //!
 //! Receives parsed arguments from `main`; emits output on stdout/stderr and a [`CliError`] whose
 //! [`exit_code`](CliError::exit_code) `main` returns. Commands that talk to the daemon go through
-//! the control socket (`--socket`); none of them starts a daemon.
+//! the control socket, found with `--socket` or in the configuration (`--config`), given before
+//! or after the command name ([`target`]); none of them starts a daemon.
 
 pub mod check;
 pub mod control;
 pub mod demo;
 pub mod output;
 pub mod run;
+pub mod target;
 pub mod test_filter;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -22,14 +22,9 @@ use crate::config::Diagnostics;
 #[derive(Debug, Parser)]
 #[command(name = "nftjail", version, about, long_about = None)]
 pub struct Cli {
-    /// Control socket of the running daemon.
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        default_value = "/run/nftjail/nftjail.sock"
-    )]
-    pub socket: PathBuf,
+    /// Where the commands that talk to the daemon find it (also accepted after the command).
+    #[command(flatten)]
+    pub client: target::ClientArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -107,14 +102,20 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Run(args) => run::run(&args),
-        Command::Check(args) => check::run(&args),
+        Command::Run(mut args) => {
+            args.config = args.config.or(cli.client.config);
+            run::run(&args)
+        }
+        Command::Check(mut args) => {
+            args.config = args.config.or(cli.client.config);
+            check::run(&args)
+        }
         Command::TestFilter(args) => test_filter::run(&args),
-        Command::Status(args) => control::status(&cli.socket, &args),
-        Command::Ban(args) => control::ban(&cli.socket, &args),
-        Command::Unban(args) => control::unban(&cli.socket, &args),
-        Command::Banned(args) => control::banned(&cli.socket, &args),
-        Command::Reload(args) => control::reload(&cli.socket, &args),
+        Command::Status(args) => control::status(&args.client.or(&cli.client).socket()?, &args),
+        Command::Ban(args) => control::ban(&args.client.or(&cli.client).socket()?, &args),
+        Command::Unban(args) => control::unban(&args.client.or(&cli.client).socket()?, &args),
+        Command::Banned(args) => control::banned(&args.client.or(&cli.client).socket()?, &args),
+        Command::Reload(args) => control::reload(&args.client.or(&cli.client).socket()?, &args),
     }
 }
 
@@ -122,18 +123,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::PathBuf;
 
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
 
+    /// Regression: `--socket` was listed on `test-filter` and `check`, where it does nothing.
     #[test]
-    fn socket_is_global_with_a_default() {
-        let cli = Cli::try_parse_from(["nftjail", "test-filter", "sshd", "-"]).unwrap();
-        assert_eq!(cli.socket, PathBuf::from("/run/nftjail/nftjail.sock"));
-        let cli =
-            Cli::try_parse_from(["nftjail", "test-filter", "sshd", "-", "--socket", "/x"]).unwrap();
-        assert_eq!(cli.socket, PathBuf::from("/x"));
+    fn socket_and_config_go_before_or_after_client_commands_only() {
+        let cli = Cli::try_parse_from(["nftjail", "--socket", "/x", "status"]).unwrap();
+        assert_eq!(cli.client.socket, Some(PathBuf::from("/x")));
+        let cli = Cli::try_parse_from(["nftjail", "status", "--config", "/c.toml"]).unwrap();
+        let Command::Status(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.client.config, Some(PathBuf::from("/c.toml")));
+        assert!(
+            Cli::try_parse_from(["nftjail", "test-filter", "sshd", "-", "--socket", "/x"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["nftjail", "check", "--socket", "/x"]).is_err());
+        let cli = Cli::try_parse_from(["nftjail", "--config", "/c.toml", "check"]).unwrap();
+        assert_eq!(cli.client.config, Some(PathBuf::from("/c.toml")));
     }
 }

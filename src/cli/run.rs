@@ -23,13 +23,18 @@ use nftjail_backend::{NetlinkBackend, TableMonitor};
     stop cleanly; bans stay in the kernel and expire by themselves.\nLog level: [daemon] loglevel, or RUST_LOG."
 )]
 pub struct RunArgs {
-    /// The main configuration file; jail.d/ and filter.d/ are read beside it.
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// The main configuration file; jail.d/ and filter.d/ are read beside it [default:
+    /// /etc/nftjail/nftjail.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
-    let config = config::load(&args.config).map_err(CliError::Config)?;
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config = config::load(&path).map_err(CliError::Config)?;
     init_logging(&config.daemon.loglevel);
     for warning in &config.warnings {
         tracing::warn!("{warning}");

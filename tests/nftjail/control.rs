@@ -386,3 +386,23 @@ fn clients_that_never_read_their_banned_replies_do_not_grow_the_daemon() {
         "status took {slowest:?} while 64 clients were stuck"
     );
 }
+
+/// Regression: every client command needed `--socket` when the socket was not the default; the
+/// CLI now reads it from `--config`, before or after the command name.
+#[test]
+#[ignore = "needs root"]
+fn client_commands_find_the_socket_in_the_configuration() {
+    let d = Daemon::start("ctl-config", "", SSHD_JAIL);
+    let config = d.path("nftjail.toml");
+    for args in [
+        vec!["--config".as_ref(), config.as_os_str(), "status".as_ref()],
+        vec!["status".as_ref(), "--config".as_ref(), config.as_os_str()],
+    ] {
+        let out = std::process::Command::new(crate::daemon::BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("sshd"));
+    }
+}

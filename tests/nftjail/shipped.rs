@@ -42,18 +42,28 @@ fn the_unit_starts_and_reloads_with_commands_the_cli_accepts() {
     let cli = Cli::try_parse_from(start.split_whitespace())
         .unwrap_or_else(|e| panic!("ExecStart={start}: {e}"));
     match cli.command {
-        Sub::Run(args) => assert_eq!(args.config, Path::new(DEFAULT_CONFIG)),
+        Sub::Run(args) => assert!(
+            args.config.is_none_or(|c| c == Path::new(DEFAULT_CONFIG)),
+            "ExecStart reads the default configuration"
+        ),
         other => panic!("ExecStart runs {other:?}"),
     }
     let reload = unit_values("ExecReload")[0]
         .trim_start_matches(['+', '-', '@', '!'])
         .to_string();
     let cli = Cli::try_parse_from(reload.split_whitespace()).unwrap();
-    assert!(matches!(cli.command, Sub::Reload(_)));
+    let Sub::Reload(args) = cli.command else {
+        panic!("ExecReload runs {reload}")
+    };
+    let socket = args.client.or(&cli.client);
+    assert!(
+        socket.socket.is_none() && socket.config.is_none_or(|c| c == Path::new(DEFAULT_CONFIG)),
+        "reload finds the socket in the default configuration"
+    );
     assert_eq!(
-        cli.socket,
-        Path::new(DEFAULT_SOCKET),
-        "reload talks to the default socket"
+        nftjail::config::DEFAULT_SOCKET,
+        DEFAULT_SOCKET,
+        "and, without one, the default socket"
     );
     let no_retry: BTreeSet<String> = unit_values("RestartPreventExitStatus")
         .iter()
