@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::{Core, Internal};
 use crate::banner::Msg;
 use crate::config::{self, Config, Diagnostics};
-use crate::control::protocol::Reply;
+use crate::control::protocol::{ErrorCode, Reply};
 use crate::daemon::status;
 use crate::daemon::systemd;
 use nftjail_backend::BackendError;
@@ -55,32 +55,33 @@ impl Core {
 
     /// The configuration was read: refuse it, or hand its layout to the kernel.
     pub(super) fn loaded(&mut self, result: Result<Box<Config>, Diagnostics>) {
-        let new = match result {
-            Ok(c) => c,
-            Err(diags) => {
-                tracing::error!(
-                    errors = diags.len(),
-                    "reload refused: the configuration is invalid; the running one stays"
-                );
-                for d in diags.iter() {
-                    tracing::error!("{d}");
-                }
-                return self.finish(Reply {
+        let new =
+            match result {
+                Ok(c) => c,
+                Err(diags) => {
+                    tracing::error!(
+                        errors = diags.len(),
+                        "reload refused: the configuration is invalid; the running one stays"
+                    );
+                    for d in diags.iter() {
+                        tracing::error!("{d}");
+                    }
+                    return self.finish(Reply {
                     diagnostics: diags.iter().map(ToString::to_string).collect(),
-                    ..Reply::error(format!(
+                    ..Reply::refuse(ErrorCode::InvalidConfig, format!(
                         "configuration invalid ({} error(s)); still running the previous one",
                         diags.len()
                     ))
                 });
-            }
-        };
+                }
+            };
         if new.nftables.table != self.config.nftables.table {
             let message = format!(
                 "reload refused: [nftables] table changed from {:?} to {:?}, which needs a restart",
                 self.config.nftables.table, new.nftables.table
             );
             tracing::error!("{message}");
-            return self.finish(Reply::error(message));
+            return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
         }
         let (done, answer) = oneshot::channel();
         self.push(Msg::Layout {
@@ -102,9 +103,10 @@ impl Core {
     pub(super) fn layout_applied(&mut self, new: Config, result: Result<(), Arc<BackendError>>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "reload refused: the kernel did not take the new rules");
-            return self.finish(Reply::error(format!(
-                "reload refused: the kernel did not take the new rules: {e}"
-            )));
+            return self.finish(Reply::refuse(
+                ErrorCode::Failed,
+                format!("reload refused: the kernel did not take the new rules: {e}"),
+            ));
         }
         let now = (self.clock)();
         let policies = new.enabled().map(|j| j.policy.clone()).collect();
