@@ -247,7 +247,13 @@ async fn history(State(app): State<Arc<App>>) -> Response {
         .lock()
         .expect("invariant: history lock not poisoned")
         .view(now);
-    let mut response = axum::Json(view).into_response();
+    #[derive(serde::Serialize)]
+    struct HistoryReply {
+        ok: bool,
+        #[serde(flatten)]
+        view: super::history::HistoryView,
+    }
+    let mut response = axum::Json(HistoryReply { ok: true, view }).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),

@@ -124,7 +124,7 @@ pub fn need(method: &Method, path: &str) -> Need {
     let reads = method == Method::GET || method == Method::HEAD;
     match path {
         _ if !reads => Need::Admin,
-        "/" | "/console.js" | "/console.css" => Need::Nothing,
+        "/" | "/console.js" | "/console.css" | "/favicon.ico" => Need::Nothing,
         _ => Need::Read,
     }
 }

@@ -1,6 +1,6 @@
 //! The web console: one static page, its script and its style, compiled into the binary.
 //!
-//! Receives `GET /`, `/console.js`, `/console.css`; emits the files with headers that keep the
+//! Receives `GET /`, `/console.js`, `/console.css` (and `/favicon.ico`: none); emits the files with headers that keep the
 //! page to itself: a Content-Security-Policy that allows only its own script, style and API
 //! (no inline script, no other origin, no framing: clickjacking an "unban" button is not
 //! possible), no referrer, no MIME sniffing. The page holds no data: its script reads the API
@@ -33,6 +33,11 @@ pub fn routes() -> Router {
         .route(
             "/console.css",
             get(|| async { file("text/css; charset=utf-8", STYLE) }),
+        )
+        // Browsers ask for it by themselves; there is none.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
 }
 

@@ -2,6 +2,7 @@
 
 mod backend;
 mod bans;
+mod console;
 mod control;
 mod daemon;
 mod docs;

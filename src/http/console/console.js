@@ -105,8 +105,12 @@ function renderJails(jails) {
     option.value = option.textContent = jail.name;
     select.appendChild(option);
   }
-  if (chosen) select.value = chosen;
-  if (!select.value && jails.some((j) => j.name === "manual")) select.value = "manual";
+  // Keep the administrator's choice; start on the manual jail when there is one.
+  if (chosen && jails.some((j) => j.name === chosen)) {
+    select.value = chosen;
+  } else if (jails.some((j) => j.name === "manual")) {
+    select.value = "manual";
+  }
 }
 
 function renderBans(bans) {
