@@ -156,3 +156,86 @@ pub fn validate_http(
         requests_per_second,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, load};
+
+    fn load_main(main: &str) -> (tempfile::TempDir, Result<Config, Diagnostics>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nftjail.toml"), main).unwrap();
+        let loaded = load(&dir.path().join("nftjail.toml"));
+        (dir, loaded)
+    }
+
+    /// The diagnostics of a main file, as `nftjail.toml:LINE:COL: message`.
+    fn errors(main: &str) -> Vec<String> {
+        let (dir, loaded) = load_main(main);
+        let root = format!("{}/", dir.path().display());
+        loaded
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string().replace(&root, ""))
+            .collect()
+    }
+
+    #[test]
+    fn off_unless_listen_is_set_with_defaults_from_the_state_dir() {
+        let (_d, c) = load_main("[daemon]\nstate_dir = \"/s\"\n");
+        assert_eq!(c.unwrap().http, None);
+        let (_d, c) = load_main("[daemon]\nstate_dir = \"/s\"\n[http]\ntoken_file = \"/t\"\n");
+        assert_eq!(c.unwrap().http, None, "no listen, no server");
+        let (_d, c) = load_main("[daemon]\nstate_dir = \"/s\"\n[http]\nlisten = \"127.0.0.1:9469\"\n");
+        assert_eq!(
+            c.unwrap().http,
+            Some(HttpConfig {
+                listen: Listen::Tcp("127.0.0.1:9469".parse().unwrap()),
+                token_file: PathBuf::from("/s/http-token"),
+                read_token_file: None,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
+            })
+        );
+        let (_d, c) = load_main(
+            "[http]\nlisten = \"/run/nftjail/http.sock\"\nread_token_file = \"/etc/nftjail/read\"\nmax_connections = 8\nrequests_per_second = 20\n",
+        );
+        let http = c.unwrap().http.unwrap();
+        assert_eq!(http.listen, Listen::Unix("/run/nftjail/http.sock".into()));
+        assert_eq!(http.read_token_file, Some(PathBuf::from("/etc/nftjail/read")));
+        assert_eq!((http.max_connections, http.requests_per_second), (8, 20));
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_its_place() {
+        assert_eq!(
+            errors("[http]\nlisten = \"localhost\"\n"),
+            ["nftjail.toml:2:10: listen \"localhost\": give ADDRESS:PORT (\"127.0.0.1:9469\", \"[::1]:9469\") or an absolute Unix socket path"]
+        );
+        assert_eq!(
+            errors("[http]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"token\"\nmax_connections = 0\nrequests_per_second = 0\n"),
+            [
+                "nftjail.toml:3:14: token_file \"token\": give an absolute path",
+                "nftjail.toml:4:19: max_connections must be between 1 and 4096",
+                "nftjail.toml:5:23: requests_per_second must be at least 1",
+            ]
+        );
+        let unknown = errors("[http]\nlisten = \"127.0.0.1:1\"\ntokenfile = \"/t\"\n");
+        assert!(unknown[0].contains("did you mean `token_file`"), "{unknown:?}");
+        // [metrics] on the [http] address could not bind at start: refused up front instead.
+        assert_eq!(
+            errors("[metrics]\nlisten = \"127.0.0.1:9469\"\n[http]\nlisten = \"127.0.0.1:9469\"\n"),
+            ["nftjail.toml:2:10: [metrics] listen 127.0.0.1:9469 is also [http] listen: [http] serves /metrics too, remove [metrics]"]
+        );
+    }
+
+    #[test]
+    fn listening_beyond_loopback_is_allowed_with_a_warning() {
+        let (_d, c) = load_main("[http]\nlisten = \"0.0.0.0:9469\"\n");
+        let c = c.unwrap();
+        assert!(c.http.is_some());
+        assert!(c.warnings[0].message.contains("clear text"), "{:?}", c.warnings);
+        let (_d, c) = load_main("[http]\nlisten = \"[::1]:9469\"\n");
+        assert!(c.unwrap().warnings.is_empty());
+    }
+}
