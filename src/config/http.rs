@@ -186,7 +186,8 @@ mod tests {
         assert_eq!(c.unwrap().http, None);
         let (_d, c) = load_main("[daemon]\nstate_dir = \"/s\"\n[http]\ntoken_file = \"/t\"\n");
         assert_eq!(c.unwrap().http, None, "no listen, no server");
-        let (_d, c) = load_main("[daemon]\nstate_dir = \"/s\"\n[http]\nlisten = \"127.0.0.1:9469\"\n");
+        let (_d, c) =
+            load_main("[daemon]\nstate_dir = \"/s\"\n[http]\nlisten = \"127.0.0.1:9469\"\n");
         assert_eq!(
             c.unwrap().http,
             Some(HttpConfig {
@@ -202,7 +203,10 @@ mod tests {
         );
         let http = c.unwrap().http.unwrap();
         assert_eq!(http.listen, Listen::Unix("/run/nftjail/http.sock".into()));
-        assert_eq!(http.read_token_file, Some(PathBuf::from("/etc/nftjail/read")));
+        assert_eq!(
+            http.read_token_file,
+            Some(PathBuf::from("/etc/nftjail/read"))
+        );
         assert_eq!((http.max_connections, http.requests_per_second), (8, 20));
     }
 
@@ -210,10 +214,14 @@ mod tests {
     fn every_bad_value_is_named_at_its_place() {
         assert_eq!(
             errors("[http]\nlisten = \"localhost\"\n"),
-            ["nftjail.toml:2:10: listen \"localhost\": give ADDRESS:PORT (\"127.0.0.1:9469\", \"[::1]:9469\") or an absolute Unix socket path"]
+            [
+                "nftjail.toml:2:10: listen \"localhost\": give ADDRESS:PORT (\"127.0.0.1:9469\", \"[::1]:9469\") or an absolute Unix socket path"
+            ]
         );
         assert_eq!(
-            errors("[http]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"token\"\nmax_connections = 0\nrequests_per_second = 0\n"),
+            errors(
+                "[http]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"token\"\nmax_connections = 0\nrequests_per_second = 0\n"
+            ),
             [
                 "nftjail.toml:3:14: token_file \"token\": give an absolute path",
                 "nftjail.toml:4:19: max_connections must be between 1 and 4096",
@@ -221,11 +229,16 @@ mod tests {
             ]
         );
         let unknown = errors("[http]\nlisten = \"127.0.0.1:1\"\ntokenfile = \"/t\"\n");
-        assert!(unknown[0].contains("did you mean `token_file`"), "{unknown:?}");
+        assert!(
+            unknown[0].contains("did you mean `token_file`"),
+            "{unknown:?}"
+        );
         // [metrics] on the [http] address could not bind at start: refused up front instead.
         assert_eq!(
             errors("[metrics]\nlisten = \"127.0.0.1:9469\"\n[http]\nlisten = \"127.0.0.1:9469\"\n"),
-            ["nftjail.toml:2:10: [metrics] listen 127.0.0.1:9469 is also [http] listen: [http] serves /metrics too, remove [metrics]"]
+            [
+                "nftjail.toml:2:10: [metrics] listen 127.0.0.1:9469 is also [http] listen: [http] serves /metrics too, remove [metrics]"
+            ]
         );
     }
 
@@ -234,7 +247,11 @@ mod tests {
         let (_d, c) = load_main("[http]\nlisten = \"0.0.0.0:9469\"\n");
         let c = c.unwrap();
         assert!(c.http.is_some());
-        assert!(c.warnings[0].message.contains("clear text"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].message.contains("clear text"),
+            "{:?}",
+            c.warnings
+        );
         let (_d, c) = load_main("[http]\nlisten = \"[::1]:9469\"\n");
         assert!(c.unwrap().warnings.is_empty());
     }

@@ -64,12 +64,18 @@ impl Browser {
                 && let Some((port, path)) = text.split_once('\n')
                 && !path.trim().is_empty()
             {
-                return (format!("127.0.0.1:{}", port.trim()), path.trim().to_string());
+                return (
+                    format!("127.0.0.1:{}", port.trim()),
+                    path.trim().to_string(),
+                );
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("chromium exited before listening: {status}");
             }
-            assert!(Instant::now() < deadline, "chromium did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -210,7 +216,11 @@ impl DevTools {
 #[test]
 #[ignore = "needs root and chromium"]
 fn the_console_shows_a_ban_and_its_unban_button_lifts_it_from_the_kernel() {
-    let d = Daemon::start("console", &http_section(""), &format!("{SSHD_JAIL}{MANUAL}"));
+    let d = Daemon::start(
+        "console",
+        &http_section(""),
+        &format!("{SSHD_JAIL}{MANUAL}"),
+    );
     web::wait_for_api(&d);
     let token = web::token(&d);
     let ban = send(
@@ -229,7 +239,9 @@ fn the_console_shows_a_ban_and_its_unban_button_lifts_it_from_the_kernel() {
     let row = format!("#ban-rows tr[data-target=\"{BANNED}\"]");
     page.wait_for(
         "the banned list to show the ban",
-        &format!("document.querySelector({row:?}) !== null && document.body.dataset.loaded === 'true'"),
+        &format!(
+            "document.querySelector({row:?}) !== null && document.body.dataset.loaded === 'true'"
+        ),
     );
     assert_eq!(
         page.eval("location.hash"),

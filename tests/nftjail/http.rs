@@ -149,7 +149,10 @@ fn every_endpoint_answers_as_the_control_socket_does() {
 
     // The chart's series and the metrics.
     let history = send(&d, Call::new("GET", "/api/v1/history")).json();
-    assert_eq!((history["ok"].clone(), history["bucket_seconds"].clone()), (json!(true), json!(300)));
+    assert_eq!(
+        (history["ok"].clone(), history["bucket_seconds"].clone()),
+        (json!(true), json!(300))
+    );
     d.wait_until("the series has both jails", || {
         let h = send(&d, Call::new("GET", "/api/v1/history")).json();
         h["jails"].as_array().is_some_and(|j| j.len() == 2)
