@@ -70,6 +70,12 @@ console_rounds() {
 
 rss_kb() { rss "$DPID" | cut -d' ' -f1; }
 
+# parts: "anon A MB, file F MB" (RssAnon: heap and stacks; RssFile: the binary's and the
+# libraries' pages in memory).
+parts() {
+    awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "anon %.1f MB, file %.1f MB", a/1024, f/1024}' "/proc/$DPID/status"
+}
+
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 declare -A results
@@ -84,13 +90,13 @@ run() { # run SETUP BIN HTTP
     sleep 5
     kb=$(rss_kb)
     results[$setup]+="$kb "
-    echo "  $setup: VmRSS $(kb_to_mb "$kb") MB"
+    echo "  $setup: VmRSS $(kb_to_mb "$kb") MB ($(parts))"
     if [ "$3" = 1 ]; then
         console_rounds
         sleep 2
         kb=$(rss_kb)
         results[used]+="$kb "
-        echo "  used: VmRSS $(kb_to_mb "$kb") MB (after $ROUNDS console rounds)"
+        echo "  used: VmRSS $(kb_to_mb "$kb") MB ($(parts); after $ROUNDS console rounds)"
     fi
     stop_nftjail
 }

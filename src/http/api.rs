@@ -353,4 +353,31 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (415, "unsupported_media_type"));
     }
+
+    /// A body that never comes (a slow client holding its connection).
+    struct Never;
+
+    impl http_body::Body for Never {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_does_not_arrive_in_time_is_refused() {
+        let mut json = HeaderMap::new();
+        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let started = tokio::time::Instant::now();
+        let e = json_body::<BanBody>(&json, Body::new(Never))
+            .await
+            .unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (408, "timeout"));
+        assert!(started.elapsed() >= BODY_TIMEOUT);
+    }
 }
