@@ -168,7 +168,10 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) ->
             Some(_) => {}
         }
     }
-    next.run(request).await
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    tracing::debug!(%method, path, status = response.status().as_u16(), "HTTP request");
+    response
 }
 
 /// A token bucket over all requests: `rate` a second sustained, bursts up to twice that.

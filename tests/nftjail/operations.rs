@@ -64,10 +64,9 @@ fn the_metrics_endpoint_serves_prometheus_text() {
         d.ns.enter(|| {
             let mut s = TcpStream::connect("127.0.0.1:9469").unwrap();
             s.write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
             )
-                .unwrap();
+            .unwrap();
             let mut text = String::new();
             s.read_to_string(&mut text).unwrap();
             text

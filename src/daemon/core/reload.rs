@@ -55,26 +55,26 @@ impl Core {
 
     /// The configuration was read: refuse it, or hand its layout to the kernel.
     pub(super) fn loaded(&mut self, result: Result<Box<Config>, Diagnostics>) {
-        let new =
-            match result {
-                Ok(c) => c,
-                Err(diags) => {
-                    tracing::error!(
-                        errors = diags.len(),
-                        "reload refused: the configuration is invalid; the running one stays"
-                    );
-                    for d in diags.iter() {
-                        tracing::error!("{d}");
-                    }
-                    return self.finish(Reply {
+        let new = match result {
+            Ok(c) => c,
+            Err(diags) => {
+                tracing::error!(
+                    errors = diags.len(),
+                    "reload refused: the configuration is invalid; the running one stays"
+                );
+                for d in diags.iter() {
+                    tracing::error!("{d}");
+                }
+                return self.finish(Reply {
                     diagnostics: diags.iter().map(ToString::to_string).collect(),
-                    ..Reply::refuse(ErrorCode::InvalidConfig, format!(
+                    code: Some(ErrorCode::InvalidConfig),
+                    ..Reply::error(format!(
                         "configuration invalid ({} error(s)); still running the previous one",
                         diags.len()
                     ))
                 });
-                }
-            };
+            }
+        };
         if new.nftables.table != self.config.nftables.table {
             let message = format!(
                 "reload refused: [nftables] table changed from {:?} to {:?}, which needs a restart",

@@ -189,13 +189,15 @@ impl Core {
             }
         }
         if orders.is_empty() {
-            // The tracker's refusals (ignored, covered) say more than the lines that did not parse.
-            let (code, first) = match rejected.get(unparsed) {
-                Some(refused) => (ErrorCode::Refused, Some(refused)),
-                None if unparsed > 0 => (ErrorCode::InvalidAddress, rejected.first()),
-                None => (ErrorCode::BadRequest, None),
+            let error = rejected
+                .first()
+                .map_or_else(|| "nothing to ban".to_string(), |r| r.error.clone());
+            // Refused by the tracker (ignored, covered), or only lines that did not parse.
+            let code = match rejected.len() {
+                n if n > unparsed => ErrorCode::Refused,
+                0 => ErrorCode::BadRequest,
+                _ => ErrorCode::InvalidAddress,
             };
-            let error = first.map_or_else(|| "nothing to ban".to_string(), |r| r.error.clone());
             let _ = reply.send(Reply {
                 rejected,
                 ..Reply::refuse(code, error)
