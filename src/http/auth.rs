@@ -8,8 +8,10 @@
 //! only credential is the `Authorization: Bearer` header, which a page of another site cannot
 //! make a browser send: no cookie is ever looked at, so a cross-site form or image cannot act
 //! with an administrator's rights (CSRF). A wrong token is logged at most once a second (with
-//! the count of those not logged), so a flood of guesses cannot flood the journal. Never logs a
-//! token.
+//! the count of those not logged), so a flood of guesses cannot flood the journal. On a loopback
+//! address a request must name a local host (`127.0.0.1:9469`, `[::1]:9469`, `localhost`): a
+//! web page whose own name was made to resolve to 127.0.0.1 (DNS rebinding) cannot read the
+//! open endpoints through a visitor's browser (`421`). Never logs a token.
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -140,10 +142,42 @@ fn bearer(request: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The middleware in front of every handler: rate, then token.
+/// Whether a `Host` header names this machine: an address, `localhost` or `*.localhost`, with
+/// or without a port. No header (HTTP/1.0) passes: browsers always send one.
+pub fn local_host(host: Option<&str>) -> bool {
+    let Some(host) = host else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split_once(']')
+                .is_some_and(|(a, _)| a.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+}
+
+/// The middleware in front of every handler: rate, host, then token.
 pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     if !app.rate.take(Instant::now()) {
         return ApiError::rate_limited().into_response();
+    }
+    if app.loopback {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("?"));
+        if !local_host(host) {
+            return ApiError::new(
+                axum::http::StatusCode::MISDIRECTED_REQUEST,
+                "wrong_host",
+                "this API listens on loopback and answers requests for a local host only (an address or localhost); behind a reverse proxy, do not preserve the Host header",
+            )
+            .into_response();
+        }
     }
     let allowed: Vec<&Token> = match need(request.method(), request.uri().path()) {
         Need::Nothing => Vec::new(),
@@ -278,6 +312,32 @@ mod tests {
         ];
         for (method, path, want) in cases {
             assert_eq!(need(&method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn only_local_host_names_pass_on_loopback() {
+        for host in [
+            None,
+            Some("127.0.0.1:9469"),
+            Some("127.0.0.1"),
+            Some("[::1]:9469"),
+            Some("localhost:9469"),
+            Some("LOCALHOST"),
+            Some("panel.localhost:9469"),
+            Some("10.1.2.3:9469"),
+        ] {
+            assert!(local_host(host), "{host:?}");
+        }
+        for host in [
+            Some("evil.example:9469"),
+            Some("evil.example"),
+            Some("localhost.evil.example"),
+            Some("[::1"),
+            Some("?"),
+            Some(""),
+        ] {
+            assert!(!local_host(host), "{host:?}");
         }
     }
 

@@ -55,6 +55,9 @@ pub struct App {
     pub wrong_tokens: WrongTokens,
     pub scrape: Scrape,
     pub history: Mutex<History>,
+    /// Listening on a loopback address: requests must name a local host (see
+    /// [`auth::local_host`]).
+    pub loopback: bool,
 }
 
 /// What `/metrics` reads.
@@ -165,6 +168,7 @@ pub fn app(http: &HttpConfig, parts: &Parts) -> Result<App, HttpError> {
         wrong_tokens: WrongTokens::default(),
         scrape: parts.scrape.clone(),
         history: Mutex::new(History::default()),
+        loopback: matches!(http.listen, Listen::Tcp(addr) if addr.ip().is_loopback()),
     })
 }
 

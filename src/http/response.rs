@@ -6,7 +6,8 @@
 //! without a copy. A refusal is `{"ok": false, "error": CODE, "message": TEXT}` (plus
 //! `diagnostics` or `rejected` when the reply had them), with the status of its code: the
 //! control protocol's [`ErrorCode`]s and the HTTP edge's own (`unauthorized`, `not_found`,
-//! `method_not_allowed`, `body_too_large`, `unsupported_media_type`, `timeout`, `rate_limited`).
+//! `method_not_allowed`, `body_too_large`, `unsupported_media_type`, `timeout`, `wrong_host`,
+//! `rate_limited`).
 //! Codes are stable; messages are for people.
 
 use std::convert::Infallible;

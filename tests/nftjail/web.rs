@@ -105,9 +105,16 @@ impl<'a> Call<'a> {
 
     fn bytes(&self) -> Vec<u8> {
         let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
+            "{} {} HTTP/1.1\r\nConnection: close\r\n",
             self.method, self.path
         );
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            head.push_str("Host: localhost\r\n");
+        }
         if let Some(token) = self.token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }

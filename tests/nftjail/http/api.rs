@@ -288,6 +288,12 @@ fn refusals_answer_their_status_and_change_nothing() {
             "bad_request",
         ),
         (
+            "a name rebound to loopback (DNS rebinding)",
+            Call::new("GET", "/api/v1/bans").header("Host", "evil.example:9469"),
+            421,
+            "wrong_host",
+        ),
+        (
             "an unknown path",
             Call::new("GET", "/api/v2/status"),
             404,
