@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Reply;
+
 /// A refusal's reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +71,14 @@ impl ErrorCode {
     }
 }
 
+/// A request the edge could not turn into a command, refused with its reason: `bad_request`
+/// (so that `?` on a `Result<_, String>` works where requests are checked).
+impl From<String> for Reply {
+    fn from(message: String) -> Reply {
+        Reply::refuse(ErrorCode::BadRequest, message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +104,7 @@ mod tests {
             );
             assert!((400..600).contains(&code.http_status()));
         }
+        let refused: Reply = "no such rule".to_string().into();
+        assert_eq!(refused.code, Some(ErrorCode::BadRequest));
     }
 }
