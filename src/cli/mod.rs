@@ -9,6 +9,7 @@
 pub mod check;
 pub mod control;
 pub mod demo;
+pub mod http_token;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -52,6 +53,8 @@ pub enum Command {
     Banned(control::BannedArgs),
     /// Re-read the configuration; bans are kept, an invalid configuration is refused.
     Reload(control::ReloadArgs),
+    /// Print the HTTP API's bearer token ([http] token_file), or the console's address with it.
+    HttpToken(http_token::HttpTokenArgs),
 }
 
 /// How a command failed.
@@ -116,6 +119,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unban(args) => control::unban(&args.client.or(&cli.client).socket()?, &args),
         Command::Banned(args) => control::banned(&args.client.or(&cli.client).socket()?, &args),
         Command::Reload(args) => control::reload(&args.client.or(&cli.client).socket()?, &args),
+        Command::HttpToken(mut args) => {
+            args.config = args.config.or(cli.client.config);
+            http_token::run(&args)
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod files;
 mod filters;
+pub mod http;
 mod jail;
 mod load;
 pub mod ports;
@@ -43,6 +44,8 @@ pub struct Config {
     pub nftables: NftablesConfig,
     /// Prometheus endpoint, if any.
     pub metrics: Option<SocketAddr>,
+    /// The HTTP API, console and `/metrics`, if on.
+    pub http: Option<http::HttpConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
     /// Things worth saying that do not stop the daemon (a host name in ignoreip that does not
@@ -159,7 +162,7 @@ pub struct JailConfig {
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `jail`, `escalation`): used to check the README's reference against the code.
+/// `metrics`, `http`, `jail`, `escalation`): used to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -178,6 +181,7 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "daemon" => keys::<raw::DaemonRaw>(),
         "nftables" => keys::<raw::NftablesRaw>(),
         "metrics" => keys::<raw::MetricsRaw>(),
+        "http" => keys::<http::HttpRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
         _ => Vec::new(),

@@ -2,15 +2,18 @@
 
 mod backend;
 mod bans;
+mod console;
 mod control;
 mod daemon;
 mod docs;
 mod durability;
 mod faults;
 mod filters;
+mod http;
 mod lifecycle;
 mod netns;
 mod operations;
 mod output;
 mod shipped;
 mod sources;
+mod web;

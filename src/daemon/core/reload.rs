@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::{Core, Internal};
 use crate::banner::Msg;
 use crate::config::{self, Config, Diagnostics};
-use crate::control::protocol::Reply;
+use crate::control::protocol::{ErrorCode, Reply};
 use crate::daemon::status;
 use crate::daemon::systemd;
 use nftjail_backend::BackendError;
@@ -67,6 +67,7 @@ impl Core {
                 }
                 return self.finish(Reply {
                     diagnostics: diags.iter().map(ToString::to_string).collect(),
+                    code: Some(ErrorCode::InvalidConfig),
                     ..Reply::error(format!(
                         "configuration invalid ({} error(s)); still running the previous one",
                         diags.len()
@@ -80,7 +81,7 @@ impl Core {
                 self.config.nftables.table, new.nftables.table
             );
             tracing::error!("{message}");
-            return self.finish(Reply::error(message));
+            return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
         }
         let (done, answer) = oneshot::channel();
         self.push(Msg::Layout {
@@ -102,9 +103,10 @@ impl Core {
     pub(super) fn layout_applied(&mut self, new: Config, result: Result<(), Arc<BackendError>>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "reload refused: the kernel did not take the new rules");
-            return self.finish(Reply::error(format!(
-                "reload refused: the kernel did not take the new rules: {e}"
-            )));
+            return self.finish(Reply::refuse(
+                ErrorCode::Failed,
+                format!("reload refused: the kernel did not take the new rules: {e}"),
+            ));
         }
         let now = (self.clock)();
         let policies = new.enabled().map(|j| j.policy.clone()).collect();
