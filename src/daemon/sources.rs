@@ -136,6 +136,8 @@ pub struct Sources {
     next_id: u64,
     events: mpsc::Sender<Event>,
     options: SourceOptions,
+    /// The daemon is stopping: no source starts again.
+    closing: bool,
 }
 
 impl Sources {
@@ -151,6 +153,7 @@ impl Sources {
             next_id: 1,
             events,
             options,
+            closing: false,
         }
     }
 
@@ -202,7 +205,8 @@ impl Sources {
 
     /// Starts the source of `jail` unless it has one running or stopping.
     fn start_if_free(&mut self, jail: &JailConfig) {
-        if !matches!(jail.kind, JailKind::Log { .. })
+        if self.closing
+            || !matches!(jail.kind, JailKind::Log { .. })
             || self.running.iter().any(|s| s.jail == jail.name)
             || self.stopping.values().any(|j| *j == jail.name)
         {
@@ -216,8 +220,9 @@ impl Sources {
         }
     }
 
-    /// Asks every source to stop.
+    /// Asks every source to stop, for good (none starts again).
     pub fn stop_all(&mut self) {
+        self.closing = true;
         for source in std::mem::take(&mut self.running) {
             self.stopping.insert(source.id, source.jail.clone());
             source.stop();

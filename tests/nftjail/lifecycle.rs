@@ -122,6 +122,13 @@ fn sigterm_leaves_the_bans_and_removes_the_socket_unless_told_otherwise() {
     d.ok(&["ban", "manual", "192.0.2.14"]);
     assert!(d.stop().success());
     assert!(!d.socket().exists(), "the socket is removed");
+    // Regression: a stopping daemon restarted each source as it stopped, then waited 10 s for
+    // them in vain.
+    assert!(
+        !d.log().contains("did not stop in time"),
+        "the sources stop at once:\n{}",
+        d.log()
+    );
     assert_eq!(
         d.members("manual_v4"),
         ["192.0.2.14"],
