@@ -1,6 +1,8 @@
 //! Every shipped file, checked with the code that uses it: the unit against the CLI parser and
 //! the defaults, the main config and the jails (laid out as the installers lay them out) with
-//! the daemon's own loader, the .deb assets, and the install script into a staging tree.
+//! the daemon's own loader, the .deb assets and the .rpm spec, the log paths the jails read on
+//! Debian and on the RHEL family, and the install script into a staging tree. The packages
+//! themselves are built and checked by pkg/build, pkg/check and pkg/try-root (run by CI).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -164,6 +166,109 @@ fn every_shipped_jail_is_in_the_debian_package() {
             cargo.contains(&asset),
             "{asset} missing from [package.metadata.deb] assets"
         );
+    }
+}
+
+fn spec() -> String {
+    fs::read_to_string(Path::new(ROOT).join("pkg/nftjail.spec")).unwrap()
+}
+
+/// The sections of an RPM spec that end the one before them.
+const SPEC_SECTIONS: &[&str] = &[
+    "%description",
+    "%prep",
+    "%build",
+    "%install",
+    "%files",
+    "%post",
+    "%preun",
+    "%postun",
+];
+
+/// The lines of the spec's `section`, up to the next section.
+fn spec_section(spec: &str, section: &str) -> Vec<String> {
+    spec.lines()
+        .skip_while(|l| l.trim() != section)
+        .skip(1)
+        .take_while(|l| !SPEC_SECTIONS.contains(&l.trim()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_shipped_jail_is_in_the_rpm_as_noreplace_configuration() {
+    // The spec takes the jails by a glob, so a new file in jails/ needs no change there: check
+    // that the glob, the 10- prefix and %config(noreplace) stay (pkg/check checks the package).
+    let spec = spec();
+    let install = spec_section(&spec, "%install").join("\n");
+    assert!(
+        install.contains(r#"for jail in "$src"/jails/*.toml; do"#)
+            && install.contains(r#""%{buildroot}/etc/nftjail/jail.d/10-${jail##*/}""#),
+        "%install copies every jails/NAME.toml to jail.d/10-NAME.toml:\n{install}"
+    );
+    let files = spec_section(&spec, "%files");
+    for needed in [
+        "%config(noreplace) /etc/nftjail/nftjail.toml",
+        "%config(noreplace) /etc/nftjail/jail.d/*.toml",
+        "/usr/bin/nftjail",
+        "/usr/lib/systemd/system/nftjail.service",
+    ] {
+        assert!(
+            files.iter().any(|l| l == needed),
+            "%files lacks {needed:?}: {files:?}"
+        );
+    }
+    // Nothing under /etc ships without %config(noreplace) (an upgrade would overwrite edits).
+    for line in files.iter().filter(|l| l.contains("/etc/")) {
+        assert!(
+            line.starts_with("%config(noreplace) ") || line.starts_with("%dir "),
+            "{line:?} is not %config(noreplace)"
+        );
+    }
+}
+
+#[test]
+fn the_rpm_installs_the_binary_where_the_unit_starts_it() {
+    let start = &unit_values("ExecStart")[0];
+    let binary = start.split_whitespace().next().unwrap();
+    assert_eq!(binary, "/usr/bin/nftjail");
+    assert!(
+        spec().contains("%{buildroot}/usr/bin/nftjail"),
+        "the spec installs {binary}"
+    );
+}
+
+/// Debian's log (or unit) and the RHEL family's: a jail that reads one must read the other.
+const DEBIAN_AND_RHEL: &[(&str, &str)] = &[
+    ("/var/log/auth.log", "/var/log/secure"),
+    ("/var/log/mail.log", "/var/log/maillog"),
+    ("_SYSTEMD_UNIT=ssh.service", "_SYSTEMD_UNIT=sshd.service"),
+    (
+        "_SYSTEMD_UNIT=postfix@-.service",
+        "_SYSTEMD_UNIT=postfix.service",
+    ),
+];
+
+#[test]
+fn the_shipped_jails_read_the_logs_of_debian_and_of_the_rhel_family() {
+    for file in jail_files() {
+        let jail: toml::Table = toml::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        for (name, table) in &jail {
+            let mut read: Vec<&str> = Vec::new();
+            for key in ["logpath", "journalmatch"] {
+                if let Some(values) = table.get(key).and_then(|v| v.as_array()) {
+                    read.extend(values.iter().filter_map(|v| v.as_str()));
+                }
+            }
+            for (debian, rhel) in DEBIAN_AND_RHEL {
+                assert_eq!(
+                    read.contains(debian),
+                    read.contains(rhel),
+                    "{}: [{name}] reads {debian:?} or {rhel:?} but not both: {read:?}",
+                    file.display()
+                );
+            }
+        }
     }
 }
 
