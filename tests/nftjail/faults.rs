@@ -229,6 +229,12 @@ impl Backend for Shared {
     ) -> Result<(), nftjail_backend::ApplyError> {
         self.0.lock().unwrap().apply(changes)
     }
+    fn apply_firewall(
+        &mut self,
+        firewall: &nftjail_backend::FirewallLayout,
+    ) -> Result<nftjail_backend::FirewallReport, nftjail_backend::BackendError> {
+        self.0.lock().unwrap().apply_firewall(firewall)
+    }
     fn list(&mut self) -> Result<Vec<nftjail_backend::Element>, nftjail_backend::BackendError> {
         self.0.lock().unwrap().list()
     }

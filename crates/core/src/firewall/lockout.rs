@@ -144,7 +144,13 @@ mod tests {
         use Action::*;
         let office = Some("198.51.100.0/24");
         // (rules, session, admin ports, verdict: Ok, or the start of the error)
-        let cases: Vec<(Vec<Entry<Rule>>, Option<Session>, &[u16], Result<(), &str>)> = vec![
+        type Case = (
+            Vec<Entry<Rule>>,
+            Option<Session>,
+            &'static [u16],
+            Result<(), &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (vec![rule(1, "22", None, Accept, true)], None, &[22], Ok(())),
             (
                 vec![rule(1, "20-30", None, Accept, true)],
