@@ -33,9 +33,10 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             "nftables" => sections.nftables = parse_table(&files, &place, table, &mut diags),
             "defaults" => sections.defaults = parse_table(&files, &place, table, &mut diags),
             "metrics" => sections.metrics = parse_table(&files, &place, table, &mut diags),
+            "firewall" => sections.firewall = parse_table(&files, &place, table, &mut diags),
             other => diags.push(files.diag(
                 &place,
-                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults] and [metrics]; jails go in jail.d/*.toml)"),
+                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics] and [firewall]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
             )),
         }
     }
@@ -94,6 +95,14 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         .and_then(|m| m.listen)
         .map(|l| l.into_inner());
 
+    let firewall = super::firewall::load(
+        &mut files,
+        &dir,
+        main_id,
+        sections.firewall.unwrap_or_default(),
+        &mut diags,
+    );
+
     let mut filters = FilterCache::new(&filter_files);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
@@ -124,6 +133,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         nftables,
         metrics,
         jails: validated,
+        firewall,
         warnings,
         files: files
             .paths()
@@ -142,6 +152,7 @@ struct MainSections {
     nftables: Option<NftablesRaw>,
     defaults: Option<JailRaw>,
     metrics: Option<MetricsRaw>,
+    firewall: Option<super::firewall::FirewallRaw>,
 }
 
 /// The top-level tables of a file, in file order. Anything else at the top level is reported.
@@ -177,7 +188,7 @@ fn tables<'f>(
 }
 
 /// Deserializes one table; a failure is reported and yields `None`.
-fn parse_table<T: DeserializeOwned>(
+pub(super) fn parse_table<T: DeserializeOwned>(
     files: &Files,
     place: &Place,
     table: DeTable<'_>,
@@ -194,7 +205,7 @@ fn parse_table<T: DeserializeOwned>(
 }
 
 /// A TOML error as a diagnostic, with "did you mean" for misspelt keys.
-fn toml_error(files: &Files, id: FileId, err: &toml::de::Error) -> Diagnostic {
+pub(super) fn toml_error(files: &Files, id: FileId, err: &toml::de::Error) -> Diagnostic {
     let mut d = Diagnostic::from_toml(files.path(id), files.text(id), err);
     d.message = suggest(&d.message);
     d

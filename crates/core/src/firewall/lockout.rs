@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::{Action, Chain, Entry, Protocol, Rule};
+use super::{Action, Chain, Entry, Origin, Protocol, Rule};
 
 /// The SSH session a request came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,14 +28,14 @@ pub enum Lockout {
     )]
     Uncovered { who: String, port: u16 },
     #[error(
-        "a default-drop input policy would lock out {who}: rule {id} ({rule}) takes tcp port {port} \
-         before any protected accept rule"
+        "a default-drop input policy would lock out {who}: {by} takes tcp port {port} before any \
+         protected accept rule"
     )]
     Shadowed {
         who: String,
         port: u16,
-        id: u64,
-        rule: String,
+        /// `rule 7 (…)`, or `the rule at firewall.d/FILE:LINE (…)`.
+        by: String,
     },
 }
 
@@ -83,12 +83,11 @@ fn reaches(
             Action::Accept => {}
             Action::Drop | Action::Reject if limited => {}
             Action::Drop | Action::Reject => {
-                return Err(Lockout::Shadowed {
-                    who,
-                    port,
-                    id: entry.id,
-                    rule: rule.to_string(),
-                });
+                let by = match &entry.origin {
+                    Origin::File { .. } => format!("the rule at {} ({rule})", entry.origin),
+                    Origin::Api => format!("rule {} ({rule})", entry.id),
+                };
+                return Err(Lockout::Shadowed { who, port, by });
             }
         }
     }
@@ -106,7 +105,6 @@ fn first_address(target: crate::addr::BanTarget) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Origin;
     use crate::firewall::text::parse_ports;
 
     fn rule(
