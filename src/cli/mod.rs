@@ -92,6 +92,7 @@ impl CliError {
             CliError::Io { .. } | CliError::Refused(_) => 1,
             CliError::Connect(_) => 2,
             CliError::Start(e) if e.is_permission() => 77,
+            CliError::Start(e) if e.is_config() => 78,
             CliError::Start(_) => 70,
             CliError::ClosedPipe => 0,
         }
