@@ -9,6 +9,7 @@
 pub mod check;
 pub mod control;
 pub mod demo;
+pub mod firewall;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -52,6 +53,13 @@ pub enum Command {
     Banned(control::BannedArgs),
     /// Re-read the configuration; bans are kept, an invalid configuration is refused.
     Reload(control::ReloadArgs),
+    /// The host firewall in the same table: status, enable (with --confirm-within), disable,
+    /// confirm.
+    Firewall(firewall::FirewallArgs),
+    /// The firewall's rules: list, add, delete.
+    Rule(firewall::RuleArgs),
+    /// Port forwards (DNAT to a backend): list, add, delete.
+    Forward(firewall::ForwardArgs),
 }
 
 /// How a command failed.
@@ -117,6 +125,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unban(args) => control::unban(&args.client.or(&cli.client).socket()?, &args),
         Command::Banned(args) => control::banned(&args.client.or(&cli.client).socket()?, &args),
         Command::Reload(args) => control::reload(&args.client.or(&cli.client).socket()?, &args),
+        Command::Firewall(args) => firewall::firewall(&cli.client, &args),
+        Command::Rule(args) => firewall::rule(&cli.client, &args),
+        Command::Forward(args) => firewall::forward(&cli.client, &args),
     }
 }
 

@@ -110,14 +110,12 @@ impl FirewallCommand {
 }
 
 fn confirm(text: &str) -> Result<Duration, String> {
-    let span: Span = text
-        .parse()
-        .map_err(|e| format!("confirm_within: {e}"))?;
+    let span: Span = text.parse().map_err(|e| format!("confirm_within: {e}"))?;
     match span.0 {
         d if d.is_zero() => Err("confirm_within: give a time to confirm in, e.g. 60s".into()),
-        d if d > MAX_CONFIRM_WITHIN => Err(format!(
-            "confirm_within: {text} is longer than an hour"
-        )),
+        d if d > MAX_CONFIRM_WITHIN => {
+            Err(format!("confirm_within: {text} is longer than an hour"))
+        }
         d => Ok(d),
     }
 }
@@ -157,7 +155,10 @@ mod tests {
             Ok(FirewallCommand::AddRule(rule)) => rule,
             other => panic!("{other:?}"),
         };
-        assert_eq!(rule.to_string(), "input tcp port 22 from 192.0.2.0/24 accept");
+        assert_eq!(
+            rule.to_string(),
+            "input tcp port 22 from 192.0.2.0/24 accept"
+        );
         let enable = Request::FirewallEnable {
             confirm_within: Some("3s".into()),
             session: SessionText::from_ssh_connection("198.51.100.7 5 192.0.2.1 22"),
@@ -177,9 +178,15 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let cases = [
-            (add("70000", None, "accept"), "port: port 70000 is out of range"),
+            (
+                add("70000", None, "accept"),
+                "port: port 70000 is out of range",
+            ),
             (add("all", None, "accept"), "port: \"all\" is not a port"),
-            (add("22", Some("10.0.0.300"), "accept"), "source: \"10.0.0.300\" is not"),
+            (
+                add("22", Some("10.0.0.300"), "accept"),
+                "source: \"10.0.0.300\" is not",
+            ),
             (add("22", None, "permit"), "action: \"permit\": use"),
             (
                 Request::ForwardAdd {
@@ -202,7 +209,10 @@ mod tests {
         ];
         for (request, want) in cases {
             let error = FirewallCommand::from_request(request).unwrap_err();
-            assert!(error.starts_with(want), "{error:?} should start with {want:?}");
+            assert!(
+                error.starts_with(want),
+                "{error:?} should start with {want:?}"
+            );
         }
     }
 }

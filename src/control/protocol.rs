@@ -16,7 +16,7 @@ mod line;
 
 use serde::{Deserialize, Serialize};
 
-pub use firewall::{ForwardEntry, FirewallStatus, RuleEntry, SessionText};
+pub use firewall::{FirewallStatus, ForwardEntry, RuleEntry, SessionText};
 pub use line::{ReplyLine, SharedLine};
 
 use nftjail_core::addr::BanTarget;
@@ -95,7 +95,9 @@ pub enum Request {
         comment: String,
     },
     #[serde(rename = "rule_delete")]
-    RuleDelete { id: u64 },
+    RuleDelete {
+        id: u64,
+    },
     #[serde(rename = "forwards")]
     Forwards,
     /// Adds a port forward; the reply carries its `id`.
@@ -111,7 +113,9 @@ pub enum Request {
         comment: String,
     },
     #[serde(rename = "forward_delete")]
-    ForwardDelete { id: u64 },
+    ForwardDelete {
+        id: u64,
+    },
 }
 
 impl Request {
@@ -478,10 +482,16 @@ mod tests {
         // A port may come as a number from an HTTP client.
         let add = br#"{"command":"rule_add","protocol":"tcp","port":22,"action":"accept"}"#;
         match decode_request(add).unwrap() {
-            Request::RuleAdd { port, chain, .. } => assert_eq!((port.as_str(), chain), ("22", None)),
+            Request::RuleAdd { port, chain, .. } => {
+                assert_eq!((port.as_str(), chain), ("22", None))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(decode_request(br#"{"command":"rule_delete","id":3}"#).unwrap().mutates());
+        assert!(
+            decode_request(br#"{"command":"rule_delete","id":3}"#)
+                .unwrap()
+                .mutates()
+        );
         assert!(!decode_request(br#"{"command":"rules"}"#).unwrap().mutates());
     }
 

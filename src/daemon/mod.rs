@@ -223,7 +223,9 @@ pub async fn run(
         chains_added = firewall_report.chains_added,
         "firewall reconciled"
     );
-    for warning in core::firewall::forwarding_warnings(&firewall.ruleset, core::firewall::ip_forward()) {
+    for warning in
+        core::firewall::forwarding_warnings(&firewall.ruleset, core::firewall::ip_forward())
+    {
         tracing::warn!("{warning}");
     }
     tracing::info!(

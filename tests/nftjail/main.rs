@@ -8,6 +8,7 @@ mod docs;
 mod durability;
 mod faults;
 mod filters;
+mod firewall;
 mod lifecycle;
 mod netns;
 mod operations;

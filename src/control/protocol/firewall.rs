@@ -167,7 +167,12 @@ mod tests {
             SessionText::from_ssh_connection("2001:db8::7 51234 2001:db8::1 22").map(|s| s.port),
             Some(22)
         );
-        for bad in ["", "198.51.100.7 51234 192.0.2.1", "x 1 y 22", "198.51.100.7 1 2 port"] {
+        for bad in [
+            "",
+            "198.51.100.7 51234 192.0.2.1",
+            "x 1 y 22",
+            "198.51.100.7 1 2 port",
+        ] {
             assert_eq!(SessionText::from_ssh_connection(bad), None, "{bad:?}");
         }
     }

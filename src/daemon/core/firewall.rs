@@ -157,7 +157,11 @@ pub fn forwarding_warnings(ruleset: &Ruleset, forward: IpForward) -> Vec<String>
 
 impl Core {
     /// A firewall request from the control socket.
-    pub(super) fn firewall_call(&mut self, command: FirewallCommand, reply: oneshot::Sender<Reply>) {
+    pub(super) fn firewall_call(
+        &mut self,
+        command: FirewallCommand,
+        reply: oneshot::Sender<Reply>,
+    ) {
         if command.reads() {
             let _ = reply.send(self.firewall_read(&command));
             return;
@@ -244,18 +248,29 @@ impl Core {
                 }
                 match confirm_within {
                     Some(_) if persisted => {
-                        return refuse(reply, "the firewall is already on: nothing to confirm".into());
+                        return refuse(
+                            reply,
+                            "the firewall is already on: nothing to confirm".into(),
+                        );
                     }
                     Some(within) => {
                         self.firewall.pending = Some(Pending {
                             deadline: Instant::now() + within,
                             confirming: false,
                         });
-                        (None, What::Enable { confirm_within: Some(within) }, true)
+                        (
+                            None,
+                            What::Enable {
+                                confirm_within: Some(within),
+                            },
+                            true,
+                        )
                     }
                     None => (
                         Some(ruleset.set_enabled(true)),
-                        What::Enable { confirm_within: None },
+                        What::Enable {
+                            confirm_within: None,
+                        },
                         true,
                     ),
                 }
@@ -304,7 +319,9 @@ impl Core {
         kernel_enabled: bool,
         reply: Option<oneshot::Sender<Reply>>,
     ) {
-        let ruleset = change.as_ref().map_or(&self.firewall.ruleset, |c| &c.ruleset);
+        let ruleset = change
+            .as_ref()
+            .map_or(&self.firewall.ruleset, |c| &c.ruleset);
         let update = FirewallUpdate {
             layout: layout(&self.config.firewall, ruleset, kernel_enabled),
             records: change
@@ -333,7 +350,12 @@ impl Core {
         }
         let update = FirewallUpdate {
             layout: layout(&new.firewall, &change.ruleset, on),
-            records: change.records.iter().cloned().map(Record::Firewall).collect(),
+            records: change
+                .records
+                .iter()
+                .cloned()
+                .map(Record::Firewall)
+                .collect(),
         };
         self.firewall.in_flight = Some(InFlight {
             change: Some(change),
@@ -369,7 +391,9 @@ impl Core {
                 _ if applied => self.firewall.pending = None,
                 _ => {}
             },
-            What::Enable { confirm_within: Some(_) } if !applied => self.firewall.pending = None,
+            What::Enable {
+                confirm_within: Some(_),
+            } if !applied => self.firewall.pending = None,
             What::Rollback if applied => {
                 tracing::warn!("the firewall enable was not confirmed in time: rolled back");
             }
@@ -430,7 +454,10 @@ impl Core {
 
     /// Each second: an unconfirmed enable whose time ran out is rolled back.
     pub(super) fn firewall_tick(&mut self) {
-        if self.firewall_rollback_due() && self.firewall.in_flight.is_none() && !self.reload.running() {
+        if self.firewall_rollback_due()
+            && self.firewall.in_flight.is_none()
+            && !self.reload.running()
+        {
             self.firewall_rollback();
         }
     }
