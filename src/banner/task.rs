@@ -63,12 +63,12 @@ pub enum Msg {
     /// A new layout; with `firewall`, both are applied or neither (a reload).
     Layout {
         layout: Layout,
-        firewall: Option<FirewallUpdate>,
+        firewall: Option<Box<FirewallUpdate>>,
         done: oneshot::Sender<Result<(), OrderError>>,
     },
     /// A firewall change (a rule, a forward, a switch); its outcome comes back as
     /// [`Report::Firewall`], in order with the others.
-    Firewall(FirewallUpdate),
+    Firewall(Box<FirewallUpdate>),
     Barrier(Barrier),
     /// Everything before it is applied and durable when `done` fires.
     Flush {
@@ -363,7 +363,7 @@ fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
                 done,
             } => {
                 job.layout = Some(layout);
-                job.firewall = firewall;
+                job.firewall = firewall.map(|f| *f);
                 waiters.layout = Some(done);
             }
             // One firewall change a job, never joined to a reload's.
@@ -371,7 +371,7 @@ fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
                 queue.push_front(msg);
                 break;
             }
-            Msg::Firewall(update) => job.firewall = Some(update),
+            Msg::Firewall(update) => job.firewall = Some(*update),
             Msg::Orders(orders) => job.orders.extend(orders),
             Msg::Positions(p) => job.positions.extend(p),
             Msg::Flush { remove_table, done } => {

@@ -54,6 +54,11 @@ pub enum FirewallAction {
 
 /// Arguments of `nftjail firewall enable`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail firewall enable --confirm-within 60s\n  nftjail firewall confirm\n\n\
+    Over SSH, the session you run in (SSH_CONNECTION) must stay open through a protected accept\n\
+    rule; otherwise the admin ports of [firewall] admin_port must."
+)]
 pub struct EnableArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -91,6 +96,12 @@ pub enum RuleAction {
 
 /// Arguments of `nftjail rule add`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail rule add --protocol tcp --port 8443 --action accept --comment panel\n  \
+    nftjail rule add --protocol tcp --port 2526 --source 10.0.0.2 --action accept\n  \
+    nftjail rule add --protocol udp --port 60000-61000 --source 2001:db8::/48 --action accept --json\n\n\
+    Rules apply in creation order, after the firewall.d rules; banned addresses are dropped before."
+)]
 pub struct RuleAddArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -152,6 +163,10 @@ pub enum ForwardAction {
 
 /// Arguments of `nftjail forward add`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail forward add --protocol tcp --port 993 --to 10.0.0.2:993 --comment 'IMAPS to the mail backend'\n  \
+    nftjail forward add --protocol tcp --port submission --to 10.0.0.2:587 --source 192.0.2.0/24"
+)]
 pub struct ForwardAddArgs {
     #[command(flatten)]
     pub client: ClientArgs,

@@ -334,7 +334,7 @@ impl Core {
             what,
             reply,
         });
-        self.push(Msg::Firewall(update));
+        self.push(Msg::Firewall(Box::new(update)));
     }
 
     /// A reload's firewall part: the `firewall.d` entries of `new` merged into the ruleset,

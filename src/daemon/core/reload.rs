@@ -102,7 +102,7 @@ impl Core {
         let (done, answer) = oneshot::channel();
         self.push(Msg::Layout {
             layout: new.layout(),
-            firewall: Some(firewall),
+            firewall: Some(Box::new(firewall)),
             done,
         });
         let internal = self.internal.clone();
