@@ -103,12 +103,12 @@ fn rules_and_forwards_come_with_their_file_and_line_names_resolved() {
             (
                 "firewall.d/10-hosting.toml".to_string(),
                 2,
-                "input tcp port 22 from any accept (SSH)".to_string()
+                "input tcp port 22 from any accept \"SSH\"".to_string()
             ),
             (
                 "firewall.d/10-hosting.toml".into(),
                 10,
-                "input tcp port 25,465,587 from any accept (SMTP)".into()
+                "input tcp port 25,465,587 from any accept \"SMTP\"".into()
             ),
             (
                 "firewall.d/10-hosting.toml".into(),

@@ -173,6 +173,15 @@ fn after_kill_9_and_after_the_table_is_deleted_the_rules_come_back_exactly() {
     d.wait_until("the firewall repaired", || {
         without_handles(&firewall_chains(&d)) == without_handles(&kernel)
     });
+    // A policy turned to accept by hand (every port open) is turned back.
+    d.ns.run(
+        "nft",
+        &["add chain inet nftjail firewall_input { type filter hook input priority filter; policy accept; }"],
+    );
+    d.wait_until("the policy repaired", || {
+        d.ns.nft_text("nftjail")
+            .contains("hook input priority filter; policy drop;")
+    });
 }
 
 #[test]

@@ -141,7 +141,7 @@ impl fmt::Display for Rule {
             self.action.name()
         )?;
         if !self.comment.is_empty() {
-            write!(f, " ({})", self.comment)?;
+            write!(f, " \"{}\"", self.comment)?;
         }
         Ok(())
     }
@@ -196,7 +196,7 @@ impl fmt::Display for Forward {
             self.to
         )?;
         if !self.comment.is_empty() {
-            write!(f, " ({})", self.comment)?;
+            write!(f, " \"{}\"", self.comment)?;
         }
         Ok(())
     }

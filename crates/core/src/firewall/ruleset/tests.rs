@@ -187,7 +187,7 @@ fn deletions_that_are_refused_say_why() {
     let cases: [(Result<Change, FirewallError>, &str); 6] = [
         (
             ruleset.delete_rule(1),
-            "rule 1 is protected (input tcp port 22 from any accept (SSH))",
+            "rule 1 is protected (input tcp port 22 from any accept \"SSH\")",
         ),
         (
             ruleset.delete_rule(2),
