@@ -29,14 +29,18 @@ fn config(dir: &std::path::Path) -> nftjail::config::Config {
     nftjail::config::load(&dir.join("nftjail.toml")).unwrap()
 }
 
-struct Running {
-    shutdown: CancellationToken,
-    done: std::sync::mpsc::Receiver<Result<(), DaemonError>>,
-    socket: std::path::PathBuf,
+pub(crate) struct Running {
+    pub shutdown: CancellationToken,
+    pub done: std::sync::mpsc::Receiver<Result<(), DaemonError>>,
+    pub socket: std::path::PathBuf,
 }
 
 /// Starts the daemon on its own runtime thread.
-fn start(dir: &std::path::Path, backend: Box<dyn Backend>, state_faults: Arc<Faults>) -> Running {
+pub(crate) fn start(
+    dir: &std::path::Path,
+    backend: Box<dyn Backend>,
+    state_faults: Arc<Faults>,
+) -> Running {
     let config = config(dir);
     let socket = config.daemon.socket.clone();
     let shutdown = CancellationToken::new();
@@ -64,7 +68,7 @@ fn start(dir: &std::path::Path, backend: Box<dyn Backend>, state_faults: Arc<Fau
     }
 }
 
-fn ask(socket: &std::path::Path, request: &Request) -> Reply {
+pub(crate) fn ask(socket: &std::path::Path, request: &Request) -> Reply {
     Client::connect(socket).unwrap().request(request).unwrap()
 }
 
@@ -287,7 +291,7 @@ fn a_firewall_rule_that_cannot_be_saved_is_taken_back_out_of_the_kernel() {
 }
 
 /// A memory backend shared with the test, which reads the "kernel" while the daemon runs.
-struct Shared(Arc<std::sync::Mutex<MemoryBackend>>);
+pub(crate) struct Shared(pub Arc<std::sync::Mutex<MemoryBackend>>);
 
 impl Backend for Shared {
     fn apply_layout(

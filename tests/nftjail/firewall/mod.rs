@@ -5,8 +5,10 @@
 //! `rules`: default deny, rules opening a port to one source, protected rules, rule order,
 //! IPv6, bans before accept rules, what `nft list` shows. `confirm`: `enable --confirm-within`
 //! rolling back, `confirm`, the lock-out refusal. `forward`: DNAT to a backend, masqueraded.
-//! `restart`: `kill -9`, a deleted table, reloads, rules deleted by hand.
+//! `restart`: `kill -9`, a deleted table, reloads, rules deleted by hand. `concurrent`:
+//! requests and reloads arriving together (in-process, on the memory backend).
 
+mod concurrent;
 mod confirm;
 mod forward;
 mod restart;
