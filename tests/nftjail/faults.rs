@@ -274,6 +274,10 @@ fn a_firewall_rule_that_cannot_be_saved_is_taken_back_out_of_the_kernel() {
         .recv_timeout(Duration::from_secs(10))
         .unwrap()
         .unwrap();
+    // The worker thread lets go of the state's lock as it finishes.
+    crate::daemon::eventually("the state unlocked", || {
+        StateStore::open(&dir.path().join("state")).is_ok()
+    });
     let (_, recovered) = StateStore::open(&dir.path().join("state")).unwrap();
     let saved: Vec<String> = recovered
         .firewall

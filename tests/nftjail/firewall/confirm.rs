@@ -24,7 +24,7 @@ fn an_unconfirmed_enable_rolls_back_by_itself_and_a_confirmed_one_stays() {
     let client = client_of(&d);
     let _web = listen(&d.ns, "[::]:8080");
     assert_eq!(
-        reach(&client, "192.0.2.2", "192.0.2.1:8080"),
+        reach_open(&client, "192.0.2.2", "192.0.2.1:8080"),
         Reach::Open,
         "off: every port open"
     );
@@ -46,7 +46,7 @@ fn an_unconfirmed_enable_rolls_back_by_itself_and_a_confirmed_one_stays() {
     );
     assert_eq!(status(&d)["pending"], serde_json::Value::Null);
     assert_eq!(
-        reach(&client, "192.0.2.2", "192.0.2.1:8080"),
+        reach_open(&client, "192.0.2.2", "192.0.2.1:8080"),
         Reach::Open,
         "the policy is back"
     );
@@ -72,7 +72,10 @@ fn an_unconfirmed_enable_rolls_back_by_itself_and_a_confirmed_one_stays() {
         Reach::Dropped
     );
     d.ok(&["firewall", "disable"]);
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:8080"), Reach::Open);
+    assert_eq!(
+        reach_open(&client, "192.0.2.2", "192.0.2.1:8080"),
+        Reach::Open
+    );
 }
 
 /// An unconfirmed enable is not in the state: a crash within its time comes back without it.

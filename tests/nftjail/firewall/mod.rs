@@ -63,6 +63,18 @@ pub fn reach(ns: &Netns, from: &str, to: &str) -> Reach {
     })
 }
 
+/// [`reach`] for a connection that must open: tried again for up to 3 s, so that a SYN lost while
+/// a fresh veth link comes up is not taken for a drop. Returns the last outcome.
+pub fn reach_open(ns: &Netns, from: &str, to: &str) -> Reach {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let outcome = reach(ns, from, to);
+        if outcome == Reach::Open || std::time::Instant::now() >= deadline {
+            return outcome;
+        }
+    }
+}
+
 pub fn listen(ns: &Netns, addr: &str) -> TcpListener {
     ns.enter(|| TcpListener::bind(addr)).unwrap()
 }

@@ -13,9 +13,12 @@ fn default_deny_lets_in_protected_ports_and_a_rule_opens_a_port_to_its_source_on
     let client = client_of(&d);
     let _ssh = listen(&d.ns, "[::]:22");
     let _web = listen(&d.ns, "[::]:8080");
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:22"), Reach::Open);
     assert_eq!(
-        reach(&client, "2001:db8::2", "[2001:db8::1]:22"),
+        reach_open(&client, "192.0.2.2", "192.0.2.1:22"),
+        Reach::Open
+    );
+    assert_eq!(
+        reach_open(&client, "2001:db8::2", "[2001:db8::1]:22"),
         Reach::Open,
         "IPv6, neighbour discovery included"
     );
@@ -58,9 +61,12 @@ fn default_deny_lets_in_protected_ports_and_a_rule_opens_a_port_to_its_source_on
     let v4: u64 = v4.trim().parse().expect("rule add prints the id");
     let v6: serde_json::Value = serde_json::from_str(&v6).unwrap();
     assert_eq!(v6, serde_json::json!({"id": v4 + 1}));
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:8080"), Reach::Open);
     assert_eq!(
-        reach(&client, "2001:db8::2", "[2001:db8::1]:8080"),
+        reach_open(&client, "192.0.2.2", "192.0.2.1:8080"),
+        Reach::Open
+    );
+    assert_eq!(
+        reach_open(&client, "2001:db8::2", "[2001:db8::1]:8080"),
         Reach::Open
     );
     assert_eq!(
@@ -90,14 +96,17 @@ fn default_deny_lets_in_protected_ports_and_a_rule_opens_a_port_to_its_source_on
     // A protected rule cannot be deleted; a normal one closes its port.
     let error = refused(&d, &["rule", "delete", "1"]);
     assert!(error.contains("rule 1 is protected"), "{error}");
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:22"), Reach::Open);
+    assert_eq!(
+        reach_open(&client, "192.0.2.2", "192.0.2.1:22"),
+        Reach::Open
+    );
     d.ok(&["rule", "delete", &v4.to_string()]);
     assert_eq!(
         reach(&client, "192.0.2.2", "192.0.2.1:8080"),
         Reach::Dropped
     );
     assert_eq!(
-        reach(&client, "2001:db8::2", "[2001:db8::1]:8080"),
+        reach_open(&client, "2001:db8::2", "[2001:db8::1]:8080"),
         Reach::Open,
         "the IPv6 rule stays"
     );
@@ -139,13 +148,16 @@ fn default_deny_lets_in_protected_ports_and_a_rule_opens_a_port_to_its_source_on
         "--action",
         "accept",
     ]);
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:9090"), Reach::Open);
+    assert_eq!(
+        reach_open(&client, "192.0.2.2", "192.0.2.1:9090"),
+        Reach::Open
+    );
     assert_eq!(
         reach(&client, "192.0.2.3", "192.0.2.1:9090"),
         Reach::Dropped
     );
     assert_eq!(
-        reach(&client, "2001:db8::2", "[2001:db8::1]:9090"),
+        reach_open(&client, "2001:db8::2", "[2001:db8::1]:9090"),
         Reach::Open
     );
     assert_eq!(
@@ -198,7 +210,10 @@ fn a_banned_client_cannot_reach_a_protected_port() {
     );
     let client = client_of(&d);
     let _ssh = listen(&d.ns, "[::]:22");
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:22"), Reach::Open);
+    assert_eq!(
+        reach_open(&client, "192.0.2.2", "192.0.2.1:22"),
+        Reach::Open
+    );
     d.ok(&["ban", "manual", "192.0.2.2", "2001:db8::2"]);
     assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:22"), Reach::Dropped);
     assert_eq!(
@@ -206,12 +221,15 @@ fn a_banned_client_cannot_reach_a_protected_port() {
         Reach::Dropped
     );
     assert_eq!(
-        reach(&client, "192.0.2.3", "192.0.2.1:22"),
+        reach_open(&client, "192.0.2.3", "192.0.2.1:22"),
         Reach::Open,
         "others still reach it"
     );
     d.ok(&["unban", "192.0.2.2"]);
-    assert_eq!(reach(&client, "192.0.2.2", "192.0.2.1:22"), Reach::Open);
+    assert_eq!(
+        reach_open(&client, "192.0.2.2", "192.0.2.1:22"),
+        Reach::Open
+    );
 }
 
 #[test]
