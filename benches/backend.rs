@@ -154,7 +154,10 @@ fn single(c: &mut Criterion) {
     // Every acknowledged ban since the last reset is in the kernel.
     let listed = backend.list().expect("list").len();
     println!("single_ban/netlink: {total} bans acknowledged, {listed} in the kernel now");
-    assert_eq!(listed as u32, (n - 1) % BULK + 1);
+    // (Nothing was banned when a filter left this group out: `cargo bench -- firewall`.)
+    if n > 0 {
+        assert_eq!(listed as u32, (n - 1) % BULK + 1);
+    }
     group.finish();
 }
 

@@ -44,7 +44,7 @@ pub struct Firewall {
     deferred_load: Option<Box<Config>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
     deadline: Instant,
     /// A `confirm` is on its way: no rollback meanwhile.
@@ -63,8 +63,13 @@ struct InFlight {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum What {
-    Enable { confirm_within: Option<Duration> },
-    Disable,
+    Enable {
+        confirm_within: Option<Duration>,
+    },
+    /// `pending`: the enable it dropped, put back if the disable does not go through.
+    Disable {
+        pending: Option<Pending>,
+    },
     Confirm,
     Rollback,
     Added,
@@ -277,8 +282,12 @@ impl Core {
             }
             FirewallCommand::Disable => {
                 // A pending enable is dropped with it.
-                self.firewall.pending = None;
-                (Some(ruleset.set_enabled(false)), What::Disable, false)
+                let pending = self.firewall.pending.take();
+                (
+                    Some(ruleset.set_enabled(false)),
+                    What::Disable { pending },
+                    false,
+                )
             }
             FirewallCommand::Confirm => match &mut self.firewall.pending {
                 Some(pending) => {
@@ -394,8 +403,16 @@ impl Core {
             What::Enable {
                 confirm_within: Some(_),
             } if !applied => self.firewall.pending = None,
+            What::Disable { pending } if !applied => self.firewall.pending = pending,
             What::Rollback if applied => {
                 tracing::warn!("the firewall enable was not confirmed in time: rolled back");
+            }
+            // Tried again at the next tick.
+            What::Rollback => {
+                self.firewall.pending = Some(Pending {
+                    deadline: Instant::now(),
+                    confirming: false,
+                })
             }
             _ => {}
         }
@@ -420,9 +437,11 @@ impl Core {
                 warnings: forwarding_warnings(&self.firewall.ruleset, ip_forward()),
                 ..Reply::ok()
             },
-            What::Enable { .. } | What::Disable | What::Confirm | What::Rollback | What::Reload => {
-                self.firewall_status_reply()
-            }
+            What::Enable { .. }
+            | What::Disable { .. }
+            | What::Confirm
+            | What::Rollback
+            | What::Reload => self.firewall_status_reply(),
         }
     }
 

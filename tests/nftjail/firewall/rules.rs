@@ -282,3 +282,83 @@ fn nft_list_shows_each_rule_with_its_comment() {
             .all(|r| r["protected"] == true)
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn output_rules_filter_what_the_host_sends() {
+    let d = start(
+        "fw-output",
+        "enabled = true\n",
+        &[("10-ssh.toml", PROTECTED_SSH)],
+    );
+    let client = client_of(&d);
+    let _relay = listen(&client, "[::]:2500");
+    assert_eq!(
+        reach_open(&d.ns, "192.0.2.1", "192.0.2.2:2500"),
+        Reach::Open
+    );
+    d.ok(&[
+        "rule",
+        "add",
+        "--chain",
+        "output",
+        "--protocol",
+        "tcp",
+        "--port",
+        "2500",
+        "--source",
+        "192.0.2.2",
+        "--action",
+        "reject",
+    ]);
+    assert_eq!(reach(&d.ns, "192.0.2.1", "192.0.2.2:2500"), Reach::Refused);
+    assert_eq!(
+        reach(&d.ns, "192.0.2.1", "192.0.2.3:2500"),
+        Reach::Open,
+        "another peer"
+    );
+    assert_eq!(
+        reach_open(&d.ns, "2001:db8::1", "[2001:db8::2]:2500"),
+        Reach::Open
+    );
+    // A drop policy for what the host sends: its own connections' answers still flow.
+    let d2 = start(
+        "fw-output-drop",
+        "enabled = true\ndefault_output = \"drop\"\n",
+        &[("10-ssh.toml", PROTECTED_SSH)],
+    );
+    let client2 = client_of(&d2);
+    let _ssh = listen(&d2.ns, "[::]:22");
+    let _relay2 = listen(&client2, "[::]:2500");
+    assert_eq!(
+        reach_open(&client2, "192.0.2.2", "192.0.2.1:22"),
+        Reach::Open,
+        "answers leave"
+    );
+    assert_eq!(
+        reach_open(&client2, "2001:db8::2", "[2001:db8::1]:22"),
+        Reach::Open,
+        "with neighbour discovery"
+    );
+    assert_eq!(
+        reach(&d2.ns, "192.0.2.1", "192.0.2.2:2500"),
+        Reach::Dropped,
+        "new connections do not"
+    );
+    d2.ok(&[
+        "rule",
+        "add",
+        "--chain",
+        "output",
+        "--protocol",
+        "tcp",
+        "--port",
+        "2500",
+        "--action",
+        "accept",
+    ]);
+    assert_eq!(
+        reach_open(&d2.ns, "192.0.2.1", "192.0.2.2:2500"),
+        Reach::Open
+    );
+}
