@@ -17,6 +17,8 @@
 //!   reports every outcome back.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
+//! - [`http`]: the HTTP API (the control socket's requests over HTTP, bearer tokens), the web
+//!   console and `/metrics`, on axum and hyper; off unless `[http]` or `[metrics]` is set.
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
 #![forbid(unsafe_code)]
 
@@ -26,5 +28,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod filter;
+pub mod http;
 pub mod source;
 pub mod state;

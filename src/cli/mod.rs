@@ -10,6 +10,7 @@ pub mod check;
 pub mod control;
 pub mod demo;
 pub mod firewall;
+pub mod http_token;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -60,6 +61,8 @@ pub enum Command {
     Rule(firewall::RuleArgs),
     /// Port forwards (DNAT to a backend): list, add, delete.
     Forward(firewall::ForwardArgs),
+    /// Print the HTTP API's bearer token ([http] token_file), or the console's address with it.
+    HttpToken(http_token::HttpTokenArgs),
 }
 
 /// How a command failed.
@@ -128,6 +131,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Firewall(args) => firewall::firewall(&cli.client, &args),
         Command::Rule(args) => firewall::rule(&cli.client, &args),
         Command::Forward(args) => firewall::forward(&cli.client, &args),
+        Command::HttpToken(mut args) => {
+            args.config = args.config.or(cli.client.config);
+            http_token::run(&args)
+        }
     }
 }
 

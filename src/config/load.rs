@@ -8,6 +8,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::files::{FileId, Files, Place, toml_files};
 use super::filters::FilterCache;
+use super::http::{HttpRaw, validate_http};
 use super::jail::{Layers, validate_jail};
 use super::raw::{DaemonRaw, JailRaw, MetricsRaw, NftablesRaw};
 use super::{
@@ -33,10 +34,11 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             "nftables" => sections.nftables = parse_table(&files, &place, table, &mut diags),
             "defaults" => sections.defaults = parse_table(&files, &place, table, &mut diags),
             "metrics" => sections.metrics = parse_table(&files, &place, table, &mut diags),
+            "http" => sections.http = parse_table(&files, &place, table, &mut diags),
             "firewall" => sections.firewall = parse_table(&files, &place, table, &mut diags),
             other => diags.push(files.diag(
                 &place,
-                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics] and [firewall]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
+                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics], [http] and [firewall]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
             )),
         }
     }
@@ -90,10 +92,21 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         sections.nftables.unwrap_or_default(),
         &mut diags,
     );
-    let metrics = sections
-        .metrics
-        .and_then(|m| m.listen)
-        .map(|l| l.into_inner());
+    let mut warnings = Vec::new();
+    let metrics_listen = sections.metrics.and_then(|m| m.listen);
+    let http = sections.http.and_then(|raw| {
+        let (state_dir, metrics) = (&daemon.state_dir, metrics_listen.as_ref());
+        validate_http(
+            &files,
+            main_id,
+            raw,
+            state_dir,
+            metrics,
+            &mut diags,
+            &mut warnings,
+        )
+    });
+    let metrics = metrics_listen.map(|l| l.into_inner());
 
     let firewall = super::firewall::load(
         &mut files,
@@ -106,7 +119,6 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
     let mut filters = FilterCache::new(&filter_files);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
-    let mut warnings = Vec::new();
     let mut validated = Vec::new();
     for (name, place, layers) in &jails {
         let mut all = vec![(main_id, &defaults)];
@@ -132,6 +144,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         daemon,
         nftables,
         metrics,
+        http,
         jails: validated,
         firewall,
         warnings,
@@ -152,6 +165,7 @@ struct MainSections {
     nftables: Option<NftablesRaw>,
     defaults: Option<JailRaw>,
     metrics: Option<MetricsRaw>,
+    http: Option<HttpRaw>,
     firewall: Option<super::firewall::FirewallRaw>,
 }
 

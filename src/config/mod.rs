@@ -11,6 +11,7 @@
 mod files;
 mod filters;
 pub mod firewall;
+pub mod http;
 mod jail;
 mod load;
 pub mod ports;
@@ -46,6 +47,8 @@ pub struct Config {
     pub nftables: NftablesConfig,
     /// Prometheus endpoint, if any.
     pub metrics: Option<SocketAddr>,
+    /// The HTTP API, console and `/metrics`, if on.
+    pub http: Option<http::HttpConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
     /// `[firewall]` and the rules and forwards of `firewall.d/`.
@@ -164,8 +167,8 @@ pub struct JailConfig {
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall forward`): used to
-/// check the README's reference against the code.
+/// `metrics`, `http`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall forward`): used
+/// to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -184,6 +187,7 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "daemon" => keys::<raw::DaemonRaw>(),
         "nftables" => keys::<raw::NftablesRaw>(),
         "metrics" => keys::<raw::MetricsRaw>(),
+        "http" => keys::<http::HttpRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
         "firewall" => keys::<firewall::FirewallRaw>(),

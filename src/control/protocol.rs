@@ -11,11 +11,13 @@
 //! serialized once, straight from borrowed data, and written to every client that asked for the
 //! same state from one reference-counted buffer, instead of one built copy per client.
 
+mod code;
 pub mod firewall;
 mod line;
 
 use serde::{Deserialize, Serialize};
 
+pub use code::ErrorCode;
 pub use firewall::{FirewallStatus, ForwardEntry, RuleEntry, SessionText};
 pub use line::{ReplyLine, SharedLine};
 
@@ -250,6 +252,9 @@ pub struct Reply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why, as a stable word (with `error`, on refusals that know their reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
     /// `PATH:LINE:COL: message` lines of a refused reload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<String>,
@@ -313,6 +318,14 @@ impl Reply {
             ok: false,
             error: Some(message.into()),
             ..Reply::default()
+        }
+    }
+
+    /// A refusal with its stable reason.
+    pub fn refuse(code: ErrorCode, message: impl Into<String>) -> Reply {
+        Reply {
+            code: Some(code),
+            ..Reply::error(message)
         }
     }
 
@@ -549,6 +562,11 @@ mod tests {
         assert_eq!(
             String::from_utf8(Reply::error("no such jail").to_line()).unwrap(),
             "{\"ok\":false,\"error\":\"no such jail\"}\n"
+        );
+        assert_eq!(
+            String::from_utf8(Reply::refuse(ErrorCode::UnknownJail, "no such jail").to_line())
+                .unwrap(),
+            "{\"ok\":false,\"error\":\"no such jail\",\"code\":\"unknown_jail\"}\n"
         );
     }
 

@@ -31,11 +31,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    MAX_REQUEST, Rejected, Reply, ReplyLine, Request, RequestError, decode_request, parse_list_line,
+    ErrorCode, MAX_REQUEST, Rejected, Reply, ReplyLine, Request, RequestError, decode_request,
+    parse_list_line,
 };
 use super::{Call, Command};
 use crate::config::BanTime;
-use reads::{Read, Reads};
+use reads::Read;
+pub use reads::Reads;
 
 /// How long a client may stay silent before it is dropped.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,6 +116,13 @@ pub fn bind(path: &Path, group: Option<u32>) -> io::Result<ControlSocket> {
         path: path.to_path_buf(),
         ino,
     })
+}
+
+impl ControlSocket {
+    /// The listening socket (the HTTP API's Unix socket is bound and accepted the same way).
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
 }
 
 impl Drop for ControlSocket {
@@ -221,10 +230,13 @@ pub async fn serve(
         let Some(permit) = permit else {
             tokio::spawn(async move {
                 let mut stream = stream;
-                let reply = Reply::error(format!(
-                    "too many clients (max_clients = {}), all busy; try again",
-                    access.max_clients
-                ));
+                let reply = Reply::refuse(
+                    ErrorCode::Busy,
+                    format!(
+                        "too many clients (max_clients = {}), all busy; try again",
+                        access.max_clients
+                    ),
+                );
                 let _ = tokio::time::timeout(
                     Duration::from_secs(1),
                     stream.write_all(&reply.to_line()),
@@ -285,26 +297,19 @@ async fn connection(
         let line = match line {
             Err(_) | Ok(Ok(None)) => return,
             Ok(Err(e)) => {
-                let reply = Reply::error(e.to_string()).into_line();
+                let reply = Reply::refuse(ErrorCode::BadRequest, e.to_string()).into_line();
                 let _ = send(&mut write, reply, &close, registry, id).await;
                 return;
             }
             Ok(Ok(Some(line))) => line,
         };
         let reply = match decode_request(&line) {
-            Err(e) => Reply::error(e.to_string()).into_line(),
-            Ok(request) if request.mutates() && !privileged(cred.as_ref(), access.group).await => Reply::error(match access.group {
+            Err(e) => Reply::refuse(ErrorCode::BadRequest, e.to_string()).into_line(),
+            Ok(request) if request.mutates() && !privileged(cred.as_ref(), access.group).await => Reply::refuse(ErrorCode::PermissionDenied, match access.group {
                 Some(gid) => format!("permission denied: this request needs root or membership of the control group (gid {gid})"),
                 None => "permission denied: this request needs root (set daemon.socket_group to allow a group)".to_string(),
             }).into_line(),
-            Ok(request) => match command(request, &mut reader).await {
-                Ok(None) => Reply { version: Some(env!("CARGO_PKG_VERSION").to_string()), ..Reply::ok() }.into_line(),
-                Ok(Some(command)) => match Read::of(&command) {
-                    Some(read) => reads.ask(read, &calls).await.unwrap_or_else(|| Reply::error(STOPPING).into_line()),
-                    None => call(&calls, command).await.into_line(),
-                },
-                Err(message) => Reply::error(message).into_line(),
-            },
+            Ok(request) => answer(request, &mut reader, &calls, &reads).await,
         };
         let shared = matches!(reply, ReplyLine::Shared(_));
         let sent = send(&mut write, reply, &close, registry, id).await;
@@ -361,20 +366,49 @@ pub fn write_deadline(len: usize) -> Duration {
 
 const STOPPING: &str = "the daemon is stopping";
 
+/// The one way from a request to its reply, for both doors (this socket and the HTTP API, which
+/// checks its own callers first): the request is checked and turned into a [`Command`] (a
+/// streamed address list is read from `reader`), read-only commands are shared through `reads`,
+/// the others go to the core and are answered once their outcome is settled.
+pub async fn answer<R: AsyncBufRead + Unpin>(
+    request: Request,
+    reader: &mut R,
+    calls: &mpsc::Sender<Call>,
+    reads: &Reads,
+) -> ReplyLine {
+    match command(request, reader).await {
+        Ok(None) => Reply {
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            ..Reply::ok()
+        }
+        .into_line(),
+        Ok(Some(command)) => match Read::of(&command) {
+            Some(read) => reads
+                .ask(read, calls)
+                .await
+                .unwrap_or_else(|| Reply::refuse(ErrorCode::Stopping, STOPPING).into_line()),
+            None => call(calls, command).await.into_line(),
+        },
+        Err(refusal) => refusal.into_line(),
+    }
+}
+
 /// Sends a command to the core and waits for its reply.
 async fn call(calls: &mpsc::Sender<Call>, command: Command) -> Reply {
     let (reply, answer) = oneshot::channel();
     if calls.send(Call { command, reply }).await.is_err() {
-        return Reply::error(STOPPING);
+        return Reply::refuse(ErrorCode::Stopping, STOPPING);
     }
-    answer.await.unwrap_or_else(|_| Reply::error(STOPPING))
+    answer
+        .await
+        .unwrap_or_else(|_| Reply::refuse(ErrorCode::Stopping, STOPPING))
 }
 
 /// Turns a request into a command, reading a streamed list when there is one. `None`: ping.
 async fn command<R: AsyncBufRead + Unpin>(
     request: Request,
     reader: &mut R,
-) -> Result<Option<Command>, String> {
+) -> Result<Option<Command>, Reply> {
     Ok(Some(match request {
         Request::Ping => return Ok(None),
         Request::Status { jail } => Command::Status { jail },
@@ -394,13 +428,15 @@ async fn command<R: AsyncBufRead + Unpin>(
         }
         Request::Unban { target, jail, all } => {
             let target = match target {
-                Some(t) => Some(
-                    t.parse()
-                        .map_err(|e: nftjail_core::addr::TargetError| e.to_string())?,
-                ),
+                Some(t) => Some(t.parse().map_err(|e: nftjail_core::addr::TargetError| {
+                    Reply::refuse(ErrorCode::InvalidAddress, e.to_string())
+                })?),
                 None if all && jail.is_some() => None,
                 None => {
-                    return Err("unban needs an address, or a jail with \"all\": true".to_string());
+                    return Err(Reply::refuse(
+                        ErrorCode::BadRequest,
+                        "unban needs an address, or a jail with \"all\": true",
+                    ));
                 }
             };
             Command::Unban { target, jail, all }
@@ -412,7 +448,10 @@ async fn command<R: AsyncBufRead + Unpin>(
             stream,
         } => {
             let length = match length {
-                Some(text) => Some(text.parse::<BanTime>().map_err(|e| e.to_string())?),
+                Some(text) => Some(
+                    text.parse::<BanTime>()
+                        .map_err(|e| Reply::refuse(ErrorCode::InvalidDuration, e.to_string()))?,
+                ),
                 None => None,
             };
             let mut parsed = Vec::with_capacity(targets.len());
@@ -429,7 +468,9 @@ async fn command<R: AsyncBufRead + Unpin>(
                 }
             }
             if stream {
-                read_stream(reader, &mut parsed, &mut rejected).await?;
+                read_stream(reader, &mut parsed, &mut rejected)
+                    .await
+                    .map_err(|e| Reply::refuse(ErrorCode::BadRequest, e))?;
             }
             Command::Ban {
                 jail,
@@ -559,6 +600,6 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
         .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }
 
-mod reads;
+pub mod reads;
 #[cfg(test)]
 mod tests;

@@ -1,30 +1,30 @@
-//! Prometheus metrics on an optional listen address (`[metrics] listen`, off by default).
+//! The numbers behind `/metrics`, in the Prometheus text format.
 //!
-//! Receives a [`Snapshot`] the core publishes every second (a `watch` channel: the endpoint
-//! never waits on the core) plus the banner's counters; emits the text exposition format on
-//! `GET /metrics`. Source lag (bytes of a log not read yet) is measured at scrape time with
-//! one `stat` per followed file. A tiny HTTP/1.0 responder: one request per connection, a 8 KiB
-//! request cap, no keep-alive. It never lets scrapers hurt the daemon: at most
-//! [`MAX_CONNECTIONS`] are served at once (more are answered `503` without waiting and closed),
-//! a request must arrive within [`READ_TIMEOUT`] and the answer be taken within
-//! [`WRITE_TIMEOUT`], and a failing `accept` (EMFILE: out of file descriptors) is retried after
-//! a delay that doubles up to [`ACCEPT_BACKOFF_MAX`], instead of spinning.
+//! Receives a [`Snapshot`] the core publishes every second (a `watch` channel: the HTTP server
+//! never waits on the core) plus the banner's counters; emits the exposition text (format 0.0.4,
+//! what `promtool check metrics` reads) through the `prometheus-client` crate, one collector that
+//! encodes the snapshot at scrape time. Source lag (bytes of a log not read yet) is measured at
+//! scrape time with one `stat` per followed file. The families and their names are a contract
+//! with dashboards: never renamed. Serving them is the HTTP server's job (`crate::http`); this
+//! module never opens a socket.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio_util::sync::CancellationToken;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use crate::banner::BannerStats;
 use crate::state::Position;
 use nftjail_core::tracker::JailStats;
+
+/// The `Content-Type` of [`render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// One jail's numbers.
 #[derive(Debug, Clone, Default)]
@@ -44,133 +44,9 @@ pub struct Snapshot {
     pub files: Vec<(String, String, Position)>,
 }
 
-/// Scrapes served at once; Prometheus scrapes one at a time, so this only bounds abuse.
-pub const MAX_CONNECTIONS: usize = 16;
-/// How long a client has to send its request.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client has to take the answer.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first wait after a failed `accept`; it doubles on each failure in a row.
-pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest wait after failed `accept`s.
-pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// The answer to a client over [`MAX_CONNECTIONS`].
-const BUSY: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 23\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many scrapes; retry";
-
-/// Serves `/metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-    banner: Arc<BannerStats>,
-    shutdown: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = Backoff::default();
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    backoff.reset();
-                    stream
-                }
-                Err(e) => {
-                    let wait = backoff.failed();
-                    tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "metrics accept failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => continue,
-                    }
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Best effort and without waiting: whatever fits in the socket buffer, then close.
-            let _ = stream.try_write(BUSY);
-            continue;
-        };
-        let (snapshot, banner) = (snapshot.clone(), banner.clone());
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, snapshot, banner).await {
-                tracing::debug!(error = %e, "metrics scrape failed");
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// The wait before retrying a failed `accept`: [`ACCEPT_BACKOFF_MIN`], doubling on each failure
-/// in a row up to [`ACCEPT_BACKOFF_MAX`], back to the start after a success.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    /// The wait after one more failure.
-    pub fn failed(&mut self) -> Duration {
-        let wait = ACCEPT_BACKOFF_MIN
-            .saturating_mul(1 << self.failures.min(16))
-            .min(ACCEPT_BACKOFF_MAX);
-        self.failures = self.failures.saturating_add(1);
-        wait
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-/// Binds the metrics address.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-async fn answer(
-    mut stream: TcpStream,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-    banner: Arc<BannerStats>,
-) -> std::io::Result<()> {
-    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request in time"))??;
-    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let (status, body) =
-        if first.starts_with(b"GET /metrics ") || first.starts_with(b"GET /metrics?") {
-            let snap = snapshot.borrow().clone();
-            ("200 OK", render(&snap, &banner, &lags(&snap).await))
-        } else {
-            ("404 Not Found", "nftjail serves /metrics\n".to_string())
-        };
-    let response = format!(
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(response.as_bytes()))
-        .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "answer not taken in time")
-        })?
-}
-
-/// The request head, up to its blank line (at most 8 KiB; the rest is not read).
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > 8192 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(head)
-}
-
 /// Unread bytes of each followed file (its size past the read position; all of it if the path
 /// now names another file).
-async fn lags(snapshot: &Snapshot) -> Vec<(String, String, u64)> {
+pub async fn lags(snapshot: &Snapshot) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     for (jail, path, position) in &snapshot.files {
         let Position::File { dev, ino, offset } = position else {
@@ -188,218 +64,175 @@ async fn lags(snapshot: &Snapshot) -> Vec<(String, String, u64)> {
     out
 }
 
-/// The text exposition format.
-pub fn render(snapshot: &Snapshot, banner: &BannerStats, lags: &[(String, String, u64)]) -> String {
+/// The exposition text of one scrape.
+pub fn render(
+    snapshot: Arc<Snapshot>,
+    banner: &BannerStats,
+    lags: Vec<(String, String, u64)>,
+) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition {
+        snapshot,
+        batches: banner.jobs.load(Ordering::Relaxed),
+        changes: banner.orders_done.load(Ordering::Relaxed),
+        errors: banner.orders_failed.load(Ordering::Relaxed),
+        last_batch_seconds: banner.last_job_us.load(Ordering::Relaxed) as f64 / 1e6,
+        lags,
+    }));
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&JailMetrics) -> u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for j in &snapshot.jails {
-            let _ = writeln!(out, "{name}{{jail=\"{}\"}} {}", escape(&j.name), value(j));
-        }
-    };
-    family(
-        "nftjail_lines_read_total",
-        "counter",
-        "Log lines read by the jail's sources.",
-        &|j| j.lines,
-    );
-    family(
-        "nftjail_lines_skipped_total",
-        "counter",
-        "Unreadable log lines skipped (invalid UTF-8, binary, too long, no timestamp).",
-        &|j| j.skipped,
-    );
-    family(
-        "nftjail_failures_total",
-        "counter",
-        "Failures counted in the jail's window.",
-        &|j| j.stats.total_failed,
-    );
-    family(
-        "nftjail_bans_total",
-        "counter",
-        "Bans made (including refreshed re-bans).",
-        &|j| j.stats.total_banned,
-    );
-    family(
-        "nftjail_unbans_total",
-        "counter",
-        "Bans ended, by hand or expired.",
-        &|j| j.unbans,
-    );
-    family(
-        "nftjail_banned",
-        "gauge",
-        "Addresses and prefixes currently banned.",
-        &|j| j.stats.currently_banned as u64,
-    );
-    family(
-        "nftjail_tracked_addresses",
-        "gauge",
-        "Addresses with failures in the window (fail2ban's currently failed).",
-        &|j| j.stats.currently_failed as u64,
-    );
-    family(
-        "nftjail_evicted_addresses_total",
-        "counter",
-        "Addresses dropped from a full window (maxtracked).",
-        &|j| j.stats.evicted,
-    );
-    let counter = |out: &mut String, name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    counter(
-        &mut out,
-        "nftjail_netlink_batches_total",
-        "counter",
-        "Batches applied to the kernel (each a few transactions and one fsync).",
-        banner.jobs.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "nftjail_netlink_changes_total",
-        "counter",
-        "Element changes the kernel took.",
-        banner.orders_done.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "nftjail_netlink_errors_total",
-        "counter",
-        "Element changes the kernel refused.",
-        banner.orders_failed.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "nftjail_last_batch_seconds",
-        "gauge",
-        "Duration of the last batch.",
-        format!(
-            "{:.6}",
-            banner.last_job_us.load(Ordering::Relaxed) as f64 / 1e6
-        ),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP nftjail_source_lag_bytes Bytes of a followed log not read yet.\n# TYPE nftjail_source_lag_bytes gauge"
-    );
-    for (jail, path, lag) in lags {
-        let _ = writeln!(
-            out,
-            "nftjail_source_lag_bytes{{jail=\"{}\",path=\"{}\"}} {lag}",
-            escape(jail),
-            escape(path)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP nftjail_build_info nftjail's version.\n# TYPE nftjail_build_info gauge\nnftjail_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        .expect("invariant: writing to a String cannot fail");
     out
 }
 
-/// A label value as the exposition format wants it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// One scrape's values, encoded when the registry asks.
+#[derive(Debug)]
+struct Exposition {
+    snapshot: Arc<Snapshot>,
+    batches: u64,
+    changes: u64,
+    errors: u64,
+    last_batch_seconds: f64,
+    lags: Vec<(String, String, u64)>,
+}
+
+/// A per-jail family: its name as scraped (counters without their `_total`, which the encoder
+/// adds), its type, help and value.
+type JailFamily = (
+    &'static str,
+    MetricType,
+    &'static str,
+    fn(&JailMetrics) -> u64,
+);
+
+const JAIL_FAMILIES: [JailFamily; 8] = [
+    (
+        "nftjail_lines_read",
+        MetricType::Counter,
+        "Log lines read by the jail's sources.",
+        |j| j.lines,
+    ),
+    (
+        "nftjail_lines_skipped",
+        MetricType::Counter,
+        "Unreadable log lines skipped (invalid UTF-8, binary, too long, no timestamp).",
+        |j| j.skipped,
+    ),
+    (
+        "nftjail_failures",
+        MetricType::Counter,
+        "Failures counted in the jail's window.",
+        |j| j.stats.total_failed,
+    ),
+    (
+        "nftjail_bans",
+        MetricType::Counter,
+        "Bans made (including refreshed re-bans).",
+        |j| j.stats.total_banned,
+    ),
+    (
+        "nftjail_unbans",
+        MetricType::Counter,
+        "Bans ended, by hand or expired.",
+        |j| j.unbans,
+    ),
+    (
+        "nftjail_banned",
+        MetricType::Gauge,
+        "Addresses and prefixes currently banned.",
+        |j| j.stats.currently_banned as u64,
+    ),
+    (
+        "nftjail_tracked_addresses",
+        MetricType::Gauge,
+        "Addresses with failures in the window (fail2ban's currently failed).",
+        |j| j.stats.currently_failed as u64,
+    ),
+    (
+        "nftjail_evicted_addresses",
+        MetricType::Counter,
+        "Addresses dropped from a full window (maxtracked).",
+        |j| j.stats.evicted,
+    ),
+];
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, kind, help, value) in JAIL_FAMILIES {
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for jail in &self.snapshot.jails {
+                let labels = [("jail", jail.name.as_str())];
+                let family = metric.encode_family(&labels)?;
+                encode_value(family, kind, value(jail))?;
+            }
+        }
+        for (name, help, value) in [
+            (
+                "nftjail_netlink_batches",
+                "Batches applied to the kernel (each a few transactions and one fsync).",
+                self.batches,
+            ),
+            (
+                "nftjail_netlink_changes",
+                "Element changes the kernel took.",
+                self.changes,
+            ),
+            (
+                "nftjail_netlink_errors",
+                "Element changes the kernel refused.",
+                self.errors,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "nftjail_last_batch_seconds",
+            "Duration of the last batch.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(self.last_batch_seconds).encode(metric)?;
+        let mut metric = encoder.encode_descriptor(
+            "nftjail_source_lag_bytes",
+            "Bytes of a followed log not read yet.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (jail, path, lag) in &self.lags {
+            let labels = [("jail", jail.as_str()), ("path", path.as_str())];
+            encode_value(metric.encode_family(&labels)?, MetricType::Gauge, *lag)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "nftjail_build_info",
+            "nftjail's version.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("version", env!("CARGO_PKG_VERSION"))];
+        encode_value(metric.encode_family(&labels)?, MetricType::Gauge, 1)
+    }
+}
+
+fn encode_value(
+    encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    kind: MetricType,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    match kind {
+        MetricType::Counter => ConstCounter::new(value).encode(encoder),
+        _ => ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(encoder),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every family and sample line the hand-written responder served before the HTTP server
+    /// moved to prometheus-client: dashboards depend on these names.
     #[test]
-    fn accept_failures_back_off_exponentially_and_reset() {
-        let mut backoff = Backoff::default();
-        let waits: Vec<u64> = (0..10)
-            .map(|_| backoff.failed().as_millis() as u64)
-            .collect();
-        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
-        for _ in 0..100 {
-            backoff.failed();
-        }
-        assert_eq!(backoff.failed(), ACCEPT_BACKOFF_MAX, "no overflow");
-        backoff.reset();
-        assert_eq!(backoff.failed(), ACCEPT_BACKOFF_MIN);
-        let body = BUSY.split(|&b| b == b'\n').next_back().unwrap();
-        assert_eq!(body.len(), 23, "Content-Length of the 503");
-    }
-
-    // Regression: every connection got a task of its own, without limit, so a flood of idle
-    // connections held as many tasks and descriptors as it liked.
-    #[tokio::test]
-    async fn connections_over_the_cap_get_503_at_once() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        let stop = CancellationToken::new();
-        tokio::spawn(serve(
-            listener,
-            rx,
-            Arc::new(BannerStats::default()),
-            stop.clone(),
-        ));
-        let mut idle = Vec::new();
-        for _ in 0..MAX_CONNECTIONS {
-            idle.push(TcpStream::connect(addr).await.unwrap());
-        }
-        let mut extra = TcpStream::connect(addr).await.unwrap();
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(2), extra.read_to_string(&mut answer))
-            .await
-            .expect("answered at once")
-            .unwrap();
-        assert!(answer.starts_with("HTTP/1.0 503 "), "{answer}");
-        // A slot frees when a scrape ends: the next client is served.
-        drop(idle.pop());
-        let served = async {
-            loop {
-                let mut s = TcpStream::connect(addr).await.unwrap();
-                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
-                let mut text = String::new();
-                s.read_to_string(&mut text).await.unwrap();
-                if text.starts_with("HTTP/1.0 200 ") {
-                    return text;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        let text = tokio::time::timeout(Duration::from_secs(2), served)
-            .await
-            .expect("a freed slot serves the next scrape");
-        assert!(text.contains("nftjail_build_info"), "{text}");
-        stop.cancel();
-    }
-
-    // Reading the request and writing the answer each have their deadline.
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_scraper_is_dropped_after_the_read_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        tokio::spawn(serve(
-            listener,
-            rx,
-            Arc::new(BannerStats::default()),
-            CancellationToken::new(),
-        ));
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metr").await.unwrap();
-        let mut rest = Vec::new();
-        let started = tokio::time::Instant::now();
-        s.read_to_end(&mut rest).await.unwrap();
-        assert!(rest.is_empty());
-        assert!(started.elapsed() >= READ_TIMEOUT);
-    }
-
-    #[test]
-    fn renders_every_family_with_labels() {
+    fn renders_every_family_under_its_old_name() {
         let snapshot = Snapshot {
             jails: vec![JailMetrics {
                 name: "sshd".into(),
@@ -419,26 +252,43 @@ mod tests {
         };
         let banner = BannerStats::default();
         banner.jobs.store(5, Ordering::Relaxed);
+        banner.last_job_us.store(1_500, Ordering::Relaxed);
         let text = render(
-            &snapshot,
+            Arc::new(snapshot),
             &banner,
-            &[("sshd".into(), "/var/log/a\"b.log".into(), 42)],
+            vec![("sshd".into(), "/var/log/a\"b.log".into(), 42)],
         );
         for line in [
             "nftjail_lines_read_total{jail=\"sshd\"} 1000",
+            "nftjail_lines_skipped_total{jail=\"sshd\"} 4",
             "nftjail_failures_total{jail=\"sshd\"} 9",
             "nftjail_bans_total{jail=\"sshd\"} 3",
             "nftjail_unbans_total{jail=\"sshd\"} 2",
             "nftjail_banned{jail=\"sshd\"} 1",
             "nftjail_tracked_addresses{jail=\"sshd\"} 2",
+            "nftjail_evicted_addresses_total{jail=\"sshd\"} 0",
             "nftjail_netlink_batches_total 5",
+            "nftjail_netlink_changes_total 0",
+            "nftjail_netlink_errors_total 0",
+            "nftjail_last_batch_seconds 0.0015",
             "nftjail_source_lag_bytes{jail=\"sshd\",path=\"/var/log/a\\\"b.log\"} 42",
             "# TYPE nftjail_banned gauge",
+            "# TYPE nftjail_bans_total counter",
+            "# TYPE nftjail_build_info gauge",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "{line:?} missing in\n{text}"
             );
         }
+        let version = format!(
+            "nftjail_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.lines().any(|l| l == version), "{text}");
+        assert!(
+            !text.contains("# EOF"),
+            "the Prometheus format, not OpenMetrics"
+        );
     }
 }

@@ -8,7 +8,9 @@
 //!   (`core::requests`) and reloading without blocking (`core::reload`);
 //! - the banner task and its worker thread (`banner`): the netlink socket, the batches, the
 //!   state log;
-//! - the control listener (`control::server`), one small task per client.
+//! - the control listener (`control::server`), one small task per client;
+//! - when `[http]` or `[metrics]` is set, the HTTP server (`crate::http`), one task per
+//!   connection, asking the core through the same door as the control socket.
 //!
 //! Start-up: state replayed → kernel reconciled (bans already there stay, missing ones are added
 //! in bulk, nothing is flushed; the firewall's rules that are in place stay, only those that
@@ -58,11 +60,8 @@ pub enum DaemonError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot listen for metrics on {addr}: {source}")]
-    Metrics {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// The firewall as configured (and as switched through the API) would lock the
     /// administrator out.
     #[error("{0}")]
@@ -82,6 +81,7 @@ impl DaemonError {
             DaemonError::State(StateError::Io { source, .. }) => {
                 source.kind() == std::io::ErrorKind::PermissionDenied
             }
+            DaemonError::Http(e) => e.is_permission(),
             _ => false,
         }
     }
@@ -266,6 +266,7 @@ pub async fn run(
         calls_tx.clone(),
         shutdown.clone(),
     ));
+    let http_calls = calls_tx.clone();
 
     // Reload requests (SIGHUP) go through the same door as `nftjail reload`; the core
     // coalesces them, so nothing here waits for a reload to finish.
@@ -288,22 +289,23 @@ pub async fn run(
         }
     });
 
-    let metrics = match config.metrics {
-        Some(addr) => {
-            let listener = metrics::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Metrics { addr, source })?;
-            let (tx, rx) = tokio::sync::watch::channel(Arc::new(metrics::Snapshot::default()));
-            tokio::spawn(metrics::serve(
-                listener,
-                rx,
-                banner.stats.clone(),
-                shutdown.clone(),
-            ));
-            tracing::info!(listen = %addr, "metrics endpoint on");
-            Some(tx)
-        }
-        None => None,
+    // The HTTP API, console and /metrics: nothing at all is started when they are off.
+    let mut http_tasks = Vec::new();
+    let metrics = if crate::http::wanted(&config) {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(metrics::Snapshot::default()));
+        let parts = crate::http::Parts {
+            calls: http_calls,
+            scrape: crate::http::Scrape {
+                snapshot: rx,
+                banner: banner.stats.clone(),
+            },
+            socket_group: config.daemon.socket_group.as_ref().map(|(_, gid)| *gid),
+        };
+        http_tasks = crate::http::start(&config, parts, shutdown.clone()).await?;
+        Some(tx)
+    } else {
+        drop(http_calls);
+        None
     };
 
     let (events_tx, events) = mpsc::channel(1024);
@@ -353,6 +355,9 @@ pub async fn run(
     }
     let banner_result = banner_task.await;
     let _ = server_task.await;
+    for task in http_tasks {
+        let _ = task.await;
+    }
     systemd::stopping();
     match (result, banner_result) {
         (Ok(()), Ok(Ok(()))) => {

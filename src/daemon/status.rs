@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::config::{Config, JailConfig, JailKind, Source};
 use crate::control::protocol::{
-    BanEntryRef, JailDetail, JailSummary, Reply, SharedLine, SourceStatus,
+    BanEntryRef, ErrorCode, JailDetail, JailSummary, Reply, SharedLine, SourceStatus,
 };
 use crate::state::Position;
 use nftjail_backend::{SetKind, set_name};
@@ -43,7 +43,10 @@ pub fn summary(config: &Config, tracker: &Tracker) -> Reply {
 /// `status JAIL`: one jail in detail.
 pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str) -> Reply {
     let Some(jail) = config.enabled().find(|j| j.name.as_str() == name) else {
-        return Reply::error(format!("no enabled jail named {name:?}"));
+        return Reply::refuse(
+            ErrorCode::UnknownJail,
+            format!("no enabled jail named {name:?}"),
+        );
     };
     let source = sources.of(&jail.name);
     let counters = source.map(|s| &s.stage.counters);
@@ -145,7 +148,7 @@ fn source_status(jail: &JailConfig, positions: &[(String, Position)]) -> Vec<Sou
 pub fn banned(tracker: &Tracker, jail: Option<&str>) -> Reply {
     match banned_line(tracker, jail) {
         Ok(line) => Reply::shared(line),
-        Err(refusal) => Reply::error(refusal),
+        Err(refusal) => Reply::refuse(ErrorCode::UnknownJail, refusal),
     }
 }
 
@@ -206,7 +209,7 @@ impl BannedCache {
                 self.lines.push((jail.map(str::to_string), line.clone()));
                 Reply::shared(line)
             }
-            Err(refusal) => Reply::error(refusal),
+            Err(refusal) => Reply::refuse(ErrorCode::UnknownJail, refusal),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod backend;
 mod bans;
+mod console;
 mod control;
 mod daemon;
 mod docs;
@@ -9,9 +10,11 @@ mod durability;
 mod faults;
 mod filters;
 mod firewall;
+mod http;
 mod lifecycle;
 mod netns;
 mod operations;
 mod output;
 mod shipped;
 mod sources;
+mod web;

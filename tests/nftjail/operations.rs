@@ -63,8 +63,10 @@ fn the_metrics_endpoint_serves_prometheus_text() {
     let scrape = |path: &str| {
         d.ns.enter(|| {
             let mut s = TcpStream::connect("127.0.0.1:9469").unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
             let mut text = String::new();
             s.read_to_string(&mut text).unwrap();
             text
@@ -75,7 +77,7 @@ fn the_metrics_endpoint_serves_prometheus_text() {
         scrape("/metrics").contains("nftjail_banned{jail=\"sshd\"} 1")
     });
     let text = scrape("/metrics");
-    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     for needle in [
         "nftjail_lines_read_total{jail=\"sshd\"} 3",
         "nftjail_failures_total{jail=\"sshd\"} 3",
@@ -85,7 +87,7 @@ fn the_metrics_endpoint_serves_prometheus_text() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    assert!(scrape("/").starts_with("HTTP/1.0 404"));
+    assert!(scrape("/").starts_with("HTTP/1.1 404"));
 }
 
 #[test]
@@ -201,7 +203,7 @@ fn the_metrics_endpoint_backs_off_when_out_of_file_descriptors() {
         d.log()
     );
     assert!(
-        d.log().contains("metrics accept failed"),
+        d.log().contains("HTTP accept failed"),
         "accept did fail: {}",
         d.log()
     );

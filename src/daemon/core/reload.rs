@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::{Core, Internal};
 use crate::banner::{Msg, OrderError};
 use crate::config::{self, Config, Diagnostics};
-use crate::control::protocol::Reply;
+use crate::control::protocol::{ErrorCode, Reply};
 use crate::daemon::status;
 use crate::daemon::systemd;
 use nftjail_backend::BackendError;
@@ -77,6 +77,7 @@ impl Core {
                 }
                 return self.finish(Reply {
                     diagnostics: diags.iter().map(ToString::to_string).collect(),
+                    code: Some(ErrorCode::InvalidConfig),
                     ..Reply::error(format!(
                         "configuration invalid ({} error(s)); still running the previous one",
                         diags.len()
@@ -90,7 +91,7 @@ impl Core {
                 self.config.nftables.table, new.nftables.table
             );
             tracing::error!("{message}");
-            return self.finish(Reply::error(message));
+            return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
         }
         let firewall = match self.firewall_for_reload(&new) {
             Ok(update) => update,
@@ -120,9 +121,10 @@ impl Core {
     pub(super) fn layout_applied(&mut self, new: Config, result: Result<(), OrderError>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "reload refused: the new rules were not applied");
-            return self.finish(Reply::error(format!(
-                "reload refused: the new rules were not applied: {e}"
-            )));
+            return self.finish(Reply::refuse(
+                ErrorCode::Failed,
+                format!("reload refused: the new rules were not applied: {e}"),
+            ));
         }
         let now = (self.clock)();
         let policies = new.enabled().map(|j| j.policy.clone()).collect();

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::Core;
 use crate::banner::OrderError;
 use crate::config::BanTime;
-use crate::control::protocol::{Rejected, Reply};
+use crate::control::protocol::{ErrorCode, Rejected, Reply};
 use crate::control::{Call, Command};
 use crate::daemon::status;
 use nftjail_core::addr::BanTarget;
@@ -106,7 +106,9 @@ impl Tickets {
     pub fn abandon(&mut self) {
         self.by_order.clear();
         for (_, t) in self.open.drain() {
-            let _ = t.reply.send(Reply::error("the daemon is stopping"));
+            let _ = t
+                .reply
+                .send(Reply::refuse(ErrorCode::Stopping, "the daemon is stopping"));
         }
     }
 }
@@ -116,8 +118,8 @@ impl Ticket {
     fn answer(self) -> (oneshot::Sender<Reply>, Reply) {
         let failed = self.errors.len();
         let mut reply = match self.errors.first() {
-            Some(e) if self.unban => Reply::error(format!("unban failed: {e}")),
-            Some(e) => Reply::error(format!("{failed} ban(s) failed: {e}")),
+            Some(e) if self.unban => Reply::refuse(ErrorCode::Failed, format!("unban failed: {e}")),
+            Some(e) => Reply::refuse(ErrorCode::Failed, format!("{failed} ban(s) failed: {e}")),
             None => Reply::ok(),
         };
         if self.unban {
@@ -170,12 +172,13 @@ impl Core {
         let jail = match status::enabled_jail(&self.config, &jail) {
             Ok(j) => j,
             Err(e) => {
-                let _ = reply.send(Reply::error(e));
+                let _ = reply.send(Reply::refuse(ErrorCode::UnknownJail, e));
                 return;
             }
         };
         self.follow_host_addresses();
         let now = (self.clock)();
+        let unparsed = rejected.len();
         let mut orders = Vec::with_capacity(targets.len());
         for target in targets {
             match self.tracker.ban(&jail, target, length, now) {
@@ -191,9 +194,15 @@ impl Core {
             let error = rejected
                 .first()
                 .map_or_else(|| "nothing to ban".to_string(), |r| r.error.clone());
+            // Refused by the tracker (ignored, covered), or only lines that did not parse.
+            let code = match rejected.len() {
+                n if n > unparsed => ErrorCode::Refused,
+                0 => ErrorCode::BadRequest,
+                _ => ErrorCode::InvalidAddress,
+            };
             let _ = reply.send(Reply {
                 rejected,
-                ..Reply::error(error)
+                ..Reply::refuse(code, error)
             });
             return;
         }
@@ -216,7 +225,7 @@ impl Core {
                 Err(e) => match name.parse() {
                     Ok(j) if all && self.tracker.parked_in(&j) > 0 => Some(j),
                     _ => {
-                        let _ = reply.send(Reply::error(e));
+                        let _ = reply.send(Reply::refuse(ErrorCode::UnknownJail, e));
                         return;
                     }
                 },
@@ -230,7 +239,10 @@ impl Core {
         if orders.is_empty() {
             let what = target.map_or_else(|| "nothing".to_string(), |t| t.to_string());
             let place = jail.map_or_else(|| "any jail".to_string(), |j| format!("jail {j}"));
-            let _ = reply.send(Reply::error(format!("{what} is not banned in {place}")));
+            let _ = reply.send(Reply::refuse(
+                ErrorCode::NotBanned,
+                format!("{what} is not banned in {place}"),
+            ));
             return;
         }
         self.tickets.open(&orders, reply, Vec::new(), true);
