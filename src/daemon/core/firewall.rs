@@ -25,10 +25,10 @@ use crate::banner::{FirewallUpdate, Msg, OrderError};
 use crate::config::{Config, FirewallConfig};
 use crate::control::firewall::FirewallCommand;
 use crate::control::protocol::firewall::{IpForward, PendingConfirm};
-use crate::control::protocol::{FirewallStatus, ForwardEntry, Reply, RuleEntry};
+use crate::control::protocol::{ErrorCode, FirewallStatus, ForwardEntry, Reply, RuleEntry};
 use crate::state::Record;
 use nftjail_backend::{FirewallLayout, FirewallReport};
-use nftjail_core::firewall::{Change, Policy, Ruleset, Session, lockout};
+use nftjail_core::firewall::{Change, FirewallError, Policy, Ruleset, Session, lockout};
 
 /// The firewall's part of the core.
 #[derive(Debug, Default)]
@@ -88,6 +88,17 @@ impl Firewall {
     /// The records that rebuild the settled ruleset (a compaction's snapshot).
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
         self.ruleset.records().into_iter().map(Record::Firewall)
+    }
+}
+
+/// The reason code of a refused change: an id that names nothing (or the other kind) is
+/// `unknown_id`; the others are refusals by policy.
+fn error_code(error: &FirewallError) -> ErrorCode {
+    match error {
+        FirewallError::NoSuch(_) | FirewallError::NotARule(_) | FirewallError::NotAForward(_) => {
+            ErrorCode::UnknownId
+        }
+        _ => ErrorCode::Refused,
     }
 }
 
@@ -235,7 +246,10 @@ impl Core {
         let ruleset = &self.firewall.ruleset.clone();
         let persisted = enabled(&config, ruleset);
         let refuse = |reply: oneshot::Sender<Reply>, message: String| {
-            let _ = reply.send(Reply::error(message));
+            let _ = reply.send(Reply::refuse(ErrorCode::Refused, message));
+        };
+        let refused = |reply: oneshot::Sender<Reply>, error: FirewallError| {
+            let _ = reply.send(Reply::refuse(error_code(&error), error.to_string()));
         };
         let (change, what, kernel_enabled) = match command {
             FirewallCommand::Enable {
@@ -298,19 +312,19 @@ impl Core {
             },
             FirewallCommand::AddRule(rule) => match ruleset.add_rule(rule) {
                 Ok(change) => (Some(change), What::Added, self.firewall_enabled()),
-                Err(e) => return refuse(reply, e.to_string()),
+                Err(e) => return refused(reply, e),
             },
             FirewallCommand::DeleteRule(id) => match ruleset.delete_rule(id) {
                 Ok(change) => (Some(change), What::Deleted, self.firewall_enabled()),
-                Err(e) => return refuse(reply, e.to_string()),
+                Err(e) => return refused(reply, e),
             },
             FirewallCommand::AddForward(forward) => match ruleset.add_forward(forward) {
                 Ok(change) => (Some(change), What::Added, self.firewall_enabled()),
-                Err(e) => return refuse(reply, e.to_string()),
+                Err(e) => return refused(reply, e),
             },
             FirewallCommand::DeleteForward(id) => match ruleset.delete_forward(id) {
                 Ok(change) => (Some(change), What::Deleted, self.firewall_enabled()),
-                Err(e) => return refuse(reply, e.to_string()),
+                Err(e) => return refused(reply, e),
             },
             FirewallCommand::Status | FirewallCommand::Rules | FirewallCommand::Forwards => {
                 let _ = reply.send(self.firewall_read(&command));
@@ -423,7 +437,7 @@ impl Core {
         if let Some(reply) = flight.reply {
             let answer = match result {
                 Ok(_) => self.firewall_answer(flight.what, id),
-                Err(e) => Reply::error(format!("not applied: {e}")),
+                Err(e) => Reply::refuse(ErrorCode::Failed, format!("not applied: {e}")),
             };
             let _ = reply.send(answer);
         }

@@ -97,7 +97,7 @@ impl Core {
             Ok(update) => update,
             Err(message) => {
                 tracing::error!("{message}");
-                return self.finish(Reply::error(message));
+                return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
             }
         };
         let (done, answer) = oneshot::channel();

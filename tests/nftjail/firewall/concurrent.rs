@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nftjail::control::protocol::Request;
+use nftjail::control::protocol::{ErrorCode, Request};
 use nftjail_backend::MemoryBackend;
 
 use crate::faults::{Shared, ask, start};
@@ -86,6 +86,30 @@ fn requests_that_arrive_together_wait_their_turn_and_all_land() {
         })
         .collect();
     assert_eq!(comments, want, "the kernel holds what is listed, in order");
+    // Refusals carry their stable code.
+    let code = |request: Request| ask(&d.socket, &request).code;
+    assert_eq!(
+        code(Request::RuleDelete { id: 99 }),
+        Some(ErrorCode::UnknownId)
+    );
+    assert_eq!(
+        code(Request::ForwardDelete { id: 2 }),
+        Some(ErrorCode::UnknownId)
+    );
+    assert_eq!(
+        code(Request::RuleDelete { id: 1 }),
+        Some(ErrorCode::Refused)
+    );
+    assert_eq!(code(Request::FirewallConfirm), Some(ErrorCode::Refused));
+    let bad_port = Request::RuleAdd {
+        chain: None,
+        protocol: "tcp".into(),
+        port: "0".into(),
+        source: None,
+        action: "accept".into(),
+        comment: String::new(),
+    };
+    assert_eq!(code(bad_port), Some(ErrorCode::BadRequest));
     d.shutdown.cancel();
     d.done
         .recv_timeout(Duration::from_secs(10))
