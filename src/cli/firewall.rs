@@ -3,8 +3,9 @@
 //!
 //! Each sends one request over the control socket and prints the reply: aligned text for
 //! people, or JSON with `--json` (`rule list --json` prints `{"rules": [...]}`, `rule add
-//! --json` prints `{"id": N}`). `firewall enable` sends the SSH session it runs in
-//! (`SSH_CONNECTION`), so that the daemon refuses a default-drop policy that would cut it.
+//! --json` prints `{"id": N}`). `firewall enable` and `forward add` send the SSH session they
+//! run in (`SSH_CONNECTION`), so that the daemon refuses a default-drop policy or a forward that
+//! would cut it.
 //! Warnings of the daemon (IP forwarding off) go to stderr. Exit codes as for every client
 //! command: 0 ok, 1 refused, 2 usage or cannot connect.
 
@@ -189,6 +190,13 @@ pub struct ForwardAddArgs {
     pub json: bool,
 }
 
+/// The SSH session this command runs in (`SSH_CONNECTION`), which the daemon keeps open.
+fn ssh_session() -> Option<SessionText> {
+    std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|v| SessionText::from_ssh_connection(&v))
+}
+
 /// Asks, prints the daemon's warnings on stderr.
 fn request(socket: &Path, request: &Request) -> Result<Reply, CliError> {
     let reply = ask(socket, request)?;
@@ -212,9 +220,7 @@ pub fn firewall(outer: &ClientArgs, args: &FirewallArgs) -> Result<(), CliError>
             a.json,
             Request::FirewallEnable {
                 confirm_within: a.confirm_within.clone(),
-                session: std::env::var("SSH_CONNECTION")
-                    .ok()
-                    .and_then(|v| SessionText::from_ssh_connection(&v)),
+                session: ssh_session(),
             },
         ),
         FirewallAction::Disable(a) => (&a.client, a.json, Request::FirewallDisable),
@@ -362,6 +368,7 @@ pub fn forward(outer: &ClientArgs, args: &ForwardArgs) -> Result<(), CliError> {
                 to: a.to.clone(),
                 source: a.source.clone(),
                 comment: a.comment.clone(),
+                session: ssh_session(),
             };
             let reply = request(&a.client.or(outer).socket()?, &req)?;
             print_id(reply.id, a.json)

@@ -6,8 +6,8 @@
 //! and forward with its file and line — or a diagnostic per bad field, `PATH:LINE:COL: field:
 //! message` (a port, an address, an action, a forward that overlaps another). Service names
 //! (`ssh`, `imaps`) are resolved here. With the firewall on and a default-drop input policy, the
-//! admin ports must stay open through a protected accept rule (the lock-out check), or the
-//! configuration is refused. Nothing here touches the kernel.
+//! admin ports must stay open through a protected accept rule, and no forward may take an admin
+//! port (the lock-out checks), or the configuration is refused. Nothing here touches the kernel.
 
 use std::path::Path;
 
@@ -80,6 +80,9 @@ fn port_text(port: &PortRaw) -> String {
 
 /// Ports with service names resolved.
 pub fn ports_of(values: &[String]) -> Result<Vec<PortRange>, FieldError> {
+    if values.iter().all(|v| v.trim().is_empty()) {
+        return Err(FieldError::new("port", "no port given"));
+    }
     match resolve_ports(values.iter().map(String::as_str)) {
         Ok(Ports::List(ranges)) => Ok(ranges),
         Ok(Ports::All) => text::parse_ports("all"),
@@ -273,6 +276,15 @@ fn drop_in(files: &Files, id: FileId, config: &mut FirewallConfig, diags: &mut D
             match forward(&raw) {
                 Ok(item) => {
                     let overlapped = config.forwards.iter().find(|f| f.item.overlaps(&item));
+                    let admin = &config.settings.admin_ports;
+                    if let Err(lockout) = lockout::check_forward(&item, None, admin) {
+                        let place = Place {
+                            file: id,
+                            span: raw.port.span(),
+                        };
+                        diags.push(files.diag(&place, format!("port: {lockout}")));
+                        continue;
+                    }
                     match overlapped {
                         Some(other) => diags.push(files.diag(
                             &Place {

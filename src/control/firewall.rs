@@ -30,7 +30,10 @@ pub enum FirewallCommand {
     AddRule(Rule),
     DeleteRule(u64),
     Forwards,
-    AddForward(Forward),
+    AddForward {
+        forward: Forward,
+        session: Option<Session>,
+    },
     DeleteForward(u64),
 }
 
@@ -83,6 +86,7 @@ impl FirewallCommand {
                 to,
                 source,
                 comment,
+                session,
             } => {
                 let forward = (|| -> Result<Forward, FieldError> {
                     Forward::new(
@@ -93,7 +97,10 @@ impl FirewallCommand {
                         &comment,
                     )
                 })();
-                FirewallCommand::AddForward(forward.map_err(|e| e.to_string())?)
+                FirewallCommand::AddForward {
+                    forward: forward.map_err(|e| e.to_string())?,
+                    session: session.map(|s| parse_session(&s)).transpose()?,
+                }
             }
             Request::ForwardDelete { id } => FirewallCommand::DeleteForward(id),
             other => return Err(format!("not a firewall request: {other:?}")),
@@ -195,6 +202,7 @@ mod tests {
                     to: "10.0.0.2:25".into(),
                     source: None,
                     comment: String::new(),
+                    session: None,
                 },
                 "port: \"2525-2530\": one port here",
             ),

@@ -113,6 +113,9 @@ pub enum Request {
         source: Option<String>,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         comment: String,
+        /// The SSH session the request came over: a forward of its port is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SessionText>,
     },
     #[serde(rename = "forward_delete")]
     ForwardDelete {
@@ -469,6 +472,7 @@ mod tests {
                 to: "10.0.0.2:25".into(),
                 source: None,
                 comment: String::new(),
+                session: None,
             },
             Request::ForwardDelete { id: 8 },
         ];

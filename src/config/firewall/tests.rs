@@ -264,6 +264,18 @@ fn a_default_drop_policy_without_a_protected_way_in_is_refused() {
         ),
         "{errors:?}"
     );
+    // A forward of an admin port would send SSH elsewhere, whatever the policy.
+    let ssh_away = "[[forward]]\nprotocol = \"tcp\"\nport = \"ssh\"\nto = \"10.0.0.2:22\"\n";
+    let errors = Dir::new("[firewall]\n", &[("a.toml", ssh_away)]).errors();
+    assert_eq!(
+        errors,
+        [
+            "firewall.d/a.toml:3:8: port: forwarding tcp port 22 would take admin port 22 away from this host: connections to it would go to 10.0.0.2:22 (forward another port, or name another admin port in [firewall] admin_port)"
+        ]
+    );
+    let empty = "[[rule]]\nprotocol = \"tcp\"\nport = []\naction = \"accept\"\n";
+    let errors = Dir::new("", &[("a.toml", empty)]).errors();
+    assert_eq!(errors, ["firewall.d/a.toml:3:8: port: no port given"]);
     // Off, or with an accept policy, nothing can lock anyone out.
     assert!(
         Dir::new("[firewall]\ndefault_input = \"drop\"\n", &[])

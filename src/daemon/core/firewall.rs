@@ -10,7 +10,7 @@
 //!
 //! Lock-out safety: protected rules cannot be deleted (the ruleset refuses); enabling with a
 //! default-drop input policy is refused unless a protected accept rule keeps the requester's
-//! SSH session (or the admin ports) open; `enable --confirm-within D` is applied at once but
+//! SSH session (or the admin ports) open; a forward of that port is refused; `enable --confirm-within D` is applied at once but
 //! written to the state only by `firewall confirm` — without it, the tick puts the previous
 //! state back after D (and a crash meanwhile restarts without it, which is the same rollback).
 
@@ -318,10 +318,16 @@ impl Core {
                 Ok(change) => (Some(change), What::Deleted, self.firewall_enabled()),
                 Err(e) => return refused(reply, e),
             },
-            FirewallCommand::AddForward(forward) => match ruleset.add_forward(forward) {
-                Ok(change) => (Some(change), What::Added, self.firewall_enabled()),
-                Err(e) => return refused(reply, e),
-            },
+            FirewallCommand::AddForward { forward, session } => {
+                let admin = &config.settings.admin_ports;
+                if let Err(lockout) = lockout::check_forward(&forward, session, admin) {
+                    return refuse(reply, format!("refused: {lockout}"));
+                }
+                match ruleset.add_forward(forward) {
+                    Ok(change) => (Some(change), What::Added, self.firewall_enabled()),
+                    Err(e) => return refused(reply, e),
+                }
+            }
             FirewallCommand::DeleteForward(id) => match ruleset.delete_forward(id) {
                 Ok(change) => (Some(change), What::Deleted, self.firewall_enabled()),
                 Err(e) => return refused(reply, e),

@@ -110,6 +110,23 @@ fn requests_that_arrive_together_wait_their_turn_and_all_land() {
         comment: String::new(),
     };
     assert_eq!(code(bad_port), Some(ErrorCode::BadRequest));
+    // SSH forwarded away (admin port 22): refused, whatever the policy.
+    let ssh_away = Request::ForwardAdd {
+        protocol: "tcp".into(),
+        port: "ssh".into(),
+        to: "10.0.0.2:22".into(),
+        source: None,
+        comment: String::new(),
+        session: None,
+    };
+    let reply = ask(&d.socket, &ssh_away);
+    assert_eq!(reply.code, Some(ErrorCode::Refused), "{reply:?}");
+    assert!(
+        reply
+            .error
+            .unwrap()
+            .contains("would take admin port 22 away")
+    );
     d.shutdown.cancel();
     d.done
         .recv_timeout(Duration::from_secs(10))

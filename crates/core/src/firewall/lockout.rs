@@ -1,14 +1,16 @@
-//! The lock-out check: a default-drop input policy must leave the administrator's way in open.
+//! The lock-out checks: a default-drop input policy must leave the administrator's way in open,
+//! and no forward may carry it away.
 //!
-//! Receives the rules in order, where the administrator comes from — the SSH session a request
-//! came over (client address and the server's port, as `SSH_CONNECTION` gives them), or else the
-//! configured admin ports — and emits whether a *protected* accept rule lets that traffic in
-//! before any rule drops or rejects it. Protected, because only those cannot be deleted later
-//! through the API. It decides nothing else: the caller refuses the change when it fails.
+//! Receives the rules in order (or a forward), where the administrator comes from — the SSH
+//! session a request came over (client address and the server's port, as `SSH_CONNECTION` gives
+//! them), or else the configured admin ports — and emits whether a *protected* accept rule lets
+//! that traffic in before any rule drops or rejects it (protected, because only those cannot be
+//! deleted later through the API), or whether a forward would DNAT it to another host. It decides
+//! nothing else: the caller refuses the change when a check fails.
 
 use std::net::IpAddr;
 
-use super::{Action, Chain, Entry, Origin, Protocol, Rule};
+use super::{Action, Chain, Entry, Forward, Origin, Protocol, Rule};
 
 /// The SSH session a request came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,11 @@ pub enum Lockout {
         /// `rule 7 (…)`, or `the rule at firewall.d/FILE:LINE (…)`.
         by: String,
     },
+    #[error(
+        "forwarding tcp port {port} would take {who} away from this host: connections to it would \
+         go to {to} (forward another port, or name another admin port in [firewall] admin_port)"
+    )]
+    Forwarded { who: String, port: u16, to: String },
 }
 
 /// Checks that, with a default-drop input policy, `rules` (in order) let in the SSH session
@@ -56,6 +63,47 @@ pub fn check(
         None => admin_ports
             .iter()
             .try_for_each(|&port| reaches(rules, port, None, format!("admin port {port}"))),
+    }
+}
+
+/// Checks that `forward` does not send the administrator's way in elsewhere: a tcp forward of
+/// an admin port (or of the SSH session's port, from an address that includes its client)
+/// would DNAT it away before any rule is read, whatever the policy.
+pub fn check_forward(
+    forward: &Forward,
+    session: Option<Session>,
+    admin_ports: &[u16],
+) -> Result<(), Lockout> {
+    if forward.protocol != Protocol::Tcp {
+        return Ok(());
+    }
+    let takes = |port: u16, client: Option<IpAddr>| {
+        forward.port == port
+            && match (&forward.source, client) {
+                (None, _) => true,
+                (Some(source), Some(client)) => source.contains(client),
+                // Some address of the administrator's may be in it: refused to be safe.
+                (Some(_), None) => true,
+            }
+    };
+    let to = forward.to.to_string();
+    if let Some(s) = session
+        && takes(s.port, Some(s.client))
+    {
+        let who = format!("the SSH session from {} (port {})", s.client, s.port);
+        return Err(Lockout::Forwarded {
+            who,
+            port: s.port,
+            to,
+        });
+    }
+    match admin_ports.iter().find(|&&port| takes(port, None)) {
+        Some(&port) => Err(Lockout::Forwarded {
+            who: format!("admin port {port}"),
+            port,
+            to,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -254,6 +302,43 @@ mod tests {
                 (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_forward_of_the_way_in_is_refused() {
+        let forward = |port: u16, protocol: Protocol, source: Option<&str>| Forward {
+            protocol,
+            port,
+            to: "10.0.0.2:22".parse().unwrap(),
+            source: source.map(|s| s.parse().unwrap()),
+            comment: String::new(),
+        };
+        let error = check_forward(&forward(22, Protocol::Tcp, None), None, &[22]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("forwarding tcp port 22 would take admin port 22 away from this host: connections to it would go to 10.0.0.2:22"),
+            "{error}"
+        );
+        assert!(check_forward(&forward(22, Protocol::Udp, None), None, &[22]).is_ok());
+        assert!(check_forward(&forward(2222, Protocol::Tcp, None), None, &[22]).is_ok());
+        // A source that may hold the administrator is refused; over SSH the client decides.
+        assert!(
+            check_forward(
+                &forward(22, Protocol::Tcp, Some("192.0.2.0/24")),
+                None,
+                &[22]
+            )
+            .is_err()
+        );
+        let ssh = session("203.0.113.5", 22);
+        assert!(check_forward(&forward(22, Protocol::Tcp, Some("192.0.2.0/24")), ssh, &[]).is_ok());
+        assert!(
+            check_forward(
+                &forward(22, Protocol::Tcp, Some("203.0.113.0/24")),
+                ssh,
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]
