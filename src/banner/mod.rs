@@ -11,4 +11,4 @@ pub mod task;
 pub mod worker;
 
 pub use task::{Banner, BannerError, BannerStats, Barrier, Msg, Report, Settled};
-pub use worker::OrderError;
+pub use worker::{FirewallUpdate, OrderError};

@@ -1,10 +1,11 @@
 //! The banner's async side: batches what arrives while the worker is busy.
 //!
-//! Receives [`Msg`]s from the core (orders, positions, layouts, barriers, flushes) in order and
-//! never blocks on the kernel: while the worker thread applies one job, everything that arrives
-//! queues up and becomes the next job — bans that arrive together share one kernel transaction
-//! and one fsync. Emits [`Report`]s back to the core, in job order: every order with its
-//! outcome, and, at a barrier, a request for the settled state. Read positions alone are written
+//! Receives [`Msg`]s from the core (orders, positions, layouts, firewall changes, barriers,
+//! flushes) in order and never blocks on the kernel: while the worker thread applies one job,
+//! everything that arrives queues up and becomes the next job — bans that arrive together share
+//! one kernel transaction and one fsync. Emits [`Report`]s back to the core, in job order: every
+//! order and firewall change with its outcome, and, at a barrier, a request for the settled
+//! state. Read positions alone are written
 //! at most once a second.
 //!
 //! A barrier (compaction, repair) is a job of its own: when it reaches the head of the queue, the
@@ -22,9 +23,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::worker::{BarrierJob, Fatal, Job, OrderError, Outcome, Worker};
+use super::worker::{BarrierJob, Fatal, FirewallUpdate, Job, OrderError, Outcome, Worker};
 use crate::state::{Position, Record, StateError};
-use nftjail_backend::{BackendError, Element, Layout, ReconcileReport};
+use nftjail_backend::{BackendError, Element, FirewallReport, Layout, ReconcileReport};
 use nftjail_core::duration::format_seconds;
 use nftjail_core::tracker::{Action, Order, Origin};
 
@@ -59,10 +60,15 @@ pub enum Settled {
 pub enum Msg {
     Orders(Vec<Order>),
     Positions(Vec<(String, Position)>),
+    /// A new layout; with `firewall`, both are applied or neither (a reload).
     Layout {
         layout: Layout,
-        done: oneshot::Sender<Result<(), Arc<BackendError>>>,
+        firewall: Option<Box<FirewallUpdate>>,
+        done: oneshot::Sender<Result<(), OrderError>>,
     },
+    /// A firewall change (a rule, a forward, a switch); its outcome comes back as
+    /// [`Report::Firewall`], in order with the others.
+    Firewall(Box<FirewallUpdate>),
     Barrier(Barrier),
     /// Everything before it is applied and durable when `done` fires.
     Flush {
@@ -76,6 +82,8 @@ pub enum Msg {
 pub enum Report {
     /// A job is done: each order with its outcome.
     Settled(Vec<(Order, Result<(), OrderError>)>),
+    /// A firewall change (alone, or with a reload's layout) is in place and durable, or not.
+    Firewall(Result<FirewallReport, OrderError>),
     /// The table had vanished and was recreated: the bans made before are missing.
     TableRecreated,
     /// A barrier reached the head of the queue: the banner waits for the settled state.
@@ -188,7 +196,7 @@ pub fn spawn_with(
 /// Who waits for which part of a dispatched job.
 #[derive(Default)]
 struct Waiters {
-    layout: Option<oneshot::Sender<Result<(), Arc<BackendError>>>>,
+    layout: Option<oneshot::Sender<Result<(), OrderError>>>,
     flushes: Vec<oneshot::Sender<()>>,
 }
 
@@ -349,10 +357,21 @@ fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
                 queue.push_front(msg);
                 break;
             }
-            Msg::Layout { layout, done } => {
+            Msg::Layout {
+                layout,
+                firewall,
+                done,
+            } => {
                 job.layout = Some(layout);
+                job.firewall = firewall.map(|f| *f);
                 waiters.layout = Some(done);
             }
+            // One firewall change a job, never joined to a reload's.
+            Msg::Firewall(_) if job.firewall.is_some() || job.layout.is_some() => {
+                queue.push_front(msg);
+                break;
+            }
+            Msg::Firewall(update) => job.firewall = Some(*update),
             Msg::Orders(orders) => job.orders.extend(orders),
             Msg::Positions(p) => job.positions.extend(p),
             Msg::Flush { remove_table, done } => {
@@ -366,7 +385,10 @@ fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
 }
 
 fn job_is_empty(job: &Job) -> bool {
-    job.layout.is_none() && job.orders.is_empty() && job.positions.is_empty()
+    job.layout.is_none()
+        && job.firewall.is_none()
+        && job.orders.is_empty()
+        && job.positions.is_empty()
 }
 
 /// Reports a finished job to the core (in order), logs, and wakes whoever waits.
@@ -410,6 +432,9 @@ async fn deliver(
             elapsed_ms = outcome.elapsed.as_millis() as u64,
             "manual bans applied in bulk"
         );
+    }
+    if let Some(result) = outcome.firewall {
+        send(Report::Firewall(result)).await?;
     }
     if !outcome.orders.is_empty() {
         send(Report::Settled(outcome.orders)).await?;

@@ -1,9 +1,10 @@
 //! The banner's worker: the one thread that owns the backend (the netlink socket) and the state
 //! store.
 //!
-//! Receives [`Job`]s — a batch of orders with read positions, a layout, or a barrier job
-//! (compaction, repair) that runs alone — and runs each as: layout → element changes (as few
-//! kernel transactions as the backend can) → one durable commit of everything the kernel took.
+//! Receives [`Job`]s — a batch of orders with read positions, a layout, a firewall update, or a
+//! barrier job (compaction, repair) that runs alone — and runs each as: layout → firewall →
+//! element changes (as few kernel transactions as the backend can) → one durable commit of
+//! everything the kernel took (the firewall's part is in `firewall`).
 //! Emits an [`Outcome`] per job: each order applied or failed with a typed [`OrderError`].
 //!
 //! One rule for durability: an order is applied only when the kernel holds its change **and**
@@ -17,9 +18,14 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+mod firewall;
+
+pub use firewall::FirewallUpdate;
+
 use crate::state::{Position, Record, StateError, StateStore};
 use nftjail_backend::{
-    ApplyError, Backend, BackendError, Change, Element, Layout, ReconcileReport, reconcile, refill,
+    ApplyError, Backend, BackendError, Change, Element, FirewallLayout, FirewallReport, Layout,
+    ReconcileReport, reconcile, refill,
 };
 use nftjail_core::tracker::{Action, Ban, Order};
 
@@ -51,6 +57,9 @@ pub enum BarrierJob {
 pub struct Job {
     /// Applied first, in one transaction, when present.
     pub layout: Option<Layout>,
+    /// Applied next (one transaction), its records made durable with the job. With a layout
+    /// (a reload), either both are in place after the job or neither is.
+    pub firewall: Option<FirewallUpdate>,
     pub orders: Vec<Order>,
     pub positions: Vec<(String, Position)>,
     /// A compaction or a repair: such a job carries nothing else.
@@ -66,7 +75,8 @@ pub struct Job {
 pub struct Outcome {
     /// Every order of the job, in order, with its result.
     pub orders: Vec<(Order, Result<(), OrderError>)>,
-    pub layout: Option<Result<(), Arc<BackendError>>>,
+    pub layout: Option<Result<(), OrderError>>,
+    pub firewall: Option<Result<FirewallReport, OrderError>>,
     /// The table had vanished (deleted by hand?): the layout was re-applied before the orders.
     /// Bans made earlier are missing from the kernel until a repair.
     pub table_recreated: bool,
@@ -87,6 +97,8 @@ pub struct Worker {
     backend: Box<dyn Backend>,
     store: StateStore,
     layout: Option<Layout>,
+    /// The firewall the kernel holds (set at start-up, changed by firewall updates).
+    firewall: Option<FirewallLayout>,
 }
 
 impl Worker {
@@ -95,25 +107,41 @@ impl Worker {
             backend,
             store,
             layout: Some(layout),
+            firewall: None,
         }
+    }
+
+    /// The worker, knowing that the kernel holds `firewall` (start-up applied it): repairs
+    /// and undos go back to it.
+    pub fn with_firewall(mut self, firewall: FirewallLayout) -> Worker {
+        self.firewall = Some(firewall);
+        self
     }
 
     pub fn run(&mut self, job: Job) -> Result<Outcome, Fatal> {
         let started = Instant::now();
         let mut outcome = Outcome::default();
+        let before = (job.layout.is_some() || job.firewall.is_some()).then(|| self.before());
         if let Some(layout) = job.layout {
-            let result = self.backend.apply_layout(&layout).map_err(Arc::new);
+            let result = self.backend.apply_layout(&layout);
             if result.is_ok() {
                 self.layout = Some(layout);
             }
-            outcome.layout = Some(result);
+            outcome.layout = Some(result.map_err(|e| OrderError::Refused(Arc::new(e))));
+        }
+        if let (Some(update), Some(before)) = (job.firewall, &before) {
+            self.firewall_update(update, before, &mut outcome);
         }
         match job.barrier {
             Some(BarrierJob::Compact(records)) => {
                 outcome.compacted = Some(self.store.compact(records).map_err(Arc::new));
             }
             Some(BarrierJob::Repair { elements, layout }) => {
-                outcome.repaired = Some(self.repair(&elements, layout));
+                let repaired = self.repair(&elements, layout);
+                outcome.repaired = Some(repaired.and_then(|report| {
+                    self.repair_firewall()?;
+                    Ok(report)
+                }));
             }
             None => {}
         }
@@ -128,6 +156,9 @@ impl Worker {
                 let error = Arc::new(error);
                 tracing::error!(error = %error, "the state could not be saved: undoing the job's kernel changes");
                 self.undo(&job.orders, &results, job.now)?;
+                if let Some(before) = before {
+                    self.undo_firewall(before, &error, &mut outcome)?;
+                }
                 results
                     .into_iter()
                     .map(|r| r.and(Err(OrderError::NotDurable(error.clone()))))
@@ -267,7 +298,7 @@ impl Worker {
             return false;
         };
         tracing::warn!(table = %layout.table, "the nftables table vanished: recreating it");
-        self.backend.apply_layout(layout).is_ok()
+        self.backend.apply_layout(layout).is_ok() && self.repair_firewall().is_ok()
     }
 }
 

@@ -113,7 +113,7 @@ fn print_rejected(reply: &Reply) {
 }
 
 /// One request, its reply checked.
-fn ask(socket: &Path, request: &Request) -> Result<Reply, CliError> {
+pub(super) fn ask(socket: &Path, request: &Request) -> Result<Reply, CliError> {
     checked(
         connect(socket)?
             .request(request)
@@ -121,7 +121,7 @@ fn ask(socket: &Path, request: &Request) -> Result<Reply, CliError> {
     )
 }
 
-fn print_json(reply: &Reply) -> Result<(), CliError> {
+pub(super) fn print_json(reply: &Reply) -> Result<(), CliError> {
     let mut text = serde_json::to_string_pretty(reply).expect("invariant: replies serialize");
     text.push('\n');
     output::print(&text)

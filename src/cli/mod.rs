@@ -9,6 +9,7 @@
 pub mod check;
 pub mod control;
 pub mod demo;
+pub mod firewall;
 pub mod http_token;
 pub mod output;
 pub mod run;
@@ -53,6 +54,13 @@ pub enum Command {
     Banned(control::BannedArgs),
     /// Re-read the configuration; bans are kept, an invalid configuration is refused.
     Reload(control::ReloadArgs),
+    /// The host firewall in the same table: status, enable (with --confirm-within), disable,
+    /// confirm.
+    Firewall(firewall::FirewallArgs),
+    /// The firewall's rules: list, add, delete.
+    Rule(firewall::RuleArgs),
+    /// Port forwards (DNAT to a backend): list, add, delete.
+    Forward(firewall::ForwardArgs),
     /// Print the HTTP API's bearer token ([http] token_file), or the console's address with it.
     HttpToken(http_token::HttpTokenArgs),
 }
@@ -95,6 +103,7 @@ impl CliError {
             CliError::Io { .. } | CliError::Refused(_) => 1,
             CliError::Connect(_) => 2,
             CliError::Start(e) if e.is_permission() => 77,
+            CliError::Start(e) if e.is_config() => 78,
             CliError::Start(_) => 70,
             CliError::ClosedPipe => 0,
         }
@@ -119,6 +128,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unban(args) => control::unban(&args.client.or(&cli.client).socket()?, &args),
         Command::Banned(args) => control::banned(&args.client.or(&cli.client).socket()?, &args),
         Command::Reload(args) => control::reload(&args.client.or(&cli.client).socket()?, &args),
+        Command::Firewall(args) => firewall::firewall(&cli.client, &args),
+        Command::Rule(args) => firewall::rule(&cli.client, &args),
+        Command::Forward(args) => firewall::forward(&cli.client, &args),
         Command::HttpToken(mut args) => {
             args.config = args.config.or(cli.client.config);
             http_token::run(&args)

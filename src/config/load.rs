@@ -35,9 +35,10 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             "defaults" => sections.defaults = parse_table(&files, &place, table, &mut diags),
             "metrics" => sections.metrics = parse_table(&files, &place, table, &mut diags),
             "http" => sections.http = parse_table(&files, &place, table, &mut diags),
+            "firewall" => sections.firewall = parse_table(&files, &place, table, &mut diags),
             other => diags.push(files.diag(
                 &place,
-                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics] and [http]; jails go in jail.d/*.toml)"),
+                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics], [http] and [firewall]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
             )),
         }
     }
@@ -107,6 +108,14 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
     });
     let metrics = metrics_listen.map(|l| l.into_inner());
 
+    let firewall = super::firewall::load(
+        &mut files,
+        &dir,
+        main_id,
+        sections.firewall.unwrap_or_default(),
+        &mut diags,
+    );
+
     let mut filters = FilterCache::new(&filter_files);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
@@ -137,6 +146,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         metrics,
         http,
         jails: validated,
+        firewall,
         warnings,
         files: files
             .paths()
@@ -156,6 +166,7 @@ struct MainSections {
     defaults: Option<JailRaw>,
     metrics: Option<MetricsRaw>,
     http: Option<HttpRaw>,
+    firewall: Option<super::firewall::FirewallRaw>,
 }
 
 /// The top-level tables of a file, in file order. Anything else at the top level is reported.
@@ -191,7 +202,7 @@ fn tables<'f>(
 }
 
 /// Deserializes one table; a failure is reported and yields `None`.
-fn parse_table<T: DeserializeOwned>(
+pub(super) fn parse_table<T: DeserializeOwned>(
     files: &Files,
     place: &Place,
     table: DeTable<'_>,
@@ -208,7 +219,7 @@ fn parse_table<T: DeserializeOwned>(
 }
 
 /// A TOML error as a diagnostic, with "did you mean" for misspelt keys.
-fn toml_error(files: &Files, id: FileId, err: &toml::de::Error) -> Diagnostic {
+pub(super) fn toml_error(files: &Files, id: FileId, err: &toml::de::Error) -> Diagnostic {
     let mut d = Diagnostic::from_toml(files.path(id), files.text(id), err);
     d.message = suggest(&d.message);
     d

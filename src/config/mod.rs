@@ -1,4 +1,5 @@
-//! Configuration: `nftjail.toml`, `jail.d/*.toml` and `filter.d/*.toml`, read and validated.
+//! Configuration: `nftjail.toml`, `jail.d/*.toml`, `filter.d/*.toml` and `firewall.d/*.toml`,
+//! read and validated.
 //!
 //! Receives paths; emits a validated, immutable [`Config`] or every [`Diagnostic`] found. Works in
 //! two layers (ripgrep's low/high args): `raw` mirrors the TOML with `deny_unknown_fields`; `load`
@@ -9,6 +10,7 @@
 
 mod files;
 mod filters;
+pub mod firewall;
 pub mod http;
 mod jail;
 mod load;
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use files::{FileId, Files, Place};
+pub use firewall::FirewallConfig;
 pub use load::load;
 pub use nftjail_backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, Verdict};
 pub use nftjail_core::diag::{Diagnostic, Diagnostics};
@@ -48,6 +51,8 @@ pub struct Config {
     pub http: Option<http::HttpConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
+    /// `[firewall]` and the rules and forwards of `firewall.d/`.
+    pub firewall: FirewallConfig,
     /// Things worth saying that do not stop the daemon (a host name in ignoreip that does not
     /// resolve, say).
     pub warnings: Vec<Diagnostic>,
@@ -162,7 +167,8 @@ pub struct JailConfig {
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `http`, `jail`, `escalation`): used to check the README's reference against the code.
+/// `metrics`, `http`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall forward`): used
+/// to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -184,6 +190,9 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "http" => keys::<http::HttpRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
+        "firewall" => keys::<firewall::FirewallRaw>(),
+        "firewall rule" => keys::<firewall::RuleRaw>(),
+        "firewall forward" => keys::<firewall::ForwardRaw>(),
         _ => Vec::new(),
     }
 }

@@ -1,10 +1,11 @@
-//! The control socket: how `nftjail status / ban / unban / banned / reload` (and a hosting
-//! panel) talk to the running daemon.
+//! The control socket: how `nftjail status / ban / unban / banned / reload / firewall / rule /
+//! forward` (and a hosting panel) talk to the running daemon.
 //!
 //! `protocol` is the one definition of the wire format, shared by both ends; `server` is the
 //! daemon's side (it turns requests into [`Call`]s for the core); `client` is the CLI's side.
 
 pub mod client;
+pub mod firewall;
 pub mod protocol;
 pub mod server;
 
@@ -36,6 +37,8 @@ pub enum Command {
         jail: Option<String>,
     },
     Reload,
+    /// The host firewall: status, switches, rules and forwards.
+    Firewall(firewall::FirewallCommand),
 }
 
 /// A command and where its reply goes.

@@ -12,11 +12,13 @@
 //! same state from one reference-counted buffer, instead of one built copy per client.
 
 mod code;
+pub mod firewall;
 mod line;
 
 use serde::{Deserialize, Serialize};
 
 pub use code::ErrorCode;
+pub use firewall::{FirewallStatus, ForwardEntry, RuleEntry, SessionText};
 pub use line::{ReplyLine, SharedLine};
 
 use nftjail_core::addr::BanTarget;
@@ -60,6 +62,65 @@ pub enum Request {
         jail: Option<String>,
     },
     Reload,
+    /// The firewall's state (`nftjail firewall status`).
+    #[serde(rename = "firewall")]
+    Firewall,
+    /// Switches the firewall on; with `confirm_within` (`60s`), it switches back off by itself
+    /// unless `firewall_confirm` arrives in time. `session`: the SSH session the request came
+    /// over, kept open by the lock-out check.
+    #[serde(rename = "firewall_enable")]
+    FirewallEnable {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirm_within: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SessionText>,
+    },
+    #[serde(rename = "firewall_disable")]
+    FirewallDisable,
+    #[serde(rename = "firewall_confirm")]
+    FirewallConfirm,
+    /// Every rule, in the order they apply.
+    #[serde(rename = "rules")]
+    Rules,
+    /// Adds a rule after all others; the reply carries its `id`.
+    #[serde(rename = "rule_add")]
+    RuleAdd {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<String>,
+        protocol: String,
+        #[serde(deserialize_with = "firewall::port_text")]
+        port: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        action: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        comment: String,
+    },
+    #[serde(rename = "rule_delete")]
+    RuleDelete {
+        id: u64,
+    },
+    #[serde(rename = "forwards")]
+    Forwards,
+    /// Adds a port forward; the reply carries its `id`.
+    #[serde(rename = "forward_add")]
+    ForwardAdd {
+        protocol: String,
+        #[serde(deserialize_with = "firewall::port_text")]
+        port: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        comment: String,
+        /// The SSH session the request came over: a forward of its port is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SessionText>,
+    },
+    #[serde(rename = "forward_delete")]
+    ForwardDelete {
+        id: u64,
+    },
 }
 
 impl Request {
@@ -67,7 +128,16 @@ impl Request {
     pub fn mutates(&self) -> bool {
         matches!(
             self,
-            Request::Ban { .. } | Request::Unban { .. } | Request::Reload
+            Request::Ban { .. }
+                | Request::Unban { .. }
+                | Request::Reload
+                | Request::FirewallEnable { .. }
+                | Request::FirewallDisable
+                | Request::FirewallConfirm
+                | Request::RuleAdd { .. }
+                | Request::RuleDelete { .. }
+                | Request::ForwardAdd { .. }
+                | Request::ForwardDelete { .. }
         )
     }
 }
@@ -216,6 +286,22 @@ pub struct Reply {
     /// `reload`: parked bans put back because their jail came back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<usize>,
+    /// `rules`: every rule in the order they apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RuleEntry>>,
+    /// `forwards`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<Vec<ForwardEntry>>,
+    /// `rule_add`, `forward_add`: the new entry's id (`rule_delete`, `forward_delete`: the
+    /// deleted one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// `firewall` and the firewall's switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallStatus>,
+    /// Things the request did not fail on but that need a look (`net.ipv4.ip_forward` is off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
     /// the wire and the fields above are not looked at. Never part of the JSON.
     #[serde(skip)]
@@ -359,6 +445,36 @@ mod tests {
             },
             Request::Banned { jail: None },
             Request::Reload,
+            Request::Firewall,
+            Request::FirewallEnable {
+                confirm_within: Some("60s".into()),
+                session: Some(SessionText {
+                    client: "198.51.100.7".into(),
+                    port: 22,
+                }),
+            },
+            Request::FirewallDisable,
+            Request::FirewallConfirm,
+            Request::Rules,
+            Request::RuleAdd {
+                chain: Some("input".into()),
+                protocol: "tcp".into(),
+                port: "8080".into(),
+                source: Some("192.0.2.0/24".into()),
+                action: "accept".into(),
+                comment: "panel".into(),
+            },
+            Request::RuleDelete { id: 7 },
+            Request::Forwards,
+            Request::ForwardAdd {
+                protocol: "tcp".into(),
+                port: "2525".into(),
+                to: "10.0.0.2:25".into(),
+                source: None,
+                comment: String::new(),
+                session: None,
+            },
+            Request::ForwardDelete { id: 8 },
         ];
         for r in requests {
             let line = encode_request(&r);
@@ -380,6 +496,20 @@ mod tests {
                 .unwrap()
                 .mutates()
         );
+        // A port may come as a number from an HTTP client.
+        let add = br#"{"command":"rule_add","protocol":"tcp","port":22,"action":"accept"}"#;
+        match decode_request(add).unwrap() {
+            Request::RuleAdd { port, chain, .. } => {
+                assert_eq!((port.as_str(), chain), ("22", None))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            decode_request(br#"{"command":"rule_delete","id":3}"#)
+                .unwrap()
+                .mutates()
+        );
+        assert!(!decode_request(br#"{"command":"rules"}"#).unwrap().mutates());
     }
 
     #[test]

@@ -414,6 +414,18 @@ async fn command<R: AsyncBufRead + Unpin>(
         Request::Status { jail } => Command::Status { jail },
         Request::Banned { jail } => Command::Banned { jail },
         Request::Reload => Command::Reload,
+        firewall @ (Request::Firewall
+        | Request::FirewallEnable { .. }
+        | Request::FirewallDisable
+        | Request::FirewallConfirm
+        | Request::Rules
+        | Request::RuleAdd { .. }
+        | Request::RuleDelete { .. }
+        | Request::Forwards
+        | Request::ForwardAdd { .. }
+        | Request::ForwardDelete { .. }) => {
+            Command::Firewall(super::firewall::FirewallCommand::from_request(firewall)?)
+        }
         Request::Unban { target, jail, all } => {
             let target = match target {
                 Some(t) => Some(t.parse().map_err(|e: nftjail_core::addr::TargetError| {

@@ -13,7 +13,8 @@
 //!   connection, asking the core through the same door as the control socket.
 //!
 //! Start-up: state replayed → kernel reconciled (bans already there stay, missing ones are added
-//! in bulk, nothing is flushed) → banner, socket and sources started → READY. Shutdown (the
+//! in bulk, nothing is flushed; the firewall's rules that are in place stay, only those that
+//! differ are changed) → banner, socket and sources started → READY. Shutdown (the
 //! token is cancelled): sources stopped → what they read is handled → positions and a compacted
 //! snapshot made durable → bans left in the kernel (unless `keep_on_stop = false`) → socket
 //! removed → STOPPING. The core and the banner are essential: if either stops on its own, the
@@ -39,8 +40,9 @@ use tokio_util::sync::CancellationToken;
 use crate::banner::worker::Worker;
 use crate::config::Config;
 use crate::control::server::{self, Access};
-use crate::state::{Faults, StateError, StateStore};
+use crate::state::{Faults, Record, StateError, StateStore};
 use nftjail_backend::{Backend, BackendError, Element, reconcile};
+use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
 use nftjail_core::tracker::{Ban, Tracker};
 pub use self_addresses::host_addresses;
@@ -60,6 +62,10 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The firewall as configured (and as switched through the API) would lock the
+    /// administrator out.
+    #[error("{0}")]
+    Firewall(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,6 +84,11 @@ impl DaemonError {
             DaemonError::Http(e) => e.is_permission(),
             _ => false,
         }
+    }
+
+    /// Whether this is a configuration problem (exit 78).
+    pub fn is_config(&self) -> bool {
+        matches!(self, DaemonError::Firewall(_))
     }
 }
 
@@ -165,15 +176,58 @@ pub async fn run(
             }
         })
         .collect();
+    // The firewall: the state's ruleset, with the configuration's firewall.d entries.
+    let firewall = Ruleset::restore(std::mem::take(&mut recovered.firewall))
+        .with_files(&config.firewall.rules, &config.firewall.forwards);
+    let firewall_on = core::firewall::enabled(&config.firewall, &firewall.ruleset);
+    core::firewall::check_lockout(&config.firewall, &firewall.ruleset, firewall_on, None)
+        .map_err(|e| DaemonError::Firewall(format!("the firewall cannot be started: {e}")))?;
+    let firewall_layout = core::firewall::layout(&config.firewall, &firewall.ruleset, firewall_on);
+    let firewall_records: Vec<Record> = firewall
+        .records
+        .iter()
+        .cloned()
+        .map(Record::Firewall)
+        .collect();
+
     let layout = config.layout();
     let started = std::time::Instant::now();
-    let (backend, report) = tokio::task::spawn_blocking(move || {
+    let applied = firewall_layout.clone();
+    let (backend, store, report, firewall_report) = tokio::task::spawn_blocking(move || {
+        let mut store = store;
         let report = reconcile(&mut *backend, &layout, &desired);
-        (backend, report)
+        let firewall_report: Result<_, DaemonError> = match report {
+            Ok(_) => (|| {
+                let report = backend
+                    .apply_firewall(&applied)
+                    .map_err(DaemonError::Backend)?;
+                // New firewall.d entries got ids: kept, so they keep them after a restart.
+                firewall_records.iter().for_each(|r| store.append(r));
+                store.commit()?;
+                Ok(report)
+            })(),
+            Err(_) => Ok(nftjail_backend::FirewallReport::default()),
+        };
+        (backend, store, report, firewall_report)
     })
     .await
     .map_err(|e| DaemonError::Internal(e.to_string()))?;
     let report = report.map_err(|e| DaemonError::Backend(e.error))?;
+    let firewall_report = firewall_report?;
+    tracing::info!(
+        enabled = firewall_on,
+        rules = firewall.ruleset.rules().len(),
+        forwards = firewall.ruleset.forwards().len(),
+        rules_added = firewall_report.rules_added,
+        rules_deleted = firewall_report.rules_deleted,
+        chains_added = firewall_report.chains_added,
+        "firewall reconciled"
+    );
+    for warning in
+        core::firewall::forwarding_warnings(&firewall.ruleset, core::firewall::ip_forward())
+    {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         added = report.added,
         refreshed = report.refreshed,
@@ -190,7 +244,7 @@ pub async fn run(
     tracker.set_self_addresses(host_addresses());
 
     let (reports_tx, reports) = mpsc::channel(64);
-    let worker = Worker::new(backend, store, config.layout());
+    let worker = Worker::new(backend, store, config.layout()).with_firewall(firewall_layout);
     let (banner, banner_task) = crate::banner::task::spawn(worker, reports_tx, clock);
 
     let socket = server::bind(
@@ -274,6 +328,7 @@ pub async fn run(
         metrics,
         internal: internal_tx,
         addresses,
+        firewall: firewall.ruleset,
     });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner

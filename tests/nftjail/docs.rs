@@ -38,6 +38,9 @@ fn the_configuration_reference_lists_exactly_the_keys_the_code_accepts() {
         ("### `[http]`", "http"),
         ("### Jails: ", "jail"),
         ("### `[defaults.escalation]`", "escalation"),
+        ("### `[firewall]`", "firewall"),
+        ("### Firewall rules: ", "firewall rule"),
+        ("### Port forwards: ", "firewall forward"),
     ] {
         let mut code: BTreeSet<String> =
             nftjail::config::section_keys(section).into_iter().collect();

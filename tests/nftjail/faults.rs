@@ -29,14 +29,18 @@ fn config(dir: &std::path::Path) -> nftjail::config::Config {
     nftjail::config::load(&dir.join("nftjail.toml")).unwrap()
 }
 
-struct Running {
-    shutdown: CancellationToken,
-    done: std::sync::mpsc::Receiver<Result<(), DaemonError>>,
-    socket: std::path::PathBuf,
+pub(crate) struct Running {
+    pub shutdown: CancellationToken,
+    pub done: std::sync::mpsc::Receiver<Result<(), DaemonError>>,
+    pub socket: std::path::PathBuf,
 }
 
 /// Starts the daemon on its own runtime thread.
-fn start(dir: &std::path::Path, backend: Box<dyn Backend>, state_faults: Arc<Faults>) -> Running {
+pub(crate) fn start(
+    dir: &std::path::Path,
+    backend: Box<dyn Backend>,
+    state_faults: Arc<Faults>,
+) -> Running {
     let config = config(dir);
     let socket = config.daemon.socket.clone();
     let shutdown = CancellationToken::new();
@@ -64,7 +68,7 @@ fn start(dir: &std::path::Path, backend: Box<dyn Backend>, state_faults: Arc<Fau
     }
 }
 
-fn ask(socket: &std::path::Path, request: &Request) -> Reply {
+pub(crate) fn ask(socket: &std::path::Path, request: &Request) -> Reply {
     Client::connect(socket).unwrap().request(request).unwrap()
 }
 
@@ -213,8 +217,85 @@ fn a_failed_fsync_is_undone_and_the_log_rewritten() {
     assert_eq!(saved(dir.path()), ["203.0.113.1", "203.0.113.3"]);
 }
 
+/// The durability rule for the firewall: a rule whose record cannot be saved is taken back out
+/// of the kernel and reported failed; `rule list`, the kernel and the state agree.
+#[test]
+fn a_firewall_rule_that_cannot_be_saved_is_taken_back_out_of_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("firewall.d")).unwrap();
+    std::fs::write(
+        dir.path().join("firewall.d/ssh.toml"),
+        "[[rule]]\nprotocol = \"tcp\"\nport = 22\naction = \"accept\"\nprotected = true\n",
+    )
+    .unwrap();
+    let state = Arc::new(Faults::new());
+    let shared = Arc::new(std::sync::Mutex::new(memory()));
+    let d = start(dir.path(), Box::new(Shared(shared.clone())), state.clone());
+    let enable = Request::FirewallEnable {
+        confirm_within: None,
+        session: None,
+    };
+    assert!(ask(&d.socket, &enable).ok);
+    let add = |port: &str| Request::RuleAdd {
+        chain: None,
+        protocol: "tcp".into(),
+        port: port.into(),
+        source: None,
+        action: "accept".into(),
+        comment: String::new(),
+    };
+    // The comments of the kernel's input rules that are not the host's own.
+    let kernel = || -> Vec<String> {
+        let backend = shared.lock().unwrap();
+        let chains = backend.firewall_chains();
+        chains[0]
+            .rules
+            .iter()
+            .map(|r| r.comment.clone())
+            .filter(|c| c.starts_with("rule"))
+            .collect()
+    };
+    assert_eq!(kernel(), ["rule 1 [protected]"]);
+    state.fail_fsyncs(1);
+    let reply = ask(&d.socket, &add("8080"));
+    assert!(!reply.ok, "{reply:?}");
+    assert!(reply.error.unwrap().contains("could not be saved"));
+    assert_eq!(kernel(), ["rule 1 [protected]"], "undone in the kernel");
+    let listed = ask(&d.socket, &Request::Rules).rules.unwrap();
+    assert_eq!(listed.len(), 1, "not listed either");
+    // Once the log is rewritten, rules are taken again. The refused rule was never saved nor
+    // listed, so its id was never seen: the next rule takes it.
+    crate::daemon::eventually("rules accepted again after the rewrite", || {
+        ask(&d.socket, &add("8443")).ok
+    });
+    assert_eq!(kernel(), ["rule 1 [protected]", "rule 2"]);
+    d.shutdown.cancel();
+    d.done
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    // The worker thread lets go of the state's lock as it finishes.
+    crate::daemon::eventually("the state unlocked", || {
+        StateStore::open(&dir.path().join("state")).is_ok()
+    });
+    let (_, recovered) = StateStore::open(&dir.path().join("state")).unwrap();
+    let saved: Vec<String> = recovered
+        .firewall
+        .rules
+        .values()
+        .map(|(rule, _)| rule.to_string())
+        .collect();
+    assert_eq!(
+        saved,
+        [
+            "input tcp port 22 from any accept",
+            "input tcp port 8443 from any accept"
+        ]
+    );
+}
+
 /// A memory backend shared with the test, which reads the "kernel" while the daemon runs.
-struct Shared(Arc<std::sync::Mutex<MemoryBackend>>);
+pub(crate) struct Shared(pub Arc<std::sync::Mutex<MemoryBackend>>);
 
 impl Backend for Shared {
     fn apply_layout(
@@ -228,6 +309,12 @@ impl Backend for Shared {
         changes: &[nftjail_backend::Change],
     ) -> Result<(), nftjail_backend::ApplyError> {
         self.0.lock().unwrap().apply(changes)
+    }
+    fn apply_firewall(
+        &mut self,
+        firewall: &nftjail_backend::FirewallLayout,
+    ) -> Result<nftjail_backend::FirewallReport, nftjail_backend::BackendError> {
+        self.0.lock().unwrap().apply_firewall(firewall)
     }
     fn list(&mut self) -> Result<Vec<nftjail_backend::Element>, nftjail_backend::BackendError> {
         self.0.lock().unwrap().list()

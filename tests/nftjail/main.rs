@@ -9,6 +9,7 @@ mod docs;
 mod durability;
 mod faults;
 mod filters;
+mod firewall;
 mod http;
 mod lifecycle;
 mod netns;

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::{ApplyError, Backend, BackendError, Change, Element, Layout};
+use super::{
+    ApplyError, Backend, BackendError, Change, Element, FirewallLayout, FirewallReport, Layout,
+};
 use nftjail_core::addr::BanTarget;
 
 /// Faults armed for a [`FaultyBackend`]; shared, switchable while it runs.
@@ -130,6 +132,14 @@ impl Backend for FaultyBackend {
                 errno: Errno::ENOSPC,
             },
         })
+    }
+
+    fn apply_firewall(
+        &mut self,
+        firewall: &FirewallLayout,
+    ) -> Result<FirewallReport, BackendError> {
+        self.faults.check()?;
+        self.inner.apply_firewall(firewall)
     }
 
     fn list(&mut self) -> Result<Vec<Element>, BackendError> {

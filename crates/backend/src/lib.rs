@@ -4,14 +4,16 @@
 //!
 //! - `layout`: what is built — the `inet` table, its base chains, four sets per jail, the
 //!   rules — and the set names that map elements back to jail and target.
+//! - `firewall`: what the host firewall builds beside them — its chains, policies and rules.
 //! - [`netlink`]: the kernel implementation, over a netlink socket with nftjail's own nf_tables
 //!   encoder (messages, batches, element codecs, transactions, dumps), and the table monitor.
 //! - `memory`: the same semantics in memory (injected time), for tests and benches.
 //! - `faulty`: a wrapper that fails on demand (refusals mid-batch, panics, a broken socket).
 //! - `reconcile`: brings the kernel in line with desired elements, never flushing.
 //!
-//! Receives a [`Layout`] (table, hooks, verdict, jail rules) and element [`Change`]s from the
-//! banner; emits acknowledgements, typed errors and element listings. It never decides who is
+//! Receives a [`Layout`] (table, hooks, verdict, jail rules), element [`Change`]s and the
+//! [`FirewallLayout`] from the banner; emits acknowledgements, typed errors, element listings
+//! and what a firewall change changed. It never decides who is
 //! banned or for how long (the tracker and banner do), never flushes a set, and never reports a
 //! change as done before the kernel acknowledged it.
 //!
@@ -21,6 +23,7 @@
 //! again after [`TableMonitor`] reported [`Drift`]: a change someone else made to the table.
 
 mod faulty;
+mod firewall;
 mod layout;
 mod memory;
 pub mod netlink;
@@ -34,6 +37,10 @@ use nftjail_core::addr::BanTarget;
 use nftjail_core::jail::JailName;
 
 pub use faulty::{BackendFaults, FaultyBackend};
+pub use firewall::{
+    ChainPlan, FirewallChain, FirewallLayout, FirewallReport, KernelRule, KernelVerdict, Match,
+    plan as firewall_plan,
+};
 pub use layout::{
     CHAIN_PRIORITY, DEFAULT_TABLE, Hook, JailRules, Layout, PortRange, Ports, Protocol, SetKind,
     Verdict, normalize_ports, parse_set_name, rule_comment, set_name,
@@ -55,6 +62,14 @@ pub trait Backend: Send {
     /// kernel acknowledged every one. On failure, [`ApplyError::committed`] tells how many
     /// leading changes are in the kernel (none after them is).
     fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError>;
+
+    /// Brings the firewall's chains (`firewall_*`) in line with `firewall`, in ONE transaction,
+    /// or none at all when the kernel already holds exactly that: rules that stay are neither
+    /// flushed nor re-added (they keep their counters), and only the rules that differ are
+    /// deleted or inserted in place. Creates the table when it is missing; never touches the
+    /// jail chains and sets.
+    fn apply_firewall(&mut self, firewall: &FirewallLayout)
+    -> Result<FirewallReport, BackendError>;
 
     /// Every element of every jail set of the table, mapped back to jail + target, with its
     /// configured timeout and remaining time. Sets not named like ours are ignored.

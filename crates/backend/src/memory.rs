@@ -3,7 +3,8 @@
 //! Receives the same calls as the netlink backend and answers like the kernel does: a change to
 //! a table that does not exist fails with `NoSuchTable`, interval (prefix) sets refuse
 //! overlapping prefixes, removing a missing element fails with `ENOENT`, an element re-added
-//! gets its new timeout, and elements expire. Time is injected with [`MemoryBackend::advance`]:
+//! gets its new timeout, and elements expire. The firewall's chains are kept as their plan: a
+//! firewall applied twice is one transaction, and the report counts the rules that differ. Time is injected with [`MemoryBackend::advance`]:
 //! it never sleeps and never reads the clock.
 
 use std::collections::BTreeMap;
@@ -11,8 +12,10 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::firewall::diff::diff;
 use super::{
-    ApplyError, Backend, BackendError, Change, Element, Layout, SetKind, parse_set_name, set_name,
+    ApplyError, Backend, BackendError, ChainPlan, Change, Element, FirewallLayout, FirewallReport,
+    Layout, SetKind, firewall_plan, parse_set_name, set_name,
 };
 use nftjail_core::addr::BanTarget;
 use nftjail_core::jail::JailName;
@@ -24,6 +27,8 @@ pub struct MemoryBackend {
     now: Duration,
     /// The table, when it exists: its sets by name.
     sets: Option<BTreeMap<String, Set>>,
+    /// The firewall's chains, while the table exists.
+    firewall: Vec<ChainPlan>,
     transactions: usize,
 }
 
@@ -46,6 +51,7 @@ impl MemoryBackend {
             table: table.to_string(),
             now: Duration::ZERO,
             sets: None,
+            firewall: Vec::new(),
             transactions: 0,
         }
     }
@@ -65,6 +71,11 @@ impl MemoryBackend {
     /// changed something), to check that callers batch.
     pub fn transactions(&self) -> usize {
         self.transactions
+    }
+
+    /// The firewall's chains as they are now (empty without a table).
+    pub fn firewall_chains(&self) -> &[ChainPlan] {
+        &self.firewall
     }
 
     fn expire(&mut self) {
@@ -201,6 +212,40 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    fn apply_firewall(
+        &mut self,
+        firewall: &FirewallLayout,
+    ) -> Result<FirewallReport, BackendError> {
+        let wanted = firewall_plan(firewall);
+        let mut report = FirewallReport::default();
+        for chain in &wanted {
+            match self.firewall.iter().find(|c| c.chain == chain.chain) {
+                None => {
+                    report.chains_added += 1;
+                    report.rules_added += chain.rules.len();
+                }
+                Some(have) => {
+                    report.policies_changed += usize::from(have.policy != chain.policy);
+                    let edit = diff(&have.rules, &chain.rules);
+                    report.rules_added += edit.insert.len();
+                    report.rules_deleted += edit.delete.len();
+                }
+            }
+        }
+        report.chains_removed = self
+            .firewall
+            .iter()
+            .filter(|have| !wanted.iter().any(|c| c.chain == have.chain))
+            .count();
+        if report.unchanged() {
+            return Ok(report);
+        }
+        self.sets.get_or_insert_with(BTreeMap::new);
+        self.firewall = wanted;
+        self.transactions += 1;
+        Ok(report)
+    }
+
     fn list(&mut self) -> Result<Vec<Element>, BackendError> {
         self.expire();
         let now = self.now;
@@ -223,6 +268,7 @@ impl Backend for MemoryBackend {
     }
 
     fn remove_table(&mut self) -> Result<(), BackendError> {
+        self.firewall.clear();
         match self.sets.take() {
             Some(_) => {
                 self.transactions += 1;

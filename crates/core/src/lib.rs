@@ -10,18 +10,21 @@
 //! - [`duration`]: durations as fail2ban writes them (`600`, `10m`, `1w`, `-1`), `BanTime`.
 //! - [`diag`]: diagnostics that name a file, line and column.
 //! - [`ports`]: ports, port ranges and protocols (jail rules, the firewall).
+//! - [`firewall`]: the host firewall's rules and forwards, their stable ids and order, the
+//!   lock-out check.
 //! - [`filter`]: filter files, their compiled regexes and the per-source matcher (line →
 //!   failure).
 //! - [`tracker`]: sliding windows, ignore lists, escalation, recidive; failures in, orders
 //!   out, outcomes (settlements) back in.
-//! - [`state`]: the records of the state log (bans, history, positions), their line format and
-//!   their replay.
+//! - [`state`]: the records of the state log (bans, history, positions, the firewall's rules),
+//!   their line format and their replay.
 #![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod diag;
 pub mod duration;
 pub mod filter;
+pub mod firewall;
 pub mod jail;
 pub mod ports;
 pub mod state;

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UnknownJail,
     /// Unban of something that is not banned.
     NotBanned,
+    /// No firewall rule or forward with that id (or it is the other kind).
+    UnknownId,
     /// Understood, and refused by policy: every address was in an ignore list, or is covered by
     /// a longer ban.
     Refused,
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::InvalidDuration => "invalid_duration",
             ErrorCode::UnknownJail => "unknown_jail",
             ErrorCode::NotBanned => "not_banned",
+            ErrorCode::UnknownId => "unknown_id",
             ErrorCode::Refused => "refused",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::InvalidConfig => "invalid_config",
@@ -62,7 +65,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::InvalidAddress | ErrorCode::InvalidDuration => 400,
             ErrorCode::PermissionDenied => 403,
-            ErrorCode::UnknownJail | ErrorCode::NotBanned => 404,
+            ErrorCode::UnknownJail | ErrorCode::NotBanned | ErrorCode::UnknownId => 404,
             ErrorCode::Refused => 409,
             ErrorCode::InvalidConfig => 422,
             ErrorCode::Failed => 500,
@@ -91,6 +94,7 @@ mod tests {
             ErrorCode::InvalidDuration,
             ErrorCode::UnknownJail,
             ErrorCode::NotBanned,
+            ErrorCode::UnknownId,
             ErrorCode::Refused,
             ErrorCode::PermissionDenied,
             ErrorCode::InvalidConfig,

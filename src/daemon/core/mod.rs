@@ -1,7 +1,8 @@
 //! The core task: the one owner of all tracker state.
 //!
 //! Receives failures, checkpoints and `Stopped` events from the sources, calls from the control
-//! socket, reports from the banner (every order's outcome, barrier requests), its own internal
+//! socket, reports from the banner (every order's and firewall change's outcome, barrier
+//! requests), its own internal
 //! events (a loaded configuration, an applied layout, kernel drift) and a one-second tick; emits
 //! orders, positions, layouts and barriers to the banner and replies to the control clients.
 //! Everything that decides is here and nowhere else (no locks).
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
+pub mod firewall;
 mod reload;
 mod requests;
 
@@ -34,8 +36,9 @@ use crate::config::{Config, Diagnostics};
 use crate::control::Call;
 use crate::filter::Event;
 use crate::state::Record;
-use nftjail_backend::{BackendError, Element};
+use nftjail_backend::Element;
 use nftjail_core::addr::BanTarget;
+use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
 use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
 use reload::Reload;
@@ -61,7 +64,7 @@ const SOURCES_STOP: Duration = Duration::from_secs(10);
 /// What the core tells itself (results of work done off its loop).
 pub enum Internal {
     Loaded(Result<Box<Config>, Diagnostics>),
-    LayoutApplied(Box<Config>, Result<(), Arc<BackendError>>),
+    LayoutApplied(Box<Config>, Result<(), OrderError>),
     /// Someone else changed the table (or the drift monitor lost track): check it.
     Drift {
         structure: bool,
@@ -134,6 +137,8 @@ pub struct Core {
     pub(super) internal: mpsc::UnboundedSender<Internal>,
     /// Tells when the host's addresses change (ignoreself), if it could be opened.
     addresses: Option<AddressWatcher>,
+    /// The host firewall's ruleset and its changes.
+    pub(super) firewall: firewall::Firewall,
 }
 
 /// What the core starts with.
@@ -146,6 +151,8 @@ pub struct Parts {
     pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
     pub internal: mpsc::UnboundedSender<Internal>,
     pub addresses: Option<AddressWatcher>,
+    /// The firewall's ruleset as start-up put it in the kernel and the state.
+    pub firewall: Ruleset,
 }
 
 impl Core {
@@ -170,6 +177,7 @@ impl Core {
             upkeep: Upkeep::default(),
             internal: parts.internal,
             addresses: parts.addresses,
+            firewall: firewall::Firewall::new(parts.firewall),
         }
     }
 
@@ -371,6 +379,7 @@ impl Core {
                 }
                 self.send(follow);
             }
+            Report::Firewall(result) => self.firewall_settled(result),
             Report::TableRecreated => {
                 tracing::warn!("the table had vanished: putting every ban back");
                 self.drift(true);
@@ -540,6 +549,7 @@ impl Core {
     fn tick(&mut self) {
         let now = (self.clock)();
         self.follow_host_addresses();
+        self.firewall_tick();
         let ended = self.tracker.expire(now);
         for ban in &ended {
             self.unbanned(ban);
@@ -611,8 +621,8 @@ impl Core {
         metrics.send_replace(Arc::new(Snapshot { jails, files }));
     }
 
-    /// The settled state as records: active and parked bans, and the history they do not
-    /// already carry.
+    /// The settled state as records: active and parked bans, the history they do not already
+    /// carry, and the firewall's ruleset.
     pub fn snapshot(&self) -> Vec<Record> {
         let bans: HashMap<(&JailName, &BanTarget), i64> = self
             .tracker
@@ -634,6 +644,7 @@ impl Core {
                 .filter(|h| bans.get(&(&h.jail, &h.target)) != Some(&h.at))
                 .map(Record::History),
         );
+        records.extend(self.firewall.records());
         records
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Receives reload requests (SIGHUP, `nftjail reload`), the loaded configuration (from a
 //! blocking thread) and the kernel's answer to its layout; emits a new configuration in the
-//! core — tracker policies, parked and restored bans, sources kept or changed — and one reply
-//! per request. Validation comes before the swap: an invalid configuration, or a layout the
+//! core — tracker policies, parked and restored bans, sources kept or changed, the firewall's
+//! `firewall.d` rules (sent with the layout: both are applied or neither) — and one reply per
+//! request. Validation comes before the swap: an invalid configuration, or a layout the
 //! kernel refuses, leaves the running one untouched. Requests that arrive while a reload runs
 //! are coalesced into one more reload afterwards (a burst of SIGHUPs costs two loads, not a
 //! hundred), and each request is answered by a load that started after it.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::{Core, Internal};
-use crate::banner::Msg;
+use crate::banner::{Msg, OrderError};
 use crate::config::{self, Config, Diagnostics};
 use crate::control::protocol::{ErrorCode, Reply};
 use crate::daemon::status;
@@ -28,6 +29,13 @@ pub struct Reload {
     waiting: Vec<oneshot::Sender<Reply>>,
     /// Requests that arrived while it ran: they get a reload of their own after it.
     next: Vec<oneshot::Sender<Reply>>,
+}
+
+impl Reload {
+    /// Whether a reload is between its request and its answer.
+    pub fn running(&self) -> bool {
+        self.running
+    }
 }
 
 impl Core {
@@ -55,8 +63,10 @@ impl Core {
 
     /// The configuration was read: refuse it, or hand its layout to the kernel.
     pub(super) fn loaded(&mut self, result: Result<Box<Config>, Diagnostics>) {
-        let new = match result {
-            Ok(c) => c,
+        let new = match result.map(|c| self.firewall_defers_load(c)) {
+            Ok(Some(c)) => c,
+            // Taken up again when the firewall change in flight ends.
+            Ok(None) => return,
             Err(diags) => {
                 tracing::error!(
                     errors = diags.len(),
@@ -83,29 +93,37 @@ impl Core {
             tracing::error!("{message}");
             return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
         }
+        let firewall = match self.firewall_for_reload(&new) {
+            Ok(update) => update,
+            Err(message) => {
+                tracing::error!("{message}");
+                return self.finish(Reply::refuse(ErrorCode::InvalidConfig, message));
+            }
+        };
         let (done, answer) = oneshot::channel();
         self.push(Msg::Layout {
             layout: new.layout(),
+            firewall: Some(Box::new(firewall)),
             done,
         });
         let internal = self.internal.clone();
         tokio::spawn(async move {
             let result = answer.await.unwrap_or_else(|_| {
-                Err(Arc::new(BackendError::Protocol(
+                Err(OrderError::Refused(Arc::new(BackendError::Protocol(
                     "the banner stopped before applying the layout".into(),
-                )))
+                ))))
             });
             let _ = internal.send(Internal::LayoutApplied(new, result));
         });
     }
 
     /// The kernel took (or refused) the new layout: swap, or keep the running configuration.
-    pub(super) fn layout_applied(&mut self, new: Config, result: Result<(), Arc<BackendError>>) {
+    pub(super) fn layout_applied(&mut self, new: Config, result: Result<(), OrderError>) {
         if let Err(e) = result {
-            tracing::error!(error = %e, "reload refused: the kernel did not take the new rules");
+            tracing::error!(error = %e, "reload refused: the new rules were not applied");
             return self.finish(Reply::refuse(
                 ErrorCode::Failed,
-                format!("reload refused: the kernel did not take the new rules: {e}"),
+                format!("reload refused: the new rules were not applied: {e}"),
             ));
         }
         let now = (self.clock)();
@@ -154,5 +172,7 @@ impl Core {
             self.reload.waiting = std::mem::take(&mut self.reload.next);
             self.start_load();
         }
+        // Firewall requests that waited for the reload.
+        self.firewall_next();
     }
 }

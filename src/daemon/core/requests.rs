@@ -1,6 +1,7 @@
 //! The control socket's requests, as the core answers them.
 //!
-//! Receives [`Call`]s (status, banned, ban, unban, reload); emits replies and orders. Read-only
+//! Receives [`Call`]s (status, banned, ban, unban, reload; the firewall's go to `firewall`);
+//! emits replies and orders. Read-only
 //! requests are answered at once from the tracker's *settled* view (what the kernel and the state
 //! hold). A ban or an unban becomes orders plus a [`Tickets`] entry, and its reply goes out when
 //! the last of its orders is settled — after the core took the outcome in, so a `banned` sent
@@ -155,6 +156,7 @@ impl Core {
             Command::Unban { target, jail, all } => {
                 return self.unban(target, jail, all, reply);
             }
+            Command::Firewall(command) => return self.firewall_call(command, reply),
         };
         let _ = reply.send(answer);
     }

@@ -3,11 +3,13 @@
 //!
 //! `layout`: chains, sets, rules, verdicts, removed jails. `drift`: foreign changes seen by the
 //! monitor and repaired by reconcile, host address changes. `elements`: timeouts, expiry,
-//! prefixes, overlaps, refresh, errors, bulk. `reconcile`: restarts. `packets`: real TCP
+//! prefixes, overlaps, refresh, errors, bulk. `firewall`: the firewall's chains read back,
+//! changed in place, repaired. `reconcile`: restarts. `packets`: real TCP
 //! connections through a veth pair, and through a DNAT like Docker's.
 
 mod drift;
 mod elements;
+mod firewall;
 mod layout;
 mod packets;
 mod permission;

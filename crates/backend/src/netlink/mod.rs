@@ -4,10 +4,11 @@
 //! Receives the layout and element changes; emits nf_tables batches (one transaction each) and
 //! dump requests, and maps the kernel's answers to typed errors. It never runs `nft`, never
 //! links a C library and never uses `unsafe`: the socket is nix's, the encoder and parser are
-//! ours (`message`, `objects`, `rules`, `elements`).
+//! ours (`message`, `objects`, `rules`, `elements`, `firewall`).
 
 mod batch;
 mod elements;
+mod firewall;
 mod message;
 mod monitor;
 #[cfg(test)]
@@ -30,8 +31,8 @@ use self::message::Writer;
 use self::socket::Socket;
 use self::uapi::{NFTA_CHAIN_NAME, NFTA_CHAIN_TABLE, NFTA_SET_NAME, NFTA_SET_TABLE};
 use super::{
-    ApplyError, Backend, BackendError, Change, Element, Hook, Layout, SetKind, parse_set_name,
-    set_name,
+    ApplyError, Backend, BackendError, Change, Element, FirewallLayout, FirewallReport, Hook,
+    Layout, SetKind, parse_set_name, set_name,
 };
 
 /// The nftables backend over netlink. Blocking; owned by the banner's thread.
@@ -244,6 +245,13 @@ impl Backend for NetlinkBackend {
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
         transaction::apply(&mut self.socket, &self.table, self.limits, changes)
+    }
+
+    fn apply_firewall(
+        &mut self,
+        firewall: &FirewallLayout,
+    ) -> Result<FirewallReport, BackendError> {
+        self.firewall(firewall)
     }
 
     fn list(&mut self) -> Result<Vec<Element>, BackendError> {

@@ -372,3 +372,5 @@ fn without_set_ids(attrs: Vec<Attr>) -> Vec<Attr> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+mod firewall;

@@ -249,7 +249,7 @@ pub fn encode_rule(w: &mut Writer, seq: u32, rule: &RuleSpec<'_>) {
 }
 
 /// One expression: `NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { … } }`.
-fn expr(w: &mut Writer, name: &str, data: impl FnOnce(&mut Writer)) {
+pub(super) fn expr(w: &mut Writer, name: &str, data: impl FnOnce(&mut Writer)) {
     let elem = w.begin_nest(NFTA_LIST_ELEM);
     w.attr_str(NFTA_EXPR_NAME, name);
     let nest = w.begin_nest(NFTA_EXPR_DATA);
@@ -258,7 +258,7 @@ fn expr(w: &mut Writer, name: &str, data: impl FnOnce(&mut Writer)) {
     w.end_nest(elem);
 }
 
-fn meta(w: &mut Writer, key: u32) {
+pub(super) fn meta(w: &mut Writer, key: u32) {
     expr(w, "meta", |w| {
         w.attr_u32_be(NFTA_META_KEY, key);
         w.attr_u32_be(NFTA_META_DREG, NFT_REG_1);
@@ -275,7 +275,7 @@ fn cmp(w: &mut Writer, value: &[u8]) {
     });
 }
 
-fn payload(w: &mut Writer, base: u32, offset: u32, len: u32) {
+pub(super) fn payload(w: &mut Writer, base: u32, offset: u32, len: u32) {
     expr(w, "payload", |w| {
         w.attr_u32_be(NFTA_PAYLOAD_DREG, NFT_REG_1);
         w.attr_u32_be(NFTA_PAYLOAD_BASE, base);
@@ -300,7 +300,7 @@ fn lookup(w: &mut Writer, set: &str, id: u32) {
     });
 }
 
-fn reject(w: &mut Writer, kind: u32, code: u8) {
+pub(super) fn reject(w: &mut Writer, kind: u32, code: u8) {
     expr(w, "reject", |w| {
         w.attr_u32_be(NFTA_REJECT_TYPE, kind);
         w.attr_u8(NFTA_REJECT_ICMP_CODE, code);

@@ -36,8 +36,11 @@ pub const NFPROTO_IPV4: u8 = 2;
 pub const NFPROTO_IPV6: u8 = 10;
 pub const NF_DROP: u32 = 0;
 pub const NF_ACCEPT: u32 = 1;
+pub const NF_INET_PRE_ROUTING: u32 = 0;
 pub const NF_INET_LOCAL_IN: u32 = 1;
 pub const NF_INET_FORWARD: u32 = 2;
+pub const NF_INET_LOCAL_OUT: u32 = 3;
+pub const NF_INET_POST_ROUTING: u32 = 4;
 
 // enum nf_tables_msg_types
 pub const NFT_MSG_NEWTABLE: u16 = 0;
@@ -47,6 +50,7 @@ pub const NFT_MSG_NEWCHAIN: u16 = 3;
 pub const NFT_MSG_GETCHAIN: u16 = 4;
 pub const NFT_MSG_DELCHAIN: u16 = 5;
 pub const NFT_MSG_NEWRULE: u16 = 6;
+pub const NFT_MSG_GETRULE: u16 = 7;
 pub const NFT_MSG_DELRULE: u16 = 8;
 pub const NFT_MSG_NEWSET: u16 = 9;
 pub const NFT_MSG_GETSET: u16 = 10;
@@ -88,6 +92,7 @@ pub const NFTA_RULE_TABLE: u16 = 1;
 pub const NFTA_RULE_CHAIN: u16 = 2;
 pub const NFTA_RULE_HANDLE: u16 = 3;
 pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
+pub const NFTA_RULE_POSITION: u16 = 6;
 pub const NFTA_RULE_USERDATA: u16 = 7;
 /// libnftnl's rule userdata TLV type for a comment (`NFTNL_UDATA_RULE_COMMENT`).
 pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
@@ -139,7 +144,11 @@ pub const NFTA_EXPR_DATA: u16 = 2;
 // Registers (enum nft_registers) and compare operators (enum nft_cmp_ops).
 pub const NFT_REG_VERDICT: u32 = 0;
 pub const NFT_REG_1: u32 = 1;
+pub const NFT_REG_2: u32 = 2;
 pub const NFT_CMP_EQ: u32 = 0;
+pub const NFT_CMP_NEQ: u32 = 1;
+pub const NFT_CMP_LTE: u32 = 3;
+pub const NFT_CMP_GTE: u32 = 5;
 
 // enum nft_immediate_attributes
 pub const NFTA_IMMEDIATE_DREG: u16 = 1;
@@ -149,6 +158,14 @@ pub const NFTA_IMMEDIATE_DATA: u16 = 2;
 pub const NFTA_CMP_SREG: u16 = 1;
 pub const NFTA_CMP_OP: u16 = 2;
 pub const NFTA_CMP_DATA: u16 = 3;
+
+// enum nft_bitwise_attributes (NFT_BITWISE_BOOL, mask and xor, is operation 0)
+pub const NFTA_BITWISE_SREG: u16 = 1;
+pub const NFTA_BITWISE_DREG: u16 = 2;
+pub const NFTA_BITWISE_LEN: u16 = 3;
+pub const NFTA_BITWISE_MASK: u16 = 4;
+pub const NFTA_BITWISE_XOR: u16 = 5;
+pub const NFTA_BITWISE_OP: u16 = 6;
 
 // enum nft_lookup_attributes
 pub const NFTA_LOOKUP_SET: u16 = 1;
@@ -164,13 +181,19 @@ pub const NFTA_PAYLOAD_OFFSET: u16 = 3;
 pub const NFTA_PAYLOAD_LEN: u16 = 4;
 
 // enum nft_meta_keys and nft_meta_attributes
+pub const NFT_META_IIF: u32 = 4;
+pub const NFT_META_OIF: u32 = 5;
 pub const NFT_META_NFPROTO: u32 = 15;
 pub const NFT_META_L4PROTO: u32 = 16;
 pub const NFTA_META_DREG: u16 = 1;
 pub const NFTA_META_KEY: u16 = 2;
 
 // enum nft_ct_keys, ip_conntrack_dir and nft_ct_attributes
+pub const NFT_CT_STATE: u32 = 0;
+pub const NFT_CT_STATUS: u32 = 2;
 pub const NFT_CT_PROTO_DST: u32 = 12;
+/// `IPS_DST_NAT` of enum ip_conntrack_status (linux/netfilter/nf_conntrack_common.h).
+pub const IPS_DST_NAT: u32 = 1 << 5;
 pub const IP_CT_DIR_ORIGINAL: u8 = 0;
 pub const NFTA_CT_DREG: u16 = 1;
 pub const NFTA_CT_KEY: u16 = 2;
@@ -179,9 +202,22 @@ pub const NFTA_CT_DIRECTION: u16 = 3;
 // enum nft_reject_types, nft_reject_icmpx_codes and nft_reject_attributes
 pub const NFT_REJECT_TCP_RST: u32 = 1;
 pub const NFT_REJECT_ICMPX_UNREACH: u32 = 2;
+pub const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
 pub const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
 pub const NFTA_REJECT_TYPE: u16 = 1;
 pub const NFTA_REJECT_ICMP_CODE: u16 = 2;
+
+// enum nft_nat_types, nft_nat_attributes, and the range flags of linux/netfilter/nf_nat.h
+pub const NFT_NAT_DNAT: u32 = 1;
+pub const NFTA_NAT_TYPE: u16 = 1;
+pub const NFTA_NAT_FAMILY: u16 = 2;
+pub const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+pub const NFTA_NAT_REG_ADDR_MAX: u16 = 4;
+pub const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+pub const NFTA_NAT_REG_PROTO_MAX: u16 = 6;
+pub const NFTA_NAT_FLAGS: u16 = 7;
+pub const NF_NAT_RANGE_MAP_IPS: u32 = 1;
+pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
 
 // nftables data types (nft's `enum datatypes`), stored as the set's key type so that `nft`
 // prints the elements as addresses and ports.

@@ -1,4 +1,5 @@
-//! The state log's records: active bans, ban history and log read positions, and their replay.
+//! The state log's records: active bans, ban history, log read positions and the firewall's
+//! rules, and their replay.
 //!
 //! Receives records (from the daemon's banner, which writes them only after the kernel took a
 //! ban) and, at start, the lines of a log; emits the line format ([`frame`]: one record a line,
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::BanTarget;
+use crate::firewall::{FirewallRecord, FirewallState};
 use crate::jail::JailName;
 use crate::tracker::{Ban, HistoryEntry};
 
@@ -44,6 +46,8 @@ pub enum Record {
     /// A log source's read position, keyed by source (`jail:path` or `jail:journal`). The
     /// daemon's store writes these itself from the positions it is handed.
     Position { source: String, position: Position },
+    /// A change of the firewall's rules, forwards or switch (see [`FirewallRecord`]).
+    Firewall(FirewallRecord),
 }
 
 /// What a replay found.
@@ -53,6 +57,8 @@ pub struct Recovered {
     pub bans: HashMap<(JailName, BanTarget), Ban>,
     pub history: Vec<HistoryEntry>,
     pub positions: HashMap<String, Position>,
+    /// The firewall's rules, forwards and switch.
+    pub firewall: FirewallState,
     /// Records read.
     pub records: usize,
     /// Damaged lines skipped (a torn tail counts one).
@@ -84,6 +90,7 @@ impl Recovered {
             Record::Position { source, position } => {
                 self.positions.insert(source, position);
             }
+            Record::Firewall(record) => self.firewall.apply(record),
         }
     }
 }

@@ -75,9 +75,11 @@ impl Drift {
             | Drift::ElementsDeleted { .. }
             | Drift::Overrun => true,
             Drift::TableChanged { dormant } => *dormant,
-            Drift::ChainAdded { .. } | Drift::SetAdded { .. } | Drift::ElementsAdded { .. } => {
-                false
-            }
+            // A firewall chain "added" is one that already existed with its policy changed (or
+            // one put back with another hook): a `drop` policy turned into `accept` opens every
+            // port, so it is repaired like a deleted rule.
+            Drift::ChainAdded { chain } => crate::FirewallChain::from_name(chain).is_some(),
+            Drift::SetAdded { .. } | Drift::ElementsAdded { .. } => false,
         }
     }
 }

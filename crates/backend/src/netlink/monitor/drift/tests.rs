@@ -122,6 +122,18 @@ fn foreign_additions_are_reported() {
         drift[0].needs_repair(),
         "an accept before our rules skips them"
     );
+    // Regression: a firewall chain's policy changed by hand (notified as the chain "added")
+    // was left as it was: `policy accept` opened every port until the next periodic check.
+    let policy = Drift::ChainAdded {
+        chain: "firewall_input".into(),
+    };
+    assert!(policy.needs_repair());
+    assert!(
+        !Drift::ChainAdded {
+            chain: "someone_elses".into()
+        }
+        .needs_repair()
+    );
 
     assert_eq!(
         drift_of("-f: table inet nftjail"),
