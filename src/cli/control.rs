@@ -349,11 +349,6 @@ fn local(at: i64) -> String {
     )
 }
 
-fn origin(b: &BanEntry) -> &'static str {
-    match b.origin {
-        nftjail_core::tracker::Origin::Failures => "failures",
-        nftjail_core::tracker::Origin::Manual => "manual",
-        nftjail_core::tracker::Origin::Recidive => "recidive",
-        nftjail_core::tracker::Origin::Adopted => "adopted",
-    }
+fn origin(b: &BanEntry) -> String {
+    b.origin.to_string()
 }

@@ -33,9 +33,12 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             "nftables" => sections.nftables = parse_table(&files, &place, table, &mut diags),
             "defaults" => sections.defaults = parse_table(&files, &place, table, &mut diags),
             "metrics" => sections.metrics = parse_table(&files, &place, table, &mut diags),
+            "cluster" => {
+                sections.cluster = parse_table(&files, &place, table, &mut diags).map(|c| (place, c))
+            }
             other => diags.push(files.diag(
                 &place,
-                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults] and [metrics]; jails go in jail.d/*.toml)"),
+                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics] and [cluster]; jails go in jail.d/*.toml)"),
             )),
         }
     }
@@ -114,6 +117,9 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         }
     }
 
+    let cluster = sections.cluster.and_then(|(place, raw)| {
+        super::cluster::validate_cluster(&files, &place, raw, &validated, &mut diags)
+    });
     diags.extend(std::mem::take(&mut filters.diags));
     if !diags.is_empty() {
         return Err(diags);
@@ -123,6 +129,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         daemon,
         nftables,
         metrics,
+        cluster,
         jails: validated,
         warnings,
         files: files
@@ -142,6 +149,7 @@ struct MainSections {
     nftables: Option<NftablesRaw>,
     defaults: Option<JailRaw>,
     metrics: Option<MetricsRaw>,
+    cluster: Option<(Place, super::cluster::ClusterRaw)>,
 }
 
 /// The top-level tables of a file, in file order. Anything else at the top level is reported.

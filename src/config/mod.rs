@@ -7,6 +7,7 @@
 //! system; it only reads files and resolves `ignoreip` host names (the host's own addresses, for
 //! `ignoreself`, are read by the daemon while it runs).
 
+pub mod cluster;
 mod files;
 mod filters;
 mod jail;
@@ -43,6 +44,8 @@ pub struct Config {
     pub nftables: NftablesConfig,
     /// Prometheus endpoint, if any.
     pub metrics: Option<SocketAddr>,
+    /// The fleet (`[cluster]`), when on.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
     /// Things worth saying that do not stop the daemon (a host name in ignoreip that does not
@@ -159,7 +162,7 @@ pub struct JailConfig {
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `jail`, `escalation`): used to check the README's reference against the code.
+/// `metrics`, `cluster`, `jail`, `escalation`): used to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -178,6 +181,7 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "daemon" => keys::<raw::DaemonRaw>(),
         "nftables" => keys::<raw::NftablesRaw>(),
         "metrics" => keys::<raw::MetricsRaw>(),
+        "cluster" => keys::<cluster::ClusterRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
         _ => Vec::new(),

@@ -165,7 +165,7 @@ pub struct BanEntryRef<'a> {
     pub since: i64,
     pub expires: Option<i64>,
     pub count: u32,
-    pub origin: Origin,
+    pub origin: &'a Origin,
 }
 
 /// An input a bulk ban could not use.
@@ -439,7 +439,7 @@ mod tests {
                 since: 10,
                 expires: Some(3_610),
                 count: 2,
-                origin: Origin::Failures,
+                origin: &Origin::Failures,
             },
             BanEntryRef {
                 jail: "manual \"x\"",
@@ -447,7 +447,7 @@ mod tests {
                 since: 11,
                 expires: None,
                 count: 1,
-                origin: Origin::Manual,
+                origin: &Origin::Manual,
             },
         ];
         let owned = Reply {
@@ -460,7 +460,7 @@ mod tests {
                         since: e.since,
                         expires: e.expires,
                         count: e.count,
-                        origin: e.origin,
+                        origin: e.origin.clone(),
                     })
                     .collect(),
             ),
