@@ -15,6 +15,8 @@
 //!   lifecycle, drift repair, hooks, metrics, systemd.
 //! - [`banner`]: the banner stage: batches orders into kernel transactions and durable commits,
 //!   reports every outcome back.
+//! - [`fleet`]: bans shared with other hosts over NATS JetStream (`[cluster]`): outbox,
+//!   publisher, consumer.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
@@ -26,5 +28,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod filter;
+pub mod fleet;
 pub mod source;
 pub mod state;

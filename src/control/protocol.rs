@@ -211,6 +211,9 @@ pub struct Reply {
     /// `reload`: parked bans put back because their jail came back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<usize>,
+    /// `status`: the fleet (`[cluster]`), when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::fleet::ClusterStatus>,
     /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
     /// the wire and the fields above are not looked at. Never part of the JSON.
     #[serde(skip)]

@@ -8,6 +8,8 @@ mod docs;
 mod durability;
 mod faults;
 mod filters;
+mod fleet;
+mod hub;
 mod lifecycle;
 mod netns;
 mod operations;

@@ -13,7 +13,7 @@
 //! keeps answering the control socket. If the banner dies, the core returns an error and the
 //! daemon stops (systemd restarts it; the start-up reconcile repairs the kernel).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
+mod fleet;
 mod reload;
 mod requests;
 
@@ -37,7 +38,7 @@ use crate::state::Record;
 use nftjail_backend::{BackendError, Element};
 use nftjail_core::addr::BanTarget;
 use nftjail_core::jail::JailName;
-use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
+use nftjail_core::tracker::{Action, Ban, Counted, Order, OrderId, Origin, Settlement, Tracker};
 use reload::Reload;
 use requests::Tickets;
 
@@ -74,6 +75,8 @@ pub struct Inputs {
     pub calls: mpsc::Receiver<Call>,
     pub reports: mpsc::Receiver<Report>,
     pub internal: mpsc::UnboundedReceiver<Internal>,
+    /// Peers' bans, when the fleet is on.
+    pub peers: Option<mpsc::Receiver<crate::fleet::PeerBatch>>,
 }
 
 /// Why the core stopped before it was asked to.
@@ -134,6 +137,10 @@ pub struct Core {
     pub(super) internal: mpsc::UnboundedSender<Internal>,
     /// Tells when the host's addresses change (ignoreself), if it could be opened.
     addresses: Option<AddressWatcher>,
+    /// The fleet (`[cluster]`), when on: its settings as started, the channel to its task.
+    pub(super) fleet: Option<crate::fleet::Fleet>,
+    /// Orders of administrators' unbans to share once settled.
+    fleet_unbans: HashSet<OrderId>,
 }
 
 /// What the core starts with.
@@ -146,6 +153,7 @@ pub struct Parts {
     pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
     pub internal: mpsc::UnboundedSender<Internal>,
     pub addresses: Option<AddressWatcher>,
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Core {
@@ -170,6 +178,8 @@ impl Core {
             upkeep: Upkeep::default(),
             internal: parts.internal,
             addresses: parts.addresses,
+            fleet: parts.fleet,
+            fleet_unbans: HashSet::new(),
         }
     }
 
@@ -208,6 +218,7 @@ impl Core {
                 Some(call) = inputs.calls.recv() => self.call(call),
                 Some(internal) = inputs.internal.recv() => self.internal_event(internal),
                 Some(event) = inputs.events.recv(), if take_events => self.event(event),
+                Some(batch) = recv_some(&mut inputs.peers), if take_events => self.peer_batch(batch),
                 permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
                     Some(p) => {
                         let msg = self.outbox_pop();
@@ -367,6 +378,7 @@ impl Core {
                     if result.is_ok() {
                         self.after(&order);
                     }
+                    self.fleet_settled(&order, result.is_ok());
                     self.tickets.settle(&order, &result);
                 }
                 self.send(follow);
@@ -475,6 +487,7 @@ impl Core {
                     .hook_lines
                     .remove(&(ban.jail.clone(), ban.target))
                     .unwrap_or_default();
+                self.publish_ban(ban, &lines);
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
                 }
@@ -676,6 +689,14 @@ pub fn adopted(e: Element, now: i64) -> Ban {
             .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
         count: 1,
         origin: Origin::Adopted,
+    }
+}
+
+/// The next item of an optional channel (never, when there is none).
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

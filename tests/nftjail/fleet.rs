@@ -1,0 +1,138 @@
+//! The fleet end to end: a real nats-server with JetStream (in a hub namespace) and three
+//! daemons in three namespaces, each node with its own user and the README's permissions.
+//! One test with phases, so the fleet is set up once.
+
+use std::time::{Duration, Instant};
+
+use crate::daemon::{Daemon, ssh_failure};
+use crate::hub::{Hub, fleet_daemon, password};
+
+/// `status --json`'s `cluster` object.
+fn cluster(d: &Daemon) -> serde_json::Value {
+    let out = d.ok(&["status", "--json"]);
+    let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+    reply["cluster"].clone()
+}
+
+fn rejected(d: &Daemon, reason: &str) -> u64 {
+    cluster(d)["rejected"][reason].as_u64().unwrap_or(0)
+}
+
+/// Polls `cond` every 10 ms until `limit`; panics with `d`'s log otherwise.
+fn within(d: &Daemon, limit: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}\n--- daemon log ---\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+/// `n` distinct addresses for bulk bans, starting at `from`.
+fn addresses(from: u32, n: u32) -> Vec<String> {
+    (from..from + n)
+        .map(|i| format!("100.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and nats-server"]
+fn three_nodes_share_bans_through_jetstream() {
+    let mut hub = Hub::start(&["a", "b", "c"], 3600);
+    let a = fleet_daemon(&mut hub, "a", "", "");
+    let b = fleet_daemon(&mut hub, "b", "", "ignoreip = [\"203.0.113.99\"]");
+    let c = fleet_daemon(&mut hub, "c", "", "");
+    for d in [&a, &b, &c] {
+        within(d, Duration::from_secs(10), "connected", || {
+            cluster(d)["link"] == "connected"
+        });
+    }
+
+    // 1. A ban decided on A by its sshd jail, from a log line, reaches B's and C's kernels.
+    a.append("auth.log", &[ssh_failure("203.0.113.1", 1)]);
+    a.wait_until("the ban on A", || a.members("sshd_v4") == ["203.0.113.1"]);
+    for d in [&b, &c] {
+        within(d, Duration::from_secs(5), "the ban on a peer", || {
+            d.members("fleet_v4") == ["203.0.113.1"]
+        });
+    }
+    let banned: serde_json::Value = serde_json::from_str(&b.ok(&["banned", "--json"])).unwrap();
+    assert_eq!(banned["bans"][0]["origin"], "fleet:a", "{banned}");
+    let (timeout, _) = b.timing("fleet_v4", "203.0.113.1").unwrap();
+    assert!(
+        timeout.is_some_and(|t| t <= 3600 && t > 3500),
+        "the time A gave it left: {timeout:?}"
+    );
+    assert!(
+        a.members("fleet_v4").is_empty(),
+        "A's own ban comes back to nobody"
+    );
+
+    // 2. An administrator's unban on A lifts it on B and C.
+    a.ok(&["unban", "203.0.113.1"]);
+    for d in [&b, &c] {
+        within(d, Duration::from_secs(5), "the unban on a peer", || {
+            d.members("fleet_v4").is_empty()
+        });
+    }
+
+    // 3. What B refuses: its own ignoreip, a prefix broader than /16, a malformed message, a
+    //    node speaking for another; and the server refuses a node publishing as another.
+    a.append("auth.log", &[ssh_failure("203.0.113.99", 2)]);
+    within(&c, Duration::from_secs(5), "C takes it", || {
+        c.members("fleet_v4") == ["203.0.113.99"]
+    });
+    let refused_by_server = hub.client_as("a", &password("a"), |client| async move {
+        let js = async_nats::jetstream::new(client);
+        let raw = |target: &str, node: &str| {
+            format!(
+                r#"{{"v":1,"action":"ban","node":"{node}","jail":"sshd","target":"{target}","since":1,"expires":null,"count":1,"failures":1}}"#
+            )
+        };
+        for payload in [
+            raw("198.0.0.0/8", "a"),
+            raw("2001:db8::/16", "a"),
+            "{not json".to_string(),
+            raw("192.0.2.300", "a"),
+            raw("203.0.113.50", "c"),
+        ] {
+            js.publish("nftjail.bans.a.sshd", payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        // Speaking as c on c's subject: the server's permissions refuse it.
+        match js.publish("nftjail.bans.c.sshd", raw("203.0.113.51", "c").into()).await {
+            Ok(ack) => ack.await.is_err(),
+            Err(_) => true,
+        }
+    });
+    assert!(refused_by_server, "user a may not publish on c's subject");
+    within(
+        &b,
+        Duration::from_secs(5),
+        "B counted every refusal",
+        || {
+            rejected(&b, "refused") == 1
+                && rejected(&b, "too_broad") == 2
+                && rejected(&b, "malformed") == 2
+                && rejected(&b, "impostor") == 1
+        },
+    );
+    assert!(
+        b.members("fleet_v4").is_empty(),
+        "{:?}",
+        b.members("fleet_v4")
+    );
+    assert!(b.members("fleet_net4").is_empty());
+    assert!(b.members("fleet_v6").is_empty() && b.members("fleet_net6").is_empty());
+    assert!(
+        b.log().contains("reason=\"too_broad\""),
+        "logged with the reason"
+    );
+}
