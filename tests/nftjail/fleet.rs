@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, ssh_failure};
-use crate::hub::{Hub, fleet_daemon, password};
+use crate::hub::Hub;
+use crate::hub::{fleet_daemon, password};
 
 /// `status --json`'s `cluster` object.
 fn cluster(d: &Daemon) -> serde_json::Value {
@@ -37,6 +38,21 @@ fn addresses(from: u32, n: u32) -> Vec<String> {
     (from..from + n)
         .map(|i| format!("100.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255))
         .collect()
+}
+
+/// One sshd failure line for each address (the jail bans at the first).
+fn failures(addresses: &[String]) -> Vec<String> {
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| ssh_failure(ip, 10_000 + i as u32))
+        .collect()
+}
+
+/// How many of `addresses` are in `set` of `d`'s kernel.
+fn present(d: &Daemon, set: &str, addresses: &[String]) -> usize {
+    let members: std::collections::HashSet<String> = d.members(set).into_iter().collect();
+    addresses.iter().filter(|a| members.contains(*a)).count()
 }
 
 #[test]
@@ -134,5 +150,99 @@ fn three_nodes_share_bans_through_jetstream() {
     assert!(
         b.log().contains("reason=\"too_broad\""),
         "logged with the reason"
+    );
+
+    // 4. B is killed (kill -9) in the middle of 500 bans on A, and started again: all 500 are in
+    //    its kernel (its stream position was durable with the bans it had taken).
+    let wave = addresses(0, 500);
+    a.append("auth.log", &failures(&wave[..150]));
+    within(
+        &b,
+        Duration::from_secs(10),
+        "B takes the first ones",
+        || present(&b, "fleet_v4", &wave) >= 50,
+    );
+    let mut b = b;
+    b.kill9();
+    a.append("auth.log", &failures(&wave[150..]));
+    within(&a, Duration::from_secs(15), "A bans all 500", || {
+        present(&a, "sshd_v4", &wave) == 500
+    });
+    b.spawn();
+    within(
+        &b,
+        Duration::from_secs(15),
+        "B has all 500 after its restart",
+        || present(&b, "fleet_v4", &wave) == 500,
+    );
+    within(&c, Duration::from_secs(15), "C has all 500", || {
+        present(&c, "fleet_v4", &wave) == 500
+    });
+
+    // 5. nats-server restarts in the middle of 500 bans on A: A's bans never wait for it, its
+    //    outbox keeps them, and B and C receive every one once it is back.
+    let wave = addresses(1_000, 500);
+    a.append("auth.log", &failures(&wave[..100]));
+    hub.stop();
+    within(
+        &a,
+        Duration::from_secs(10),
+        "A sees the server gone",
+        || cluster(&a)["link"] != "connected",
+    );
+    let mut slowest = Duration::ZERO;
+    for ip in &wave[100..120] {
+        let start = Instant::now();
+        a.ok(&["ban", "sshd", ip]);
+        slowest = slowest.max(start.elapsed());
+    }
+    a.append("auth.log", &failures(&wave[120..]));
+    within(
+        &a,
+        Duration::from_secs(15),
+        "A bans all 500 while the server is down",
+        || present(&a, "sshd_v4", &wave) == 500,
+    );
+    // A manual ban, through the client process, waits for the kernel and the disk only (the
+    // acknowledgement timeout of the server is 3 s). benches/fleet.rs measures it precisely.
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a ban waited {slowest:?} with the server down"
+    );
+    assert!(
+        cluster(&a)["outbox"].as_u64().unwrap() > 0,
+        "{}",
+        cluster(&a)
+    );
+    hub.spawn();
+    for d in [&b, &c] {
+        within(
+            d,
+            Duration::from_secs(20),
+            "every ban after the server's restart",
+            || present(d, "fleet_v4", &wave) == 500,
+        );
+    }
+    within(&a, Duration::from_secs(5), "A's outbox empties", || {
+        cluster(&a)["outbox"] == 0
+    });
+
+    // 6. A burst of 10,000 bans on A reaches B and C.
+    let burst = addresses(10_000, 10_000);
+    let start = Instant::now();
+    a.append("auth.log", &failures(&burst));
+    for d in [&b, &c] {
+        within(d, Duration::from_secs(30), "the burst on a peer", || {
+            present(d, "fleet_v4", &burst) == 10_000
+        });
+    }
+    eprintln!(
+        "fleet: 10,000 bans on A in B's and C's kernels after {:?} (debug build; benches/fleet.rs measures the release build)",
+        start.elapsed()
+    );
+    assert_eq!(
+        rejected(&b, "rate"),
+        0,
+        "a burst within peer_burst is not rate limited"
     );
 }
