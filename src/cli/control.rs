@@ -160,6 +160,23 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
             )?;
         }
     }
+    if let Some(c) = &reply.cluster {
+        let rejected: u64 = c.rejected.values().sum();
+        outln!(
+            "\nfleet: node {} on stream {}: {}; outbox {}, lag {}, published {}, received {}, applied {}, refused {rejected}",
+            c.node,
+            c.stream,
+            c.link,
+            c.outbox,
+            c.lag,
+            c.published,
+            c.received,
+            c.applied
+        )?;
+        if let Some(e) = &c.last_error {
+            outln!("fleet: last error: {e}")?;
+        }
+    }
     if let Some(j) = &reply.jail {
         let s = &j.stats;
         outln!("Status for the jail: {}", j.name)?;

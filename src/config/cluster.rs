@@ -349,3 +349,6 @@ pub fn validate_cluster(
         outbox_max,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub jails: Vec<JailMetrics>,
     /// `(jail, path, position)` of every followed file.
     pub files: Vec<(String, String, Position)>,
+    /// The fleet, when `[cluster]` is on.
+    pub cluster: Option<crate::fleet::ClusterStatus>,
 }
 
 /// Scrapes served at once; Prometheus scrapes one at a time, so this only bounds abuse.
@@ -294,6 +296,9 @@ pub fn render(snapshot: &Snapshot, banner: &BannerStats, lags: &[(String, String
             escape(path)
         );
     }
+    if let Some(cluster) = &snapshot.cluster {
+        crate::fleet::stats::render_metrics(&mut out, cluster);
+    }
     let _ = writeln!(
         out,
         "# HELP nftjail_build_info nftjail's version.\n# TYPE nftjail_build_info gauge\nnftjail_build_info{{version=\"{}\"}} 1",
@@ -416,6 +421,7 @@ mod tests {
                 skipped: 4,
             }],
             files: vec![],
+            cluster: None,
         };
         let banner = BannerStats::default();
         banner.jobs.store(5, Ordering::Relaxed);

@@ -1,9 +1,11 @@
 //! The fleet's counters: written by the fleet task and the core, read by `status` and metrics.
 //!
 //! Receives increments (atomics, no locks on the hot path) and the link's state; emits a
-//! [`ClusterStatus`] snapshot, the `cluster` object of a `status` reply. It decides nothing.
+//! [`ClusterStatus`] snapshot — the `cluster` object of a `status` reply — and its metrics
+//! ([`render_metrics`]). It decides nothing.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -127,4 +129,95 @@ pub struct ClusterStatus {
     pub rejected: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// The fleet's families in the Prometheus text format.
+pub fn render_metrics(out: &mut String, c: &ClusterStatus) {
+    let node = c.node.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}"
+        );
+    };
+    one(
+        "nftjail_cluster_connected",
+        "gauge",
+        "1 when the link to the NATS server is up.",
+        u64::from(c.link == Link::Connected.as_str()),
+    );
+    one(
+        "nftjail_cluster_outbox",
+        "gauge",
+        "Bans waiting in the outbox for the server.",
+        c.outbox,
+    );
+    one(
+        "nftjail_cluster_outbox_dropped_total",
+        "counter",
+        "Bans not shared because the outbox was full.",
+        c.outbox_dropped,
+    );
+    one(
+        "nftjail_cluster_published_total",
+        "counter",
+        "Bans and unbans the stream stored.",
+        c.published,
+    );
+    one(
+        "nftjail_cluster_received_total",
+        "counter",
+        "Messages read from the stream.",
+        c.received,
+    );
+    one(
+        "nftjail_cluster_applied_total",
+        "counter",
+        "Peers' bans and unbans applied here.",
+        c.applied,
+    );
+    one(
+        "nftjail_cluster_lag_messages",
+        "gauge",
+        "Messages in the stream not read yet.",
+        c.lag,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP nftjail_cluster_rejected_total Peers' messages refused, by reason.\n# TYPE nftjail_cluster_rejected_total counter"
+    );
+    for (reason, n) in &c.rejected {
+        let _ = writeln!(
+            out,
+            "nftjail_cluster_rejected_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_metrics() {
+        let stats = FleetStats::default();
+        stats.set_link(Link::Connected);
+        stats.outbox.store(3, Ordering::Relaxed);
+        stats.reject(&Rejection::Malformed("x".into()));
+        stats.reject(&Rejection::Malformed("y".into()));
+        let status = stats.status("mail1", "NFTJAIL_BANS");
+        assert_eq!(status.link, "connected");
+        assert_eq!(status.rejected["malformed"], 2);
+        assert_eq!(status.rejected["rate"], 0);
+        let mut text = String::new();
+        render_metrics(&mut text, &status);
+        for line in [
+            "nftjail_cluster_connected{node=\"mail1\"} 1",
+            "nftjail_cluster_outbox{node=\"mail1\"} 3",
+            "nftjail_cluster_rejected_total{node=\"mail1\",reason=\"malformed\"} 2",
+            "# TYPE nftjail_cluster_lag_messages gauge",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
 }

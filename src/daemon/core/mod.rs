@@ -621,7 +621,12 @@ impl Core {
                     })
             })
             .collect();
-        metrics.send_replace(Arc::new(Snapshot { jails, files }));
+        let cluster = self.cluster_status();
+        metrics.send_replace(Arc::new(Snapshot {
+            jails,
+            files,
+            cluster,
+        }));
     }
 
     /// The settled state as records: active and parked bans, and the history they do not
