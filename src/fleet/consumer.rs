@@ -102,9 +102,16 @@ async fn follow(
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     tracing::info!(stream = %config.stream, after = *position, "fleet: reading the stream");
     stats.set_error(None);
+    let epoch = stats.reconnects.load(Ordering::Relaxed);
     loop {
         let mut batch = Vec::new();
-        match messages.next().await {
+        // After a reconnect the server may have lost the consumer (a restart): set it up again
+        // at once rather than wait for its heartbeats to be missed.
+        let next = tokio::select! {
+            m = messages.next() => m,
+            _ = reconnected(stats, epoch) => return Err("reconnected: reading on from our position".into()),
+        };
+        match next {
             Some(Ok(m)) => batch.push(m),
             Some(Err(e)) => return Err(e.to_string()),
             None => return Err("the consumer ended".into()),
@@ -162,5 +169,12 @@ async fn follow(
         }
         *position = seq;
         stats.position.store(seq, Ordering::Relaxed);
+    }
+}
+
+/// Returns once the link came back after `epoch` (checked every 100 ms).
+pub(super) async fn reconnected(stats: &FleetStats, epoch: u64) {
+    while stats.reconnects.load(Ordering::Relaxed) == epoch {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -85,9 +85,11 @@ pub async fn run(
                 stats.outbox.store(outbox.len() as u64, Ordering::Relaxed);
                 tracing::debug!(error = %error, waiting = outbox.len(), "fleet: not sent, trying again");
                 stats.set_error(Some(format!("publish: {error}")));
+                let epoch = stats.reconnects.load(Ordering::Relaxed);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => {}
+                    _ = super::consumer::reconnected(&stats, epoch) => backoff = Duration::from_millis(50),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

@@ -50,13 +50,18 @@ pub struct FleetStats {
     pub lag: AtomicU64,
     /// Stream sequence of the last message read.
     pub position: AtomicU64,
+    /// Times the link came back after it was lost.
+    pub reconnects: AtomicU64,
     rejected: [AtomicU64; Rejection::REASONS.len()],
     last_error: Mutex<Option<String>>,
 }
 
 impl FleetStats {
     pub fn set_link(&self, link: Link) {
-        self.link.store(link as u8, Ordering::Relaxed);
+        let before = self.link.swap(link as u8, Ordering::Relaxed);
+        if link == Link::Connected && before == Link::Disconnected as u8 {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn link(&self) -> Link {

@@ -132,6 +132,11 @@ impl Hub {
         }
     }
 
+    /// The server's process id (`ip netns exec` execs it), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
@@ -203,7 +208,22 @@ impl Drop for Hub {
 /// A daemon of the fleet: node `node`, its `[cluster]` pointing at the hub (its password in a
 /// file), an sshd jail that bans at the first failure, and the fleet jail with `fleet_extra`.
 pub fn fleet_daemon(hub: &mut Hub, node: &str, cluster_extra: &str, fleet_extra: &str) -> Daemon {
+    fleet_daemon_with(hub, node, cluster_extra, fleet_extra, &[])
+}
+
+/// [`fleet_daemon`] with extra environment for the daemon process (`RUST_LOG`, say).
+pub fn fleet_daemon_with(
+    hub: &mut Hub,
+    node: &str,
+    cluster_extra: &str,
+    fleet_extra: &str,
+    env: &[(&str, &str)],
+) -> Daemon {
     let mut d = Daemon::create(&format!("fleet-{node}"), "", "");
+    d.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let index = hub.link(&d);
     fs::write(d.path("nats-password"), password(node)).unwrap();
     let main = format!(
