@@ -19,6 +19,11 @@ use crate::{errln, outln};
 
 /// Arguments of `nftjail status`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail status\n  nftjail status sshd\n  nftjail status --json | jq .cluster\n\n\
+    With [cluster], a last line shows the fleet: the link to the NATS server, the outbox (bans\n\
+    waiting to be sent), the lag (peers' messages not read yet) and the refused messages."
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -55,6 +60,11 @@ pub struct BanArgs {
 
 /// Arguments of `nftjail unban`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail unban 203.0.113.7\n  nftjail unban 203.0.113.7 --jail sshd\n  nftjail unban --jail manual --all\n\n\
+    With [cluster], unbanning an address this host shares (or a peer's ban, in the fleet jail)\n\
+    lifts it from the fleet jail of every host; --all stays local."
+)]
 pub struct UnbanArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,

@@ -35,6 +35,7 @@ fn the_configuration_reference_lists_exactly_the_keys_the_code_accepts() {
         ("### `[daemon]`", "daemon"),
         ("### `[nftables]`", "nftables"),
         ("### `[metrics]`", "metrics"),
+        ("### `[cluster]`", "cluster"),
         ("### Jails: ", "jail"),
         ("### `[defaults.escalation]`", "escalation"),
     ] {
