@@ -2,6 +2,8 @@
 //! hub), linked to each daemon's namespace by a veth pair, with one user per node whose
 //! permissions are the README's (publish only under its own name, read the stream), and an
 //! `admin` user that creates the stream. Deleted (server stopped, namespace removed) on drop.
+//! `NFTJAIL_NATS_SERVER=PATH` runs another server binary (a newer release, say) than the
+//! `nats-server` on the PATH.
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -91,14 +93,15 @@ impl Hub {
     /// Starts the server process and waits until it takes connections.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let which = Command::new("nats-server").arg("--version").output();
+        let server = std::env::var("NFTJAIL_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let which = Command::new(&server).arg("--version").output();
         assert!(
             which.is_ok_and(|o| o.status.success()),
             "nats-server is not installed (apt-get install nats-server): this test needs it"
         );
         let log = fs::File::create(self.dir.path().join("nats.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", self.ns.name(), "nats-server", "-c"])
+            .args(["netns", "exec", self.ns.name(), &server, "-c"])
             .arg(self.dir.path().join("nats.conf"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
