@@ -136,6 +136,7 @@ impl Hub {
     }
 
     /// The server's process id (`ip netns exec` execs it), while it runs.
+    #[allow(dead_code, reason = "used by benches/fleet.rs, which shares this file")]
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
