@@ -246,3 +246,36 @@ fn three_nodes_share_bans_through_jetstream() {
         "a burst within peer_burst is not rate limited"
     );
 }
+
+/// A server that cannot be reached at start holds nothing up: the daemon starts, bans, and
+/// keeps the bans in its outbox (on disk: still there after a restart).
+#[test]
+#[ignore = "needs root"]
+fn a_node_starts_and_bans_without_its_server() {
+    let mut d = Daemon::create("fleet-alone", "", "");
+    std::fs::write(d.path("nats-password"), "x").unwrap();
+    // Nothing listens there: the namespace has no route to it.
+    let main = "[cluster]\nurl = \"nats://198.18.250.1:4222\"\nnode = \"alone\"\nuser = \"alone\"\npassword_file = \"{dir}/nats-password\"\n";
+    let jails =
+        "[manual]\nenabled = true\nport = [\"all\"]\n[fleet]\nenabled = true\nport = [\"all\"]\n";
+    d.write_config(main, jails);
+    d.spawn();
+    assert_ne!(cluster(&d)["link"], "connected");
+    d.ok(&["ban", "manual", "192.0.2.7"]);
+    assert_eq!(d.members("manual_v4"), ["192.0.2.7"]);
+    assert_eq!(
+        cluster(&d)["outbox"],
+        0,
+        "manual bans are not shared by default"
+    );
+    // Shared jails are: `publish` names them.
+    d.stop();
+    d.write_config(&format!("{main}publish = [\"manual\"]\n"), jails);
+    d.spawn();
+    d.ok(&["ban", "manual", "192.0.2.8"]);
+    d.wait_until("the ban waits in the outbox", || cluster(&d)["outbox"] == 1);
+    d.stop();
+    d.spawn();
+    assert_eq!(cluster(&d)["outbox"], 1, "kept on disk");
+    assert_eq!(d.members("manual_v4"), ["192.0.2.7", "192.0.2.8"]);
+}
