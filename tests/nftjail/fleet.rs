@@ -279,3 +279,17 @@ fn a_node_starts_and_bans_without_its_server() {
     assert_eq!(cluster(&d)["outbox"], 1, "kept on disk");
     assert_eq!(d.members("manual_v4"), ["192.0.2.7", "192.0.2.8"]);
 }
+
+/// Over TLS (`tls://` URLs, the server's certificate signed by the authority in `tls_ca`).
+#[test]
+#[ignore = "needs root and nats-server"]
+fn bans_travel_over_tls() {
+    let mut hub = Hub::start_with(&["a", "b"], 3600, true);
+    let a = fleet_daemon(&mut hub, "a", "", "");
+    let b = fleet_daemon(&mut hub, "b", "", "");
+    a.append("auth.log", &[ssh_failure("203.0.113.5", 1)]);
+    within(&b, Duration::from_secs(10), "the ban over TLS", || {
+        b.members("fleet_v4") == ["203.0.113.5"]
+    });
+    assert!(hub.log().contains("TLS"), "{}", hub.log());
+}

@@ -51,17 +51,36 @@ pub struct Hub {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     links: u32,
+    /// The authority that signed the server's certificate, when it speaks TLS.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Hub {
     /// Starts nats-server with JetStream and users `nodes` (plus `admin`), and creates the
     /// stream (retention `max_age` seconds) as admin.
     pub fn start(nodes: &[&str], max_age: u64) -> Hub {
+        Hub::start_with(nodes, max_age, false)
+    }
+
+    /// [`Hub::start`]; with `tls`, the server requires TLS with a certificate signed by a
+    /// throw-away authority (`ca`), valid for every address a daemon reaches it at.
+    pub fn start_with(nodes: &[&str], max_age: u64, tls: bool) -> Hub {
         let ns = Netns::new("hub");
         let dir = tempfile::tempdir().unwrap();
+        let (tls_conf, ca) = if tls {
+            let ca = certificates(dir.path());
+            let conf = format!(
+                "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+                dir.path().join("server.pem").display(),
+                dir.path().join("server.key").display()
+            );
+            (conf, Some(ca))
+        } else {
+            (String::new(), None)
+        };
         let users: Vec<String> = nodes.iter().map(|n| node_user(n)).collect();
         let conf = format!(
-            "listen: 0.0.0.0:4222\nmax_payload: 1MB\njetstream {{ store_dir: \"{js}\" }}\n\
+            "listen: 0.0.0.0:4222\nmax_payload: 1MB\n{tls_conf}jetstream {{ store_dir: \"{js}\" }}\n\
              accounts {{\n  FLEET {{\n    jetstream: enabled\n    users: [\n      {{ user: admin, password: \"{ADMIN_PASSWORD}\" }}\n      {}\n    ]\n  }}\n}}\n",
             users.join("\n      "),
             js = dir.path().join("js").display(),
@@ -72,6 +91,7 @@ impl Hub {
             dir,
             child: None,
             links: 0,
+            ca,
         };
         hub.spawn();
         hub.admin(|client| async move {
@@ -172,6 +192,7 @@ impl Hub {
     {
         let user = user.to_string();
         let password = password.to_string();
+        let ca = self.ca.clone();
         self.ns.enter(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -179,11 +200,17 @@ impl Hub {
                 .unwrap();
             rt.block_on(async move {
                 let inbox = format!("_INBOX_{user}");
-                let client = async_nats::ConnectOptions::with_user_and_password(user, password)
-                    .custom_inbox_prefix(inbox)
-                    .connect("nats://127.0.0.1:4222")
-                    .await
-                    .expect("connect to the hub");
+                let mut options =
+                    async_nats::ConnectOptions::with_user_and_password(user, password)
+                        .custom_inbox_prefix(inbox);
+                let url = match ca {
+                    Some(ca) => {
+                        options = options.add_root_certificates(ca).require_tls(true);
+                        "tls://127.0.0.1:4222"
+                    }
+                    None => "nats://127.0.0.1:4222",
+                };
+                let client = options.connect(url).await.expect("connect to the hub");
                 let out = f(client.clone()).await;
                 let _ = client.flush().await;
                 out
@@ -209,6 +236,80 @@ impl Drop for Hub {
     }
 }
 
+/// Makes a throw-away authority and a server certificate for 127.0.0.1 and 198.18.0-15.1 in
+/// `dir` (with `openssl`); returns the authority's certificate.
+fn certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=nftjail test CA",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=hub",
+    ]);
+    run(&csr);
+    let names: Vec<String> = std::iter::once("IP:127.0.0.1".to_string())
+        .chain((0..16).map(|i| format!("IP:198.18.{i}.1")))
+        .collect();
+    fs::write(
+        dir.join("san.cnf"),
+        format!("subjectAltName={}\n", names.join(",")),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+    dir.join("ca.pem")
+}
+
 /// A daemon of the fleet: node `node`, its `[cluster]` pointing at the hub (its password in a
 /// file), an sshd jail that bans at the first failure, and the fleet jail with `fleet_extra`.
 pub fn fleet_daemon(hub: &mut Hub, node: &str, cluster_extra: &str, fleet_extra: &str) -> Daemon {
@@ -230,9 +331,18 @@ pub fn fleet_daemon_with(
         .collect();
     let index = hub.link(&d);
     fs::write(d.path("nats-password"), password(node)).unwrap();
+    let (url, tls) = match &hub.ca {
+        Some(ca) => {
+            fs::copy(ca, d.path("nats-ca.pem")).unwrap();
+            (
+                url(index).replace("nats://", "tls://"),
+                "tls_ca = \"{dir}/nats-ca.pem\"\n",
+            )
+        }
+        None => (url(index), ""),
+    };
     let main = format!(
-        "[cluster]\nurl = \"{}\"\nnode = \"{node}\"\nuser = \"{node}\"\npassword_file = \"{{dir}}/nats-password\"\n{cluster_extra}\n",
-        url(index)
+        "[cluster]\nurl = \"{url}\"\nnode = \"{node}\"\nuser = \"{node}\"\npassword_file = \"{{dir}}/nats-password\"\n{tls}{cluster_extra}\n"
     );
     let jails = format!(
         "{}\n[fleet]\nenabled = true\nport = [\"all\"]\n{fleet_extra}\n",

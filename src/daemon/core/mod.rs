@@ -2,8 +2,9 @@
 //!
 //! Receives failures, checkpoints and `Stopped` events from the sources, calls from the control
 //! socket, reports from the banner (every order's outcome, barrier requests), its own internal
-//! events (a loaded configuration, an applied layout, kernel drift) and a one-second tick; emits
-//! orders, positions, layouts and barriers to the banner and replies to the control clients.
+//! events (a loaded configuration, an applied layout, kernel drift), peers' bans from the fleet
+//! (`fleet`) and a one-second tick; emits orders, positions, layouts and barriers to the banner,
+//! replies to the control clients, and the bans settled here to the fleet task.
 //! Everything that decides is here and nowhere else (no locks).
 //!
 //! It never waits inside its loop: messages for the banner go through an outbox (sent as room
