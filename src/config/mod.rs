@@ -156,6 +156,8 @@ pub struct JailConfig {
     /// Commands run after a ban / unban (argv; no shell).
     pub on_ban: Option<Vec<String>>,
     pub on_unban: Option<Vec<String>>,
+    /// The matched lines are kept until the ban (for `on_ban`, or shared with the fleet).
+    pub keep_lines: bool,
 }
 
 #[cfg(test)]

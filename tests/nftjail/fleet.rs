@@ -1,6 +1,6 @@
 //! The fleet end to end: a real nats-server with JetStream (in a hub namespace) and three
-//! daemons in three namespaces, each node with its own user and the README's permissions.
-//! One test with phases, so the fleet is set up once.
+//! daemons in three namespaces (a fourth joins at the end), each node with its own user and the
+//! README's permissions. One test with phases, so the fleet is set up once.
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,7 @@ fn present(d: &Daemon, set: &str, addresses: &[String]) -> usize {
 #[test]
 #[ignore = "needs root and nats-server"]
 fn three_nodes_share_bans_through_jetstream() {
-    let mut hub = Hub::start(&["a", "b", "c"], 3600);
+    let mut hub = Hub::start(&["a", "b", "c", "d"], 3600);
     let a = fleet_daemon(&mut hub, "a", "", "");
     let b = fleet_daemon(&mut hub, "b", "", "ignoreip = [\"203.0.113.99\"]");
     let c = fleet_daemon(&mut hub, "c", "", "");
@@ -245,6 +245,24 @@ fn three_nodes_share_bans_through_jetstream() {
         0,
         "a burst within peer_burst is not rate limited"
     );
+
+    // 7. A node that joins now receives the fleet's active bans from the stream, and not the
+    //    one an administrator lifted.
+    let d = fleet_daemon(&mut hub, "d", "", "");
+    let active: Vec<String> = [addresses(0, 500), addresses(1_000, 500), burst].concat();
+    within(
+        &d,
+        Duration::from_secs(30),
+        "the new node has every active ban",
+        || present(&d, "fleet_v4", &active) == active.len(),
+    );
+    let members = d.members("fleet_v4");
+    assert!(members.contains(&"203.0.113.99".to_string()));
+    assert!(
+        !members.contains(&"203.0.113.1".to_string()),
+        "lifted by A's admin"
+    );
+    assert_eq!(members.len(), active.len() + 1);
 }
 
 /// A server that cannot be reached at start holds nothing up: the daemon starts, bans, and
@@ -280,16 +298,26 @@ fn a_node_starts_and_bans_without_its_server() {
     assert_eq!(d.members("manual_v4"), ["192.0.2.7", "192.0.2.8"]);
 }
 
-/// Over TLS (`tls://` URLs, the server's certificate signed by the authority in `tls_ca`).
+/// Over TLS (`tls://` URLs, the server's certificate signed by the authority in `tls_ca`), with
+/// the deciding log lines shared (`share_lines`).
 #[test]
 #[ignore = "needs root and nats-server"]
 fn bans_travel_over_tls() {
     let mut hub = Hub::start_with(&["a", "b"], 3600, true);
-    let a = fleet_daemon(&mut hub, "a", "", "");
-    let b = fleet_daemon(&mut hub, "b", "", "");
+    let a = fleet_daemon(&mut hub, "a", "share_lines = true", "");
+    // B's hook on the fleet jail gets A's deciding lines (A shares them) and the origin.
+    let hook = "on_ban = [\"/bin/sh\", \"-c\", \"printf '%s %s' \\\"$NFTJAIL_ORIGIN\\\" \\\"$NFTJAIL_MATCHES\\\" > {dir}/matches\"]";
+    let b = fleet_daemon(&mut hub, "b", "", hook);
     a.append("auth.log", &[ssh_failure("203.0.113.5", 1)]);
     within(&b, Duration::from_secs(10), "the ban over TLS", || {
         b.members("fleet_v4") == ["203.0.113.5"]
     });
     assert!(hub.log().contains("TLS"), "{}", hub.log());
+    b.wait_until("B's hook ran", || b.path("matches").exists());
+    let matches = std::fs::read_to_string(b.path("matches")).unwrap();
+    assert!(
+        matches.starts_with("fleet:a ")
+            && matches.contains("Failed password for root from 203.0.113.5"),
+        "{matches}"
+    );
 }

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Core;
+use super::{Core, HOOK_LINES_CAP};
 use crate::banner::Msg;
 use crate::fleet::{PeerBatch, position_key};
 use crate::state::Position;
@@ -39,7 +39,7 @@ impl Core {
                     node,
                     target,
                     expires,
-                    ..
+                    message,
                 } => {
                     let incoming = Ban {
                         jail: apply_to.clone(),
@@ -72,6 +72,11 @@ impl Core {
                         Ok(o) => {
                             stats.applied.fetch_add(1, Ordering::Relaxed);
                             orders.extend(o);
+                            // The peer's evidence (`share_lines` there) for this jail's on_ban.
+                            if !message.lines.is_empty() && self.hook_lines.len() < HOOK_LINES_CAP {
+                                self.hook_lines
+                                    .insert((apply_to.clone(), target), message.lines);
+                            }
                         }
                         Err(refusal) => {
                             let rejection = Rejection::Refused(refusal.to_string());
