@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
-use super::stats::FleetStats;
+use super::stats::{FleetStats, Link};
 use nftjail_core::fleet::{BanMessage, MessageAction};
 
 /// Messages sent before their acknowledgements are awaited.
@@ -65,6 +65,19 @@ pub async fn run(
                     None => closed = true,
                 },
                 _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
+            }
+            continue;
+        }
+        // Nothing is handed to the client while the link is down: it would only pile up in
+        // its buffers; the outbox on disk is the buffer.
+        if stats.link() != Link::Connected {
+            tokio::select! {
+                m = intake.recv() => match m {
+                    Some(m) => keep(&mut outbox, vec![m], &stats),
+                    None => closed = true,
+                },
+                _ = connected(&stats) => {}
+                _ = shutdown.cancelled() => {}
             }
             continue;
         }
@@ -150,6 +163,13 @@ async fn send(
     }
     stats.set_error(None);
     Ok(upto.expect("invariant: at least one message was sent"))
+}
+
+/// Returns once the link is up (checked every 100 ms).
+async fn connected(stats: &FleetStats) {
+    while stats.link() != Link::Connected {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]
