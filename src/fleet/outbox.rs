@@ -24,11 +24,19 @@ pub const FILE: &str = "fleet-outbox.log";
 /// Rewrite the file when it has this many more lines than entries waiting.
 const REWRITE_AFTER: usize = 20_000;
 
-/// One line of the file.
-#[derive(Debug, Serialize, Deserialize)]
+/// One line of the file, as read.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Line {
     Put { seq: u64, message: BanMessage },
+    Sent(u64),
+}
+
+/// One line of the file, as written (the same JSON as [`Line`]).
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum LineOut<'a> {
+    Put { seq: u64, message: &'a BanMessage },
     Sent(u64),
 }
 
@@ -132,11 +140,13 @@ impl Outbox {
         for message in messages {
             let seq = self.next_seq;
             self.next_seq += 1;
-            let line = Line::Put { seq, message };
-            encode(&line, &mut out);
-            let Line::Put { seq, message } = line else {
-                unreachable!("invariant: built as a put just above")
-            };
+            encode(
+                &LineOut::Put {
+                    seq,
+                    message: &message,
+                },
+                &mut out,
+            );
             self.waiting.push_back((seq, message));
             self.lines += 1;
         }
@@ -158,7 +168,7 @@ impl Outbox {
             return self.rewrite(upto);
         }
         let mut out = Vec::new();
-        encode(&Line::Sent(upto), &mut out);
+        encode(&LineOut::Sent(upto), &mut out);
         self.lines += 1;
         self.write(&out)
     }
@@ -197,13 +207,9 @@ impl Outbox {
             source,
         };
         let mut out = Vec::new();
-        encode(&Line::Sent(upto), &mut out);
-        for (seq, message) in std::mem::take(&mut self.waiting) {
-            let line = Line::Put { seq, message };
-            encode(&line, &mut out);
-            if let Line::Put { seq, message } = line {
-                self.waiting.push_back((seq, message));
-            }
+        encode(&LineOut::Sent(upto), &mut out);
+        for (seq, message) in &self.waiting {
+            encode(&LineOut::Put { seq: *seq, message }, &mut out);
         }
         let mut file = File::create(&tmp).map_err(err)?;
         file.write_all(&out)
@@ -222,7 +228,7 @@ impl Outbox {
     }
 }
 
-fn encode(line: &Line, out: &mut Vec<u8>) {
+fn encode(line: &LineOut<'_>, out: &mut Vec<u8>) {
     let json = serde_json::to_vec(line).expect("invariant: outbox lines serialize");
     out.extend_from_slice(format!("{:08x} ", crc32fast::hash(&json)).as_bytes());
     out.extend_from_slice(&json);
