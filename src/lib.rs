@@ -15,6 +15,8 @@
 //!   lifecycle, drift repair, hooks, metrics, systemd.
 //! - [`banner`]: the banner stage: batches orders into kernel transactions and durable commits,
 //!   reports every outcome back.
+//! - [`fleet`]: bans shared with other hosts over NATS JetStream (`[cluster]`): outbox,
+//!   publisher, consumer.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
 //! - [`http`]: the HTTP API (the control socket's requests over HTTP, bearer tokens), the web
@@ -28,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod filter;
+pub mod fleet;
 pub mod http;
 pub mod source;
 pub mod state;

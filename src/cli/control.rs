@@ -19,6 +19,11 @@ use crate::{errln, outln};
 
 /// Arguments of `nftjail status`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail status\n  nftjail status sshd\n  nftjail status --json | jq .cluster\n\n\
+    With [cluster], a last line shows the fleet: the link to the NATS server, the outbox (bans\n\
+    waiting to be sent), the lag (peers' messages not read yet) and the refused messages."
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -55,6 +60,11 @@ pub struct BanArgs {
 
 /// Arguments of `nftjail unban`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nftjail unban 203.0.113.7\n  nftjail unban 203.0.113.7 --jail sshd\n  nftjail unban --jail manual --all\n\n\
+    With [cluster], unbanning an address this host shares (or a peer's ban, in the fleet jail)\n\
+    lifts it from the fleet jail of every host; --all stays local."
+)]
 pub struct UnbanArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -158,6 +168,23 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
                 s.currently_banned,
                 s.total_banned
             )?;
+        }
+    }
+    if let Some(c) = &reply.cluster {
+        let rejected: u64 = c.rejected.values().sum();
+        outln!(
+            "\nfleet: node {} on stream {}: {}; outbox {}, lag {}, published {}, received {}, applied {}, refused {rejected}",
+            c.node,
+            c.stream,
+            c.link,
+            c.outbox,
+            c.lag,
+            c.published,
+            c.received,
+            c.applied
+        )?;
+        if let Some(e) = &c.last_error {
+            outln!("fleet: last error: {e}")?;
         }
     }
     if let Some(j) = &reply.jail {
@@ -349,11 +376,6 @@ fn local(at: i64) -> String {
     )
 }
 
-fn origin(b: &BanEntry) -> &'static str {
-    match b.origin {
-        nftjail_core::tracker::Origin::Failures => "failures",
-        nftjail_core::tracker::Origin::Manual => "manual",
-        nftjail_core::tracker::Origin::Recidive => "recidive",
-        nftjail_core::tracker::Origin::Adopted => "adopted",
-    }
+fn origin(b: &BanEntry) -> String {
+    b.origin.to_string()
 }

@@ -195,6 +195,7 @@ pub fn validate_jail(
         ports,
         protocols,
         policy,
+        keep_lines: on_ban.is_some(),
         on_ban,
         on_unban,
     })

@@ -8,6 +8,7 @@
 //! system; it only reads files and resolves `ignoreip` host names (the host's own addresses, for
 //! `ignoreself`, are read by the daemon while it runs).
 
+pub mod cluster;
 mod files;
 mod filters;
 pub mod firewall;
@@ -49,6 +50,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The HTTP API, console and `/metrics`, if on.
     pub http: Option<http::HttpConfig>,
+    /// The fleet (`[cluster]`), when on.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
     /// `[firewall]` and the rules and forwards of `firewall.d/`.
@@ -161,14 +164,16 @@ pub struct JailConfig {
     /// Commands run after a ban / unban (argv; no shell).
     pub on_ban: Option<Vec<String>>,
     pub on_unban: Option<Vec<String>>,
+    /// The matched lines are kept until the ban (for `on_ban`, or shared with the fleet).
+    pub keep_lines: bool,
 }
 
 #[cfg(test)]
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `http`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall forward`): used
-/// to check the README's reference against the code.
+/// `metrics`, `http`, `cluster`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall
+/// forward`): used to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -188,6 +193,7 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "nftables" => keys::<raw::NftablesRaw>(),
         "metrics" => keys::<raw::MetricsRaw>(),
         "http" => keys::<http::HttpRaw>(),
+        "cluster" => keys::<cluster::ClusterRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
         "firewall" => keys::<firewall::FirewallRaw>(),

@@ -237,7 +237,7 @@ pub struct BanEntryRef<'a> {
     pub since: i64,
     pub expires: Option<i64>,
     pub count: u32,
-    pub origin: Origin,
+    pub origin: &'a Origin,
 }
 
 /// An input a bulk ban could not use.
@@ -302,6 +302,9 @@ pub struct Reply {
     /// Things the request did not fail on but that need a look (`net.ipv4.ip_forward` is off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// `status`: the fleet (`[cluster]`), when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::fleet::ClusterStatus>,
     /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
     /// the wire and the fields above are not looked at. Never part of the JSON.
     #[serde(skip)]
@@ -587,7 +590,7 @@ mod tests {
                 since: 10,
                 expires: Some(3_610),
                 count: 2,
-                origin: Origin::Failures,
+                origin: &Origin::Failures,
             },
             BanEntryRef {
                 jail: "manual \"x\"",
@@ -595,7 +598,7 @@ mod tests {
                 since: 11,
                 expires: None,
                 count: 1,
-                origin: Origin::Manual,
+                origin: &Origin::Manual,
             },
         ];
         let owned = Reply {
@@ -608,7 +611,7 @@ mod tests {
                         since: e.since,
                         expires: e.expires,
                         count: e.count,
-                        origin: e.origin,
+                        origin: e.origin.clone(),
                     })
                     .collect(),
             ),

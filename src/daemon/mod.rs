@@ -66,6 +66,8 @@ pub enum DaemonError {
     /// administrator out.
     #[error("{0}")]
     Firewall(String),
+    #[error("cannot start the fleet: {0}")]
+    Fleet(#[from] crate::fleet::FleetError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -314,6 +316,31 @@ pub async fn run(
         drift::spawn(monitor, internal_tx.clone(), shutdown.clone())
             .map_err(|e| DaemonError::Internal(format!("cannot start the table monitor: {e}")))?;
     }
+    // The fleet: its stream position is the state's, not a log source's.
+    let fleet = match config.cluster.clone() {
+        Some(cluster) => {
+            let key = crate::fleet::position_key(&cluster);
+            let position = match recovered.positions.remove(&key) {
+                Some(crate::state::Position::Stream { seq }) => seq,
+                _ => 0,
+            };
+            Some(
+                crate::fleet::start(
+                    cluster,
+                    &config.daemon.state_dir,
+                    position,
+                    clock,
+                    shutdown.clone(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    let (fleet, peers, fleet_task) = match fleet {
+        Some(r) => (Some(r.fleet), Some(r.incoming), Some(r.task)),
+        None => (None, None, None),
+    };
     let sources = sources::Sources::new(
         std::mem::take(&mut recovered.positions),
         events_tx,
@@ -329,6 +356,7 @@ pub async fn run(
         internal: internal_tx,
         addresses,
         firewall: firewall.ruleset,
+        fleet,
     });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner
@@ -347,6 +375,7 @@ pub async fn run(
         calls,
         reports,
         internal,
+        peers,
     };
     let result = core.run(inputs, shutdown.clone()).await;
     if result.is_err() {
@@ -354,6 +383,13 @@ pub async fn run(
         shutdown.cancel();
     }
     let banner_result = banner_task.await;
+    if let Some(task) = fleet_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the fleet task did not stop in time");
+    }
     let _ = server_task.await;
     for task in http_tasks {
         let _ = task.await;

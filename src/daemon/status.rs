@@ -178,7 +178,7 @@ pub fn banned_line(tracker: &Tracker, jail: Option<&str>) -> Result<SharedLine, 
         since: b.since,
         expires: b.expires,
         count: b.count,
-        origin: b.origin,
+        origin: &b.origin,
     })))
 }
 

@@ -212,7 +212,7 @@ impl Stage {
     /// Hands the stage the filter of a new configuration; taken up after its current round.
     pub fn set_filter(&self, jail: &JailConfig) {
         if let Some(matcher) = matcher(jail) {
-            let next = (matcher, jail.on_ban.is_some());
+            let next = (matcher, jail.keep_lines);
             if let Ok(mut slot) = self.next.lock() {
                 *slot = Some(next);
             }
@@ -248,7 +248,7 @@ pub fn stage(
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
-        keep_lines: jail.on_ban.is_some(),
+        keep_lines: jail.keep_lines,
         counters: counters.clone(),
         last_positions: Vec::new(),
         too_long: 0,

@@ -16,6 +16,7 @@
 //!   failure).
 //! - [`tracker`]: sliding windows, ignore lists, escalation, recidive; failures in, orders
 //!   out, outcomes (settlements) back in.
+//! - [`fleet`]: bans shared between hosts: the message format and the check of a peer's ban.
 //! - [`state`]: the records of the state log (bans, history, positions, the firewall's rules),
 //!   their line format and their replay.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod diag;
 pub mod duration;
 pub mod filter;
 pub mod firewall;
+pub mod fleet;
 pub mod jail;
 pub mod ports;
 pub mod state;

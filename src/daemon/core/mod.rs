@@ -2,9 +2,10 @@
 //!
 //! Receives failures, checkpoints and `Stopped` events from the sources, calls from the control
 //! socket, reports from the banner (every order's and firewall change's outcome, barrier
-//! requests), its own internal
-//! events (a loaded configuration, an applied layout, kernel drift) and a one-second tick; emits
-//! orders, positions, layouts and barriers to the banner and replies to the control clients.
+//! requests), its own internal events (a loaded configuration, an applied layout, kernel drift),
+//! peers' bans from the fleet (`fleet`) and a one-second tick; emits orders, positions, layouts
+//! and barriers to the banner, replies to the control clients, and the bans settled here to the
+//! fleet task.
 //! Everything that decides is here and nowhere else (no locks).
 //!
 //! It never waits inside its loop: messages for the banner go through an outbox (sent as room
@@ -14,7 +15,7 @@
 //! keeps answering the control socket. If the banner dies, the core returns an error and the
 //! daemon stops (systemd restarts it; the start-up reconcile repairs the kernel).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
 pub mod firewall;
+mod fleet;
 mod reload;
 mod requests;
 
@@ -40,7 +42,7 @@ use nftjail_backend::Element;
 use nftjail_core::addr::BanTarget;
 use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
-use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
+use nftjail_core::tracker::{Action, Ban, Counted, Order, OrderId, Origin, Settlement, Tracker};
 use reload::Reload;
 use requests::Tickets;
 
@@ -77,6 +79,8 @@ pub struct Inputs {
     pub calls: mpsc::Receiver<Call>,
     pub reports: mpsc::Receiver<Report>,
     pub internal: mpsc::UnboundedReceiver<Internal>,
+    /// Peers' bans, when the fleet is on.
+    pub peers: Option<mpsc::Receiver<crate::fleet::PeerBatch>>,
 }
 
 /// Why the core stopped before it was asked to.
@@ -139,6 +143,10 @@ pub struct Core {
     addresses: Option<AddressWatcher>,
     /// The host firewall's ruleset and its changes.
     pub(super) firewall: firewall::Firewall,
+    /// The fleet (`[cluster]`), when on: its settings as started, the channel to its task.
+    pub(super) fleet: Option<crate::fleet::Fleet>,
+    /// Orders of administrators' unbans to share once settled.
+    fleet_unbans: HashSet<OrderId>,
 }
 
 /// What the core starts with.
@@ -153,6 +161,7 @@ pub struct Parts {
     pub addresses: Option<AddressWatcher>,
     /// The firewall's ruleset as start-up put it in the kernel and the state.
     pub firewall: Ruleset,
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Core {
@@ -178,6 +187,8 @@ impl Core {
             internal: parts.internal,
             addresses: parts.addresses,
             firewall: firewall::Firewall::new(parts.firewall),
+            fleet: parts.fleet,
+            fleet_unbans: HashSet::new(),
         }
     }
 
@@ -216,6 +227,7 @@ impl Core {
                 Some(call) = inputs.calls.recv() => self.call(call),
                 Some(internal) = inputs.internal.recv() => self.internal_event(internal),
                 Some(event) = inputs.events.recv(), if take_events => self.event(event),
+                Some(batch) = recv_some(&mut inputs.peers), if take_events => self.peer_batch(batch),
                 permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
                     Some(p) => {
                         let msg = self.outbox_pop();
@@ -375,6 +387,7 @@ impl Core {
                     if result.is_ok() {
                         self.after(&order);
                     }
+                    self.fleet_settled(&order, result.is_ok());
                     self.tickets.settle(&order, &result);
                 }
                 self.send(follow);
@@ -484,6 +497,7 @@ impl Core {
                     .hook_lines
                     .remove(&(ban.jail.clone(), ban.target))
                     .unwrap_or_default();
+                self.publish_ban(ban, &lines);
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
                 }
@@ -618,7 +632,12 @@ impl Core {
                     })
             })
             .collect();
-        metrics.send_replace(Arc::new(Snapshot { jails, files }));
+        let cluster = self.cluster_status();
+        metrics.send_replace(Arc::new(Snapshot {
+            jails,
+            files,
+            cluster,
+        }));
     }
 
     /// The settled state as records: active and parked bans, the history they do not already
@@ -687,6 +706,14 @@ pub fn adopted(e: Element, now: i64) -> Ban {
             .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
         count: 1,
         origin: Origin::Adopted,
+    }
+}
+
+/// The next item of an optional channel (never, when there is none).
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

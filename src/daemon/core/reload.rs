@@ -146,6 +146,9 @@ impl Core {
         self.send(done.restored);
         self.tracker
             .set_self_addresses(crate::daemon::host_addresses());
+        if new.cluster.as_ref() != self.fleet.as_ref().map(|f| &f.config) {
+            tracing::warn!("[cluster] changed: it takes effect at the next restart");
+        }
         self.config = Arc::new(new);
         let config = self.config.clone();
         self.sources.reconcile(&config);

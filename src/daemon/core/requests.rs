@@ -137,7 +137,11 @@ impl Core {
     pub(super) fn call(&mut self, call: Call) {
         let Call { command, reply } = call;
         let answer = match command {
-            Command::Status { jail: None } => status::summary(&self.config, &self.tracker),
+            Command::Status { jail: None } => {
+                let mut reply = status::summary(&self.config, &self.tracker);
+                reply.cluster = self.cluster_status();
+                reply
+            }
             Command::Status { jail: Some(name) } => {
                 status::detail(&self.config, &self.tracker, &self.sources, &name)
             }
@@ -244,6 +248,9 @@ impl Core {
                 format!("{what} is not banned in {place}"),
             ));
             return;
+        }
+        if !all {
+            self.mark_unbans(&orders);
         }
         self.tickets.open(&orders, reply, Vec::new(), true);
         self.send(orders);

@@ -27,6 +27,9 @@ pub enum Position {
     File { dev: u64, ino: u64, offset: u64 },
     /// A systemd journal cursor.
     Journal { cursor: String },
+    /// The last message of a NATS JetStream stream taken in (its stream sequence): the fleet's
+    /// consumer resumes after it.
+    Stream { seq: u64 },
 }
 
 /// One line of the state log.

@@ -450,6 +450,39 @@ fn a_ban_counts_only_once_applied_and_a_failed_one_leaves_no_trace() {
     }
 }
 
+/// A peer's ban is entered like a manual one, with the origin of its node and the time it was
+/// given, and counts for recidive on the node that decided it, not here (there it would be
+/// counted twice: the deciding node's recidive ban reaches us too).
+#[test]
+fn a_peers_ban_keeps_its_origin_and_triggers_no_local_recidive() {
+    let mut t = tracker(vec![policy("fleet"), recidive(1)]);
+    let j = name("fleet");
+    let node: crate::fleet::NodeName = "mail1".parse().unwrap();
+    let length = Some(BanTime::For(Duration::from_secs(600)));
+    let orders = t
+        .decide(
+            &j,
+            target("192.0.2.1"),
+            length,
+            Origin::Fleet(node.clone()),
+            T0,
+        )
+        .unwrap();
+    let all = settle_all(&mut t, orders, Settlement::Applied, T0);
+    assert_eq!(all.len(), 1, "no recidive: {all:?}");
+    let ban = t.settled().next().unwrap();
+    assert_eq!(
+        (ban.origin.clone(), ban.expires),
+        (Origin::Fleet(node.clone()), Some(T0 + 600))
+    );
+    // The local ignore list applies to peers' bans too.
+    let refused = t.decide(&j, target("127.0.0.1"), length, Origin::Fleet(node), T0);
+    assert!(
+        matches!(refused, Err(Refusal::Ignored { .. })),
+        "{refused:?}"
+    );
+}
+
 /// Regression: an unban the kernel refused was forgotten although the element stayed.
 #[test]
 fn a_refused_unban_or_refresh_puts_the_previous_ban_back() {
