@@ -17,6 +17,8 @@
 //!   reports every outcome back.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
+//! - [`fail2ban`]: core's fail2ban engine over the file system, and `import-fail2ban` (a whole
+//!   fail2ban installation: configuration, filters and active bans).
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fail2ban;
 pub mod filter;
 pub mod source;
 pub mod state;

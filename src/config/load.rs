@@ -94,7 +94,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         .and_then(|m| m.listen)
         .map(|l| l.into_inner());
 
-    let mut filters = FilterCache::new(&filter_files);
+    let mut filters = FilterCache::new(&filter_files, &dir);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
     let mut warnings = Vec::new();
@@ -115,6 +115,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
     }
 
     diags.extend(std::mem::take(&mut filters.diags));
+    warnings.append(&mut filters.warnings);
     if !diags.is_empty() {
         return Err(diags);
     }
