@@ -355,5 +355,6 @@ fn origin(b: &BanEntry) -> &'static str {
         nftjail_core::tracker::Origin::Manual => "manual",
         nftjail_core::tracker::Origin::Recidive => "recidive",
         nftjail_core::tracker::Origin::Adopted => "adopted",
+        nftjail_core::tracker::Origin::Imported => "imported",
     }
 }

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod control;
 pub mod demo;
+pub mod import_fail2ban;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -52,6 +53,10 @@ pub enum Command {
     Banned(control::BannedArgs),
     /// Re-read the configuration; bans are kept, an invalid configuration is refused.
     Reload(control::ReloadArgs),
+    /// Migrate a fail2ban installation: its jails and filters into an nftjail configuration
+    /// (--config-dir, --out), its active bans into the running daemon (--db).
+    #[command(name = "import-fail2ban")]
+    ImportFail2ban(import_fail2ban::ImportArgs),
 }
 
 /// How a command failed.
@@ -116,6 +121,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unban(args) => control::unban(&args.client.or(&cli.client).socket()?, &args),
         Command::Banned(args) => control::banned(&args.client.or(&cli.client).socket()?, &args),
         Command::Reload(args) => control::reload(&args.client.or(&cli.client).socket()?, &args),
+        Command::ImportFail2ban(mut args) => {
+            args.client = args.client.or(&cli.client);
+            import_fail2ban::run(&args)
+        }
     }
 }
 

@@ -380,6 +380,7 @@ async fn command<R: AsyncBufRead + Unpin>(
         Request::Status { jail } => Command::Status { jail },
         Request::Banned { jail } => Command::Banned { jail },
         Request::Reload => Command::Reload,
+        Request::Import { bans, stream } => import::command(bans, stream, reader).await?,
         Request::Unban { target, jail, all } => {
             let target = match target {
                 Some(t) => Some(
@@ -547,6 +548,7 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
         .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }
 
+mod import;
 mod reads;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
+mod import;
 mod reload;
 mod requests;
 

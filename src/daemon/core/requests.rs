@@ -31,6 +31,8 @@ struct Ticket {
     rejected: Vec<Rejected>,
     /// An unban (its reply lists what was removed) rather than a ban.
     unban: bool,
+    /// An import: bans left as they were (`Some` only for imports).
+    kept: Option<usize>,
 }
 
 /// Clients waiting for orders, by order.
@@ -42,12 +44,24 @@ pub struct Tickets {
 }
 
 impl Tickets {
-    fn open(
+    pub(super) fn open(
         &mut self,
         orders: &[Order],
         reply: oneshot::Sender<Reply>,
         rejected: Vec<Rejected>,
         unban: bool,
+    ) {
+        self.open_with(orders, reply, rejected, unban, None);
+    }
+
+    /// Opens a ticket; `kept` (imports) goes into its reply.
+    pub(super) fn open_with(
+        &mut self,
+        orders: &[Order],
+        reply: oneshot::Sender<Reply>,
+        rejected: Vec<Rejected>,
+        unban: bool,
+        kept: Option<usize>,
     ) {
         self.next += 1;
         let id = self.next;
@@ -65,6 +79,7 @@ impl Tickets {
                 errors: Vec::new(),
                 rejected,
                 unban,
+                kept,
             },
         );
     }
@@ -125,6 +140,7 @@ impl Ticket {
             reply.banned = Some(self.banned);
             reply.refreshed = Some(self.refreshed);
             reply.rejected = self.rejected;
+            reply.kept = self.kept;
         }
         (self.reply, reply)
     }
@@ -153,6 +169,7 @@ impl Core {
             Command::Unban { target, jail, all } => {
                 return self.unban(target, jail, all, reply);
             }
+            Command::Import { bans, rejected } => return self.import(bans, rejected, reply),
         };
         let _ = reply.send(answer);
     }

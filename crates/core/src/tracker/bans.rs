@@ -26,6 +26,8 @@ pub enum Origin {
     Recidive,
     /// Found in the kernel at start without a record (kept, never flushed).
     Adopted,
+    /// Carried over from another program (fail2ban's database) with its own times and count.
+    Imported,
 }
 
 /// One ban of one target in one jail. Times are Unix seconds.
