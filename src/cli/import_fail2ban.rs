@@ -23,8 +23,7 @@ use crate::{errln, outln};
 
 /// Arguments of `nftjail import-fail2ban`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  \
+#[command(after_help = "Examples:\n  \
     # 1. the configuration and filters: read what fail2ban reads, write an nftjail configuration\n  \
     nftjail import-fail2ban --config-dir /etc/fail2ban --out /etc/nftjail --dry-run\n  \
     nftjail import-fail2ban --config-dir /etc/fail2ban --out /etc/nftjail\n  \
@@ -32,8 +31,7 @@ use crate::{errln, outln};
     # 2. start nftjail, then move fail2ban's active bans over (remaining time and ban count kept)\n  \
     systemctl stop fail2ban && systemctl start nftjail\n  \
     nftjail import-fail2ban --db /var/lib/fail2ban/fail2ban.sqlite3\n  \
-    nftjail import-fail2ban --db fail2ban.sqlite3 --socket /run/nftjail/nftjail.sock"
-)]
+    nftjail import-fail2ban --db fail2ban.sqlite3 --socket /run/nftjail/nftjail.sock")]
 pub struct ImportArgs {
     /// fail2ban's configuration directory (jail.conf, jail.local, jail.d/, filter.d/, …).
     #[arg(long, value_name = "DIR", requires = "out")]
@@ -146,7 +144,12 @@ fn import_bans(db: &Path, args: &ImportArgs) -> Result<bool, CliError> {
             let expires = ban
                 .expires
                 .map_or_else(|| "permanent".to_string(), |e| format!("{}s left", e - now));
-            outln!("  {} {} ({expires}, ban count {})", ban.jail, ban.target, ban.count)?;
+            outln!(
+                "  {} {} ({expires}, ban count {})",
+                ban.jail,
+                ban.target,
+                ban.count
+            )?;
         }
         outln!("dry run: nothing sent")?;
         return Ok(false);
@@ -186,7 +189,12 @@ fn report_bans(reply: &Reply) -> Result<bool, CliError> {
     )?;
     let mut grouped: BTreeMap<(String, String), usize> = BTreeMap::new();
     for rejected in &reply.rejected {
-        let jail = rejected.text.split(' ').next().unwrap_or_default().to_string();
+        let jail = rejected
+            .text
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         *grouped.entry((jail, rejected.error.clone())).or_default() += 1;
     }
     for ((jail, error), count) in &grouped {

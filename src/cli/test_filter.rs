@@ -89,7 +89,7 @@ pub struct Summary {
 
 pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
     let now = args.now.unwrap_or_else(Utc::now);
-    let (filter, name) = compile(args, now)?;
+    let (filter, name) = compile(args)?;
     let mut matcher = filter.matcher(crate::filter::zone::system());
     let log_name = if args.log == Path::new("-") {
         "stdin".into()
@@ -147,11 +147,13 @@ fn compile(
                 .then(|| args.logtimezone.to_string()),
             journal: false,
         };
+        // The year window of `%ExY` comes from the clock at load, as fail2ban's does (not from
+        // `--now`, which only stands in for the time lines are matched at).
         let filter = crate::fail2ban::load_filter(
             &args.filter,
             &args.fail2ban_dir,
             &options,
-            now.timestamp(),
+            crate::fail2ban::unix_now(),
         )
         .map_err(CliError::Config)?;
         for warning in filter.warnings() {

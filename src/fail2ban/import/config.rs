@@ -52,7 +52,10 @@ pub fn convert(config_dir: &Path, now: i64) -> Conversion {
     // What fail2ban's reader found: errors always; warnings only about enabled jails.
     for finding in &findings {
         let about_disabled = jails.iter().any(|jail| {
-            !jail.enabled && finding.message.starts_with(&format!("jail {:?}", jail.name))
+            !jail.enabled
+                && finding
+                    .message
+                    .starts_with(&format!("jail {:?}", jail.name))
         });
         if finding.severity == Severity::Error || !about_disabled {
             conversion.report.notes.push(Note {
@@ -68,7 +71,10 @@ pub fn convert(config_dir: &Path, now: i64) -> Conversion {
         .map(|jail| jail.name.as_str())
         .collect();
     conversion.report.disabled = disabled.iter().map(|name| name.to_string()).collect();
-    if enabled.iter().any(|jail| jail.get("usedns") == Some("warn")) {
+    if enabled
+        .iter()
+        .any(|jail| jail.get("usedns") == Some("warn"))
+    {
         conversion.report.notes.push(Note {
             jail: None,
             text: "usedns = warn (fail2ban's default): nftjail matches addresses only; a log line that names a host instead of an address is not counted".into(),
@@ -128,8 +134,8 @@ fn duration(jail: &Fail2banJail, key: &str) -> Result<Option<String>, String> {
     let Some(text) = jail.get(key) else {
         return Ok(None);
     };
-    let seconds =
-        str2seconds(text).ok_or_else(|| format!("{key} = {text:?} is not a duration nftjail reads"))?;
+    let seconds = str2seconds(text)
+        .ok_or_else(|| format!("{key} = {text:?} is not a duration nftjail reads"))?;
     Ok(Some(nftjail_text(seconds)))
 }
 
@@ -157,7 +163,10 @@ fn convert_jail(
 ) -> Result<String, String> {
     let name = &jail.name;
     let mut text = String::new();
-    let _ = writeln!(text, "# fail2ban jail [{name}], converted by nftjail import-fail2ban.");
+    let _ = writeln!(
+        text,
+        "# fail2ban jail [{name}], converted by nftjail import-fail2ban."
+    );
     let _ = writeln!(text, "[{name}]\nenabled = true");
     let backend = jail.get("backend").unwrap_or("auto").trim().to_string();
     let journal = backend.starts_with("systemd");
@@ -167,15 +176,31 @@ fn convert_jail(
     if recidive {
         let _ = writeln!(text, "filter = \"recidive\"");
         let maxbans = jail.get("maxretry").unwrap_or("5");
-        let _ = writeln!(text, "maxbans = {}", maxbans.trim().parse::<i64>().map_err(|_| format!("maxretry = {maxbans:?} is not a number"))?);
+        let _ = writeln!(
+            text,
+            "maxbans = {}",
+            maxbans
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("maxretry = {maxbans:?} is not a number"))?
+        );
         note(conversion, name, "recidive becomes nftjail's native recidive: it counts the bans of the other jails itself instead of reading fail2ban.log".into());
     } else if let Some(spec) = &spec {
         let reference = copy_filter(spec, config_dir, &backend, now, conversion, copied)?;
         let _ = writeln!(text, "filter = {}", quote(&reference));
         if journal {
             let _ = writeln!(text, "backend = \"journal\"");
-            if let Some(options) = backend.strip_prefix("systemd").filter(|o| !o.trim().is_empty()) {
-                note(conversion, name, format!("backend options {options:?} are not carried over (nftjail reads the system journal, or journalpath = […])"));
+            if let Some(options) = backend
+                .strip_prefix("systemd")
+                .filter(|o| !o.trim().is_empty())
+            {
+                note(
+                    conversion,
+                    name,
+                    format!(
+                        "backend options {options:?} are not carried over (nftjail reads the system journal, or journalpath = […])"
+                    ),
+                );
             }
             if let Some(matches) = jail.get("journalmatch").filter(|m| !m.trim().is_empty()) {
                 let words: Vec<String> = matches.split_whitespace().map(str::to_string).collect();
@@ -205,7 +230,11 @@ fn convert_jail(
             }
         }
     } else {
-        note(conversion, name, "no filter: a jail for manual bans (nftjail ban)".into());
+        note(
+            conversion,
+            name,
+            "no filter: a jail for manual bans (nftjail ban)".into(),
+        );
     }
     if allports || recidive {
         let _ = writeln!(text, "port = [\"all\"]");
@@ -258,13 +287,21 @@ fn escalation(jail: &Fail2banJail, text: &mut String) -> Result<(), String> {
             .map_err(|_| format!("bantime.factor = {factor:?} is not a number"))?;
         let _ = writeln!(text, "factor = {value:?}");
     }
-    if let Some(multipliers) = jail.get("bantime.multipliers").filter(|m| !m.trim().is_empty()) {
+    if let Some(multipliers) = jail
+        .get("bantime.multipliers")
+        .filter(|m| !m.trim().is_empty())
+    {
         let values: Result<Vec<f64>, _> = multipliers.split_whitespace().map(str::parse).collect();
-        let values = values.map_err(|_| format!("bantime.multipliers = {multipliers:?} is not a list of numbers"))?;
+        let values = values.map_err(|_| {
+            format!("bantime.multipliers = {multipliers:?} is not a list of numbers")
+        })?;
         let written: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
         let _ = writeln!(text, "multipliers = [{}]", written.join(", "));
     }
-    for (key, name) in [("bantime.maxtime", "maxtime"), ("bantime.rndtime", "rndtime")] {
+    for (key, name) in [
+        ("bantime.maxtime", "maxtime"),
+        ("bantime.rndtime", "rndtime"),
+    ] {
         if let Some(value) = duration(jail, key)?.filter(|v| v != "0") {
             let _ = writeln!(text, "{name} = {}", quote(&value));
         }
@@ -277,12 +314,13 @@ fn escalation(jail: &Fail2banJail, text: &mut String) -> Result<(), String> {
 
 /// Whether the jail bans on all ports (its ban action is an `allports` one).
 fn banaction_allports(jail: &Fail2banJail) -> bool {
-    jail.actions.iter().any(|action| {
-        action.name.contains("allports") || action.option("type") == Some("allports")
-    }) || matches!(
-        jail.banaction_kind,
-        Some(nftjail_core::fail2ban::BanactionKind::AllPorts)
-    )
+    jail.actions
+        .iter()
+        .any(|action| action.name.contains("allports") || action.option("type") == Some("allports"))
+        || matches!(
+            jail.banaction_kind,
+            Some(nftjail_core::fail2ban::BanactionKind::AllPorts)
+        )
 }
 
 /// Everything of the jail that has no nftjail equivalent, in the report.
@@ -293,7 +331,14 @@ fn report_leftovers(jail: &Fail2banJail, conversion: &mut Conversion) {
             .iter()
             .any(|prefix| action.name.trim().starts_with(prefix));
         if !bans {
-            note(conversion, name, format!("action {:?} is not carried over: nftjail bans into its own nftables sets; for mail or a webhook use on_ban (see the README's Hooks)", action.name.trim()));
+            note(
+                conversion,
+                name,
+                format!(
+                    "action {:?} is not carried over: nftjail bans into its own nftables sets; for mail or a webhook use on_ban (see the README's Hooks)",
+                    action.name.trim()
+                ),
+            );
         }
     }
     if jail.get("usedns").is_some_and(|v| v.trim() == "yes") {
@@ -301,12 +346,22 @@ fn report_leftovers(jail: &Fail2banJail, conversion: &mut Conversion) {
     }
     for key in ["ignorecommand", "ignorecache", "bantime.formula"] {
         if let Some(value) = jail.get(key).filter(|v| !v.trim().is_empty()) {
-            note(conversion, name, format!("{key} = {value:?} is not carried over (nftjail has no equivalent)"));
+            note(
+                conversion,
+                name,
+                format!("{key} = {value:?} is not carried over (nftjail has no equivalent)"),
+            );
         }
     }
     for key in ["failregex", "ignoreregex", "prefregex", "maxlines"] {
         if let Some(value) = jail.get(key).filter(|v| !v.trim().is_empty()) {
-            note(conversion, name, format!("{key} set in the jail ({value:?}) is not carried over: put it in a filter.d/NAME.local"));
+            note(
+                conversion,
+                name,
+                format!(
+                    "{key} set in the jail ({value:?}) is not carried over: put it in a filter.d/NAME.local"
+                ),
+            );
         }
     }
     for key in FAIL2BAN_ONLY {
@@ -317,7 +372,11 @@ fn report_leftovers(jail: &Fail2banJail, conversion: &mut Conversion) {
                 _ => true,
             };
             if !default {
-                note(conversion, name, format!("{key} = {value:?} is not carried over (fail2ban's own bookkeeping)"));
+                note(
+                    conversion,
+                    name,
+                    format!("{key} = {value:?} is not carried over (fail2ban's own bookkeeping)"),
+                );
             }
         }
     }
@@ -353,8 +412,8 @@ fn copy_filter(
         if copied.contains(&target) {
             continue;
         }
-        let text = std::fs::read(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         copied.push(target.clone());
         conversion
             .files

@@ -44,7 +44,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for jail in &self.converted {
             writeln!(f, "converted: {jail}")?;
-            for note in self.notes.iter().filter(|n| n.jail.as_deref() == Some(jail)) {
+            for note in self
+                .notes
+                .iter()
+                .filter(|n| n.jail.as_deref() == Some(jail))
+            {
                 writeln!(f, "  {}", note.text)?;
             }
         }
