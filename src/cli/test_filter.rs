@@ -135,10 +135,7 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
 }
 
 /// The filter named on the command line, compiled with the command's options, and its name.
-fn compile(
-    args: &TestFilterArgs,
-    now: DateTime<Utc>,
-) -> Result<(CompiledFilter, String), CliError> {
+fn compile(args: &TestFilterArgs) -> Result<(CompiledFilter, String), CliError> {
     if is_fail2ban_reference(&args.filter) {
         let options = Fail2banOptions {
             mode: args.mode.clone(),
