@@ -30,7 +30,11 @@ fn fail2ban_dump(dir: &Path) -> Vec<Value> {
         .arg("-d")
         .output()
         .expect("fail2ban-client runs");
-    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let script = "import sys, ast, json\nfor line in sys.stdin:\n  line = line.strip()\n  if line.startswith('['): print(json.dumps(ast.literal_eval(line)))\n";
     let mut python = Command::new(PYTHON)
         .args(["-c", script])
@@ -62,7 +66,9 @@ struct Theirs {
 }
 
 fn text(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
 }
 
 fn theirs(dump: &[Value]) -> HashMap<String, Theirs> {
@@ -75,7 +81,8 @@ fn theirs(dump: &[Value]) -> HashMap<String, Theirs> {
             }
             (Some("multi-set"), Some("addfailregex")) => {
                 let jail = jails.entry(text(&items[1])).or_default();
-                jail.failregex.extend(items[3].as_array().unwrap().iter().map(text));
+                jail.failregex
+                    .extend(items[3].as_array().unwrap().iter().map(text));
             }
             (Some("set"), Some("addfailregex")) => {
                 let jail = jails.entry(text(&items[1])).or_default();
@@ -120,7 +127,12 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
     require_fail2ban();
     let work = tempfile::tempdir().unwrap();
     let fail2ban = work.path().join("fail2ban");
-    let copied = Command::new("cp").arg("-r").arg(CONFIG_DIR).arg(&fail2ban).status().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(CONFIG_DIR)
+        .arg(&fail2ban)
+        .status()
+        .unwrap();
     assert!(copied.success());
     std::fs::write(fail2ban.join("jail.local"), JAIL_LOCAL).unwrap();
     let out_dir = work.path().join("nftjail");
@@ -135,8 +147,18 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
     let report = String::from_utf8_lossy(&import.stdout).into_owned();
     println!("{report}{}", String::from_utf8_lossy(&import.stderr));
     assert!(import.status.success());
-    for jail in ["sshd", "dovecot", "postfix", "postfix-sasl", "recidive", "manual"] {
-        assert!(report.contains(&format!("converted: {jail}\n")), "{jail}: {report}");
+    for jail in [
+        "sshd",
+        "dovecot",
+        "postfix",
+        "postfix-sasl",
+        "recidive",
+        "manual",
+    ] {
+        assert!(
+            report.contains(&format!("converted: {jail}\n")),
+            "{jail}: {report}"
+        );
     }
     assert!(report.contains("usedns = warn"), "{report}");
     // What has no nftjail equivalent is reported, never dropped silently.
@@ -146,22 +168,37 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
     );
 
     let main = out_dir.join("nftjail.toml");
-    let check = Command::new(BIN).arg("check").arg("--config").arg(&main).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(&main)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let config = nftjail::config::load(&main).expect("the imported configuration loads");
 
     let theirs = theirs(&fail2ban_dump(&fail2ban));
     let mut compared = 0;
     for jail in config.enabled() {
         let name = jail.name.as_str();
-        let fail2ban_jail = theirs.get(name).unwrap_or_else(|| panic!("fail2ban runs {name}"));
+        let fail2ban_jail = theirs
+            .get(name)
+            .unwrap_or_else(|| panic!("fail2ban runs {name}"));
         let value = |key: &str| {
             fail2ban_jail
                 .values
                 .get(key)
                 .unwrap_or_else(|| panic!("{name}.{key} in fail2ban's dump"))
         };
-        assert_eq!(jail.policy.findtime, seconds(value("findtime")), "{name}.findtime");
+        assert_eq!(
+            jail.policy.findtime,
+            seconds(value("findtime")),
+            "{name}.findtime"
+        );
         let bantime = match jail.policy.bantime {
             BanTime::Permanent => -1,
             BanTime::For(d) => d.as_secs() as i64,
@@ -171,8 +208,16 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
         let ports = fail2ban_jail.action_port.clone();
         match &jail.kind {
             JailKind::Recidive => {
-                assert_eq!(jail.policy.recidive, Some(maxretry), "{name}.maxretry → maxbans");
-                assert!(fail2ban_jail.action.contains("allports"), "{name}: {}", fail2ban_jail.action);
+                assert_eq!(
+                    jail.policy.recidive,
+                    Some(maxretry),
+                    "{name}.maxretry → maxbans"
+                );
+                assert!(
+                    fail2ban_jail.action.contains("allports"),
+                    "{name}: {}",
+                    fail2ban_jail.action
+                );
                 assert_eq!(jail.ports, Ports::All, "{name}.ports");
             }
             kind => {
@@ -181,7 +226,14 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
                     .unwrap();
                 assert_eq!(jail.ports, want, "{name}.ports");
                 let protocol = value("protocol");
-                assert_eq!(jail.protocols, vec![if protocol == "udp" { Protocol::Udp } else { Protocol::Tcp }]);
+                assert_eq!(
+                    jail.protocols,
+                    vec![if protocol == "udp" {
+                        Protocol::Udp
+                    } else {
+                        Protocol::Tcp
+                    }]
+                );
                 if let JailKind::Log { filter, .. } = kind {
                     let CompiledFilter::Fail2ban(compiled) = &filter.filter else {
                         panic!("{name} runs a fail2ban filter");
@@ -190,12 +242,21 @@ fn fail2ban_configuration_imports_with_fail2ban_effective_jails() {
                         .options()
                         .iter()
                         .find(|(k, _)| k == "failregex")
-                        .map(|(_, v)| v.split('\n').filter(|l| !l.is_empty()).map(str::to_string).collect())
+                        .map(|(_, v)| {
+                            v.split('\n')
+                                .filter(|l| !l.is_empty())
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     assert_eq!(ours, fail2ban_jail.failregex, "{name}.failregex");
                     for key in ["prefregex", "maxlines", "datepattern"] {
                         if let Some(theirs) = fail2ban_jail.values.get(key) {
-                            let ours = compiled.options().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                            let ours = compiled
+                                .options()
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| v.clone());
                             assert_eq!(ours.as_deref().unwrap_or("1"), theirs, "{name}.{key}");
                         }
                     }

@@ -210,10 +210,19 @@ impl Fail2banFilter {
                 match result {
                     Ok(regex) => {
                         for tag in unknown_tags(&regex.expanded) {
-                            warnings.push(Finding::warning(
-                                &reader.place_of(option, index, lines.len()),
-                                format!("{option}: unknown tag <{tag}> is kept as literal text (as fail2ban does)"),
-                            ));
+                            let place = reader.place_of(option, index, lines.len());
+                            match near_known_tag(&tag) {
+                                // fail2ban would match `<HOTS>` as literal text and never
+                                // find that failure: a typo is refused, not run.
+                                Some(known) => errors.push(Finding::error(
+                                    &place,
+                                    format!("{option}: unknown tag <{tag}> (did you mean <{known}>?); fail2ban would keep it as literal text"),
+                                )),
+                                None => warnings.push(Finding::warning(
+                                    &place,
+                                    format!("{option}: unknown tag <{tag}> is kept as literal text (as fail2ban does)"),
+                                )),
+                            }
                         }
                         compiled.push(regex)
                     }
@@ -288,7 +297,8 @@ impl Fail2banFilter {
                 ));
             }
         }
-        if !errors.is_empty() {
+        // Errors found while reading (an include loop) refuse the filter too.
+        if !errors.is_empty() || diagnostics.iter().any(Finding::is_error) {
             diagnostics.extend(errors);
             return Err(diagnostics);
         }
@@ -390,6 +400,60 @@ static UNKNOWN_TAG: std::sync::LazyLock<crate::fail2ban::python_re::PythonRegex>
             r"(?<!\?P)(?<!\(\?)<([A-Za-z_][\w\-/.]*)>",
         )
     });
+
+/// The tags fail2ban gives a meaning to in a regex.
+const KNOWN_TAGS: [&str; 17] = [
+    "HOST",
+    "ADDR",
+    "IP4",
+    "IP6",
+    "CIDR",
+    "SUBNET",
+    "DNS",
+    "SKIPLINES",
+    "F-USER",
+    "F-ID",
+    "F-NOFAIL",
+    "F-MLFID",
+    "F-MLFFORGET",
+    "F-MLFGAINED",
+    "F-CONTENT",
+    "F-ALT_USER",
+    "F-TUPLE_",
+];
+
+/// The known tag `tag` is one edit (or a swap of two neighbours, or a case change) away from.
+fn near_known_tag(tag: &str) -> Option<&'static str> {
+    let upper = tag.to_ascii_uppercase();
+    KNOWN_TAGS
+        .into_iter()
+        .find(|known| upper == *known || (known.len() >= 3 && edit_distance(&upper, known) <= 1))
+}
+
+/// Optimal string alignment distance (Levenshtein with swaps of neighbours).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
 
 /// Tags left after substitution and tag expansion (fail2ban keeps them as literal text).
 fn unknown_tags(expanded: &str) -> Vec<String> {

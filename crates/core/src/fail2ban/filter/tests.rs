@@ -88,7 +88,7 @@ fn regex_that_does_not_compile_gives_text_and_offset() {
 }
 
 #[test]
-fn include_loop_is_reported_and_cut() {
+fn include_loop_is_refused_with_its_place() {
     let filter = load(&[
         (
             "/cfg/filter.d/test.conf",
@@ -99,11 +99,31 @@ fn include_loop_is_reported_and_cut() {
             "[INCLUDES]\n\nbefore = test.conf\n[DEFAULT]\na = 1\n",
         ),
     ])
+    .unwrap_err();
+    let error = filter.iter().find(|f| f.is_error()).unwrap();
+    assert_eq!(error.path, PathBuf::from("/cfg/filter.d/other.conf"));
+    assert_eq!(error.line, Some(3));
+    assert!(error.message.contains("include loop"));
+}
+
+#[test]
+fn a_tag_one_typo_from_a_known_one_is_refused() {
+    // fail2ban keeps <HOTS> as literal text: the failure would never be found.
+    let errors = load(&[(
+        "/cfg/filter.d/test.conf",
+        "[Definition]\nfailregex = ^x <HOST>$\n            ^y <HOTS> from <ADDR>$\n",
+    )])
+    .unwrap_err();
+    let error = errors.iter().find(|f| f.is_error()).unwrap();
+    assert_eq!(error.line, Some(3), "{error:?}");
+    assert!(error.message.contains("did you mean <HOST>"), "{error}");
+    // A tag far from any known one is literal text, as in fail2ban's own haproxy filter.
+    let filter = load(&[(
+        "/cfg/filter.d/test.conf",
+        "[Definition]\nfailregex = ^x <HOST> <NOSRV>$\n",
+    )])
     .unwrap();
-    let warning = &filter.warnings()[0];
-    assert_eq!(warning.path, PathBuf::from("/cfg/filter.d/other.conf"));
-    assert_eq!(warning.line, Some(3));
-    assert!(warning.message.contains("include loop"));
+    assert!(filter.warnings()[0].message.contains("<NOSRV>"));
 }
 
 /// A small deterministic generator (xorshift) for fuzz-style input.

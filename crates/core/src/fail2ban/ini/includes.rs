@@ -4,8 +4,9 @@
 //! Emits: one merged [`Config`]: `[DEFAULT]` updated file by file, sections merged key by key,
 //! the values a later file overrides kept in `KNOWN/<section>` (for `%(known/…)s`), and
 //! conditional sections (`[Init?family=inet6]`) folded into their base section.
-//! Never: follows an include loop (fail2ban skips an ancestor silently; we also warn) or
-//! stops at a missing include (fail2ban ignores those too).
+//! Never: follows an include loop (fail2ban skips an ancestor silently; nftjail reports it as
+//! an error, so `nftjail check` refuses the file) or stops at a missing include (fail2ban
+//! ignores those too).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -252,10 +253,10 @@ fn includes_of(
                     .iter()
                     .any(|ancestor| normalize(ancestor) == normalize(&include))
                 {
-                    diagnostics.push(Finding::warning(
+                    diagnostics.push(Finding::error(
                         &raw.place.at(raw.line_of(index)),
                         format!(
-                            "include loop: {} includes {} again (skipped, as fail2ban does)",
+                            "include loop: {} includes {} again (fail2ban would skip it silently)",
                             file.display(),
                             include.display()
                         ),
@@ -358,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn warns_about_include_loops() {
+    fn include_loops_are_errors() {
         let loader = MemoryLoader(vec![
             (
                 "/f/a.conf",
@@ -370,9 +371,10 @@ mod tests {
             ),
         ]);
         let mut diagnostics = Vec::new();
-        let config = read_explicit(&loader, Path::new("/f/a.conf"), &mut diagnostics).unwrap();
-        assert_eq!(config.files.len(), 2);
+        let config = read_explicit(&loader, Path::new("/f/a.conf"), &mut diagnostics);
+        assert!(config.is_none_or(|config| config.files.len() == 2));
         assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].is_error());
         assert_eq!(diagnostics[0].path, PathBuf::from("/f/b.conf"));
         assert_eq!(diagnostics[0].line, Some(2));
     }
