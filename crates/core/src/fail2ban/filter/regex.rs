@@ -126,6 +126,9 @@ pub struct FilterRegex {
     /// Every named group with its index, in index order.
     pub names: Vec<(String, usize)>,
     pub tags: TagUse,
+    /// By group index: whether a match's text of that group is ever read (named, alternate and
+    /// tuple groups). The others are not copied out of a match.
+    pub wanted: Vec<bool>,
 }
 
 /// Why a regex was refused.
@@ -215,6 +218,17 @@ impl FilterRegex {
             content: compiled.group_index("content"),
             skip_lines,
         };
+        let mut wanted = vec![false; compiled.group_count()];
+        for index in names
+            .iter()
+            .map(|(_, index)| *index)
+            .chain(alternates.iter().map(|(index, _)| *index))
+            .chain(tuples.iter().map(|(index, _)| *index))
+        {
+            if let Some(slot) = wanted.get_mut(index) {
+                *slot = true;
+            }
+        }
         Ok(FilterRegex {
             expanded,
             regex: compiled,
@@ -223,6 +237,7 @@ impl FilterRegex {
             tuples,
             names,
             tags,
+            wanted,
         })
     }
 

@@ -81,8 +81,18 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// `Regex.search(buffer, orgLines)`.
 pub fn search(regex: &FilterRegex, buffer: &str, original: &[BufferedLine]) -> Option<Searched> {
     let found = regex.regex.search(buffer)?;
-    let groups: Vec<Option<String>> = (0..regex.regex.group_count())
-        .map(|index| found.group(index).map(str::to_string))
+    // Only the groups something reads are copied (a prefregex matches nearly every line).
+    let groups: Vec<Option<String>> = regex
+        .wanted
+        .iter()
+        .enumerate()
+        .map(|(index, wanted)| {
+            if *wanted {
+                found.group(index).map(str::to_string)
+            } else {
+                None
+            }
+        })
         .collect();
     if original.len() <= 1 {
         return Some(Searched {

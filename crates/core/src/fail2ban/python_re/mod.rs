@@ -9,8 +9,10 @@
 
 mod translate;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use translate::{SyntaxError, Translated, translate};
 
@@ -39,9 +41,24 @@ pub struct Flags {
     pub dot_all: bool,
 }
 
+/// Numbers compiled expressions, for the per-thread capture cache.
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// The most expressions a thread keeps capture space for (a reload compiles new ones).
+const CACHED_LOCATIONS: usize = 4096;
+
+thread_local! {
+    /// Capture space per expression, reused by every search on this thread: a prefregex matches
+    /// nearly every line, and PCRE2 match data allocated per search is most of its cost.
+    static LOCATIONS: RefCell<HashMap<usize, pcre2::bytes::CaptureLocations>> =
+        RefCell::new(HashMap::new());
+}
+
 /// A compiled Python regular expression.
 #[derive(Clone, Debug)]
 pub struct PythonRegex {
+    /// Shared by clones (they hold the same compiled code).
+    id: usize,
     source: Arc<str>,
     regex: pcre2::bytes::Regex,
     names: Arc<HashMap<String, usize>>,
@@ -76,6 +93,7 @@ impl PythonRegex {
             .filter_map(|(index, name)| name.as_ref().map(|name| (name.clone(), index)))
             .collect();
         Ok(PythonRegex {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: Arc::from(pattern),
             regex,
             names: Arc::new(names),
@@ -127,14 +145,24 @@ impl PythonRegex {
         if !self.regex.is_match_at(haystack, start).unwrap_or(false) {
             return None;
         }
-        let mut locations = self.regex.capture_locations();
-        self.regex
-            .captures_read_at(&mut locations, haystack, start)
-            .ok()
-            .flatten()?;
-        let spans = (0..locations.len())
-            .map(|index| locations.get(index))
-            .collect();
+        let spans = LOCATIONS.with(|cell| {
+            let mut cache = cell.borrow_mut();
+            if cache.len() >= CACHED_LOCATIONS && !cache.contains_key(&self.id) {
+                cache.clear();
+            }
+            let locations = cache
+                .entry(self.id)
+                .or_insert_with(|| self.regex.capture_locations());
+            self.regex
+                .captures_read_at(locations, haystack, start)
+                .ok()
+                .flatten()?;
+            Some(
+                (0..locations.len())
+                    .map(|index| locations.get(index))
+                    .collect::<Vec<_>>(),
+            )
+        })?;
         Some(PythonMatch {
             subject,
             spans,
