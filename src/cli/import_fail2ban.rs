@@ -6,8 +6,8 @@
 //! database and the way to the running daemon (`--config`/`--socket`). Emits the nftjail
 //! configuration files (not with `--dry-run`), a report on stdout (each jail converted, and
 //! everything not carried over with the reason), and the active bans sent to the daemon in one
-//! streamed request. Never overwrites fail2ban's files, never writes over an existing
-//! `nftjail.toml` in the output directory, never guesses a jail for a ban.
+//! streamed request. Never writes into fail2ban's files, never overwrites a file in the output
+//! directory, never guesses a jail for a ban.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub struct ImportArgs {
     pub config_dir: Option<PathBuf>,
 
     /// Where to write the nftjail configuration (nftjail.toml, jail.d/, filter.d/); created if
-    /// missing. An existing nftjail.toml there is never overwritten.
+    /// missing. A file already there (an installed nftjail.toml, say) is never overwritten.
     #[arg(long, value_name = "DIR", requires = "config_dir")]
     pub out: Option<PathBuf>,
 
@@ -84,14 +84,20 @@ fn import_config(dir: &Path, out: &Path, dry_run: bool) -> Result<bool, CliError
         )));
     }
     let conversion = config::convert(dir, unix_now());
-    if !dry_run && out.join("nftjail.toml").exists() {
-        return Err(CliError::Usage(format!(
-            "{} already holds an nftjail.toml: give an empty or new directory (nothing written)",
-            out.display()
-        )));
-    }
+    let mut kept = Vec::new();
     for (relative, text) in &conversion.files {
         let path = out.join(relative);
+        if let Ok(existing) = std::fs::read(&path) {
+            // Never overwritten: an existing main file keeps the host's settings, an identical
+            // filter file is already there.
+            if existing != text.as_bytes() {
+                kept.push(format!(
+                    "{} exists and is kept as it is (not overwritten)",
+                    path.display()
+                ));
+            }
+            continue;
+        }
         if dry_run {
             outln!("--- {} ({} bytes)", path.display(), text.len())?;
             if relative.extension().is_some_and(|x| x == "toml") {
@@ -110,6 +116,17 @@ fn import_config(dir: &Path, out: &Path, dry_run: bool) -> Result<bool, CliError
             source,
         })?;
     }
+    for note in &kept {
+        outln!("note: {note}")?;
+    }
+    for jail in &conversion.report.converted {
+        for other in other_definitions(out, jail) {
+            outln!(
+                "note: {} also defines [{jail}]: its keys that jail.d/{jail}.toml does not set still apply (files are merged key by key, in name order)",
+                other.display()
+            )?;
+        }
+    }
     outln!("{}", conversion.report.to_string().trim_end())?;
     if dry_run {
         outln!("dry run: nothing written")?;
@@ -122,6 +139,30 @@ fn import_config(dir: &Path, out: &Path, dry_run: bool) -> Result<bool, CliError
         )?;
     }
     Ok(conversion.report.has_errors())
+}
+
+/// Files of `out/jail.d` other than `NAME.toml` that define the jail `name`.
+fn other_definitions(out: &Path, name: &str) -> Vec<PathBuf> {
+    let header = format!("[{name}]");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(out.join("jail.d"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .is_some_and(|n| *n != *format!("{name}.toml"))
+                })
+                .filter(|path| path.extension().is_some_and(|x| x == "toml"))
+                .filter(|path| {
+                    std::fs::read_to_string(path)
+                        .is_ok_and(|text| text.lines().any(|line| line.trim() == header))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// Sends the database's active bans to the daemon; `true` when some were rejected.

@@ -139,3 +139,33 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail2ban_references_are_told_apart() {
+        let cases = [
+            ("sshd", false),
+            ("/etc/nftjail/filter.d/app.toml", false),
+            ("sshd[mode=aggressive]", true),
+            ("exim.conf", true),
+            ("/etc/fail2ban/filter.d/exim.conf", true),
+            ("/etc/fail2ban/filter.d/sshd.local", true),
+            ("sshd.conf[mode=\"ddos\"]", true),
+        ];
+        for (text, fail2ban) in cases {
+            assert_eq!(is_fail2ban_reference(text), fail2ban, "{text}");
+        }
+        let dir = Path::new("/etc/nftjail");
+        assert_eq!(
+            reference_path("sshd.conf[mode=ddos]", dir),
+            Path::new("/etc/nftjail/filter.d/sshd.conf")
+        );
+        assert_eq!(
+            reference_path("/etc/fail2ban/filter.d/exim.conf", dir),
+            Path::new("/etc/fail2ban/filter.d/exim.conf")
+        );
+    }
+}

@@ -202,14 +202,27 @@ fn convert_jail(
                     ),
                 );
             }
-            if let Some(matches) = jail.get("journalmatch").filter(|m| !m.trim().is_empty()) {
-                let words: Vec<String> = matches.split_whitespace().map(str::to_string).collect();
+            // Written out (the filter's, then the jail's, as fail2ban adds them), so that a
+            // journalmatch of another drop-in for the same jail cannot replace them.
+            let mut words: Vec<String> = Vec::new();
+            for line in jail.journalmatch.iter().filter(|l| !l.is_empty()) {
+                if !words.is_empty() {
+                    words.push("+".into());
+                }
+                words.extend(line.iter().cloned());
+            }
+            if !words.is_empty() {
                 let _ = writeln!(text, "journalmatch = {}", list(&words));
             }
         } else {
-            if backend == "polling" {
-                let _ = writeln!(text, "backend = \"polling\"");
-            }
+            // fail2ban's file backends never read the journal: neither does the jail, whatever
+            // another drop-in for it says.
+            let file_backend = if backend == "polling" {
+                "polling"
+            } else {
+                "file"
+            };
+            let _ = writeln!(text, "backend = {}", quote(file_backend));
             let paths: Vec<String> = jail
                 .logpath
                 .iter()
