@@ -28,9 +28,9 @@ printf 'logs: %s lines each; %s, kernel %s, %s cores, load average %s\n' "$LINES
   "$(. /etc/os-release; echo "$PRETTY_NAME")" "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-26s %12s %12s %8s %9s %9s\n' filter 'nftjail l/s' 'f2b l/s' speed-up failures agree
 status=0
-for pair in 'sshd[mode=aggressive]=sshd' 'postfix[mode=aggressive]=postfix' 'dovecot=dovecot' 'exim=exim'; do
+for pair in 'sshd=sshd' 'sshd[mode=aggressive]=sshd' 'postfix[mode=aggressive]=postfix' 'dovecot=dovecot' 'exim=exim'; do
   filter=${pair%=*}
-  log="$work/${pair#*=}.log"
+  log="$work/${pair##*=}.log"
   case "$filter" in *'['*) reference=$filter ;; *) reference="$filter.conf" ;; esac
   best=""
   for _ in $(seq "$RUNS"); do

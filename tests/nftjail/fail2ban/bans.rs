@@ -130,3 +130,33 @@ fn fail2ban_active_bans_move_into_the_running_daemon() {
         ACTIVE + 1
     );
 }
+
+// A jail running fail2ban's own sshd filter (a path with options) bans as a native one does.
+#[test]
+#[ignore = "needs fail2ban"]
+fn a_jail_with_fail2bans_own_sshd_filter_bans_into_the_kernel() {
+    require_fail2ban();
+    let d = Daemon::start(
+        "f2b-filter",
+        "",
+        "[sshd]\nenabled = true\nfilter = \"/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]\"\n\
+         logpath = \"{dir}/auth.log\"\nport = [\"ssh\"]\nmaxretry = 3\nbantime = \"1h\"\n",
+    );
+    let status = d.ok(&["status", "sshd", "--json"]);
+    assert!(status.contains("\"mode\": \"aggressive\""), "{status}");
+    let lines: Vec<String> = (1..=3)
+        .map(|pid| {
+            crate::daemon::syslog(
+                "sshd",
+                pid,
+                "Failed password for invalid user bob from 192.0.2.9 port 4022 ssh2",
+            )
+        })
+        .collect();
+    d.append("auth.log", &lines);
+    d.wait_until("the ban in the kernel", || {
+        d.members("sshd_v4") == ["192.0.2.9"]
+    });
+    let (timeout, _) = d.timing("sshd_v4", "192.0.2.9").unwrap();
+    assert_eq!(timeout, Some(3600));
+}

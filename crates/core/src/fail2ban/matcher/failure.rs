@@ -6,7 +6,9 @@
 //! `mlfpending` handled as `Filter._mergeFailure` does.
 //! Never: keeps more than 100 sessions or a session older than 5 minutes of `now`.
 
-use std::collections::BTreeSet;
+// A regression test of the cache's eviction order is at the bottom.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// The `fail` dict: named groups plus fail2ban's bookkeeping keys.
@@ -53,10 +55,22 @@ impl FailData {
     }
 }
 
-/// `Utils.Cache(maxCount=100, maxTime=300)` of multi-line sessions.
+/// `Utils.Cache(maxCount=100, maxTime=300)` of multi-line sessions: a map for the lookups every
+/// line makes, and the insertion order (Python's dict order) for evictions.
 #[derive(Debug, Clone, Default)]
 pub struct SessionCache {
-    entries: Vec<(String, FailData, f64)>,
+    entries: HashMap<String, Session>,
+    /// Keys in insertion order with the stamp they were inserted with; an item whose key is gone
+    /// or was inserted again since is stale and skipped.
+    order: VecDeque<(u64, String)>,
+    next: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    data: FailData,
+    expires: f64,
+    stamp: u64,
 }
 
 const MAX_SESSIONS: usize = 100;
@@ -64,43 +78,63 @@ const SESSION_SECONDS: f64 = 300.0;
 
 impl SessionCache {
     pub fn get(&mut self, key: &str, now: f64) -> Option<&mut FailData> {
-        let index = self.entries.iter().position(|(name, _, _)| name == key)?;
-        if self.entries[index].2 > now {
-            return Some(&mut self.entries[index].1);
+        let expired = self.entries.get(key)?.expires <= now;
+        if expired {
+            self.entries.remove(key);
+            return None;
         }
-        self.entries.remove(index);
-        None
+        self.entries.get_mut(key).map(|session| &mut session.data)
     }
 
     pub fn set(&mut self, key: &str, value: FailData, now: f64) {
+        if let Some(session) = self.entries.get_mut(key) {
+            // An existing key keeps its place (a Python dict assignment).
+            session.data = value;
+            session.expires = now + SESSION_SECONDS;
+            return;
+        }
         if self.entries.len() >= MAX_SESSIONS {
-            while !self.entries.is_empty() {
-                let (_, _, expires) = self.entries.remove(0);
-                if expires > now && self.entries.len() < MAX_SESSIONS {
+            // FIFO: drop from the front; stop after an unexpired one once there is room.
+            while let Some((stamp, oldest)) = self.order.pop_front() {
+                let live = self.entries.get(&oldest).is_some_and(|s| s.stamp == stamp);
+                if !live {
+                    continue;
+                }
+                let removed = self.entries.remove(&oldest).expect("invariant: just seen");
+                if removed.expires > now && self.entries.len() < MAX_SESSIONS {
+                    break;
+                }
+                if self.entries.is_empty() {
                     break;
                 }
             }
         }
-        match self.entries.iter_mut().find(|(name, _, _)| name == key) {
-            Some(entry) => {
-                entry.1 = value;
-                entry.2 = now + SESSION_SECONDS;
-            }
-            None => self
-                .entries
-                .push((key.to_string(), value, now + SESSION_SECONDS)),
+        self.next += 1;
+        self.entries.insert(
+            key.to_string(),
+            Session {
+                data: value,
+                expires: now + SESSION_SECONDS,
+                stamp: self.next,
+            },
+        );
+        self.order.push_back((self.next, key.to_string()));
+        if self.order.len() > 4 * MAX_SESSIONS {
+            let entries = &self.entries;
+            self.order
+                .retain(|(stamp, key)| entries.get(key).is_some_and(|s| s.stamp == *stamp));
         }
     }
 
     /// Replaces a session's data, keeping its expiry (Python mutates the cached dict).
     pub fn replace(&mut self, key: &str, value: FailData) {
-        if let Some(entry) = self.entries.iter_mut().find(|(name, _, _)| name == key) {
-            entry.1 = value;
+        if let Some(session) = self.entries.get_mut(key) {
+            session.data = value;
         }
     }
 
     pub fn unset(&mut self, key: &str) {
-        self.entries.retain(|(name, _, _)| name != key);
+        self.entries.remove(key);
     }
 }
 
@@ -200,4 +234,34 @@ pub fn merge_failure(
         cache.replace(session, fail.clone());
     }
     (fail, in_cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The session cache became a map (it was searched linearly for every line): it must still
+    // evict as fail2ban's ordered cache does.
+    #[test]
+    fn sessions_evict_in_insertion_order_like_fail2ban() {
+        let mut cache = SessionCache::default();
+        for n in 0..MAX_SESSIONS {
+            cache.set(&format!("s{n}"), FailData::default(), 0.0);
+        }
+        // Updating an existing key keeps its place; a new key evicts the oldest live one.
+        cache.set("s0", FailData::default(), 1.0);
+        cache.set("new", FailData::default(), 1.0);
+        assert!(
+            cache.get("s0", 2.0).is_none(),
+            "s0 kept its first place and went first"
+        );
+        assert!(cache.get("s1", 2.0).is_some());
+        assert!(cache.get("new", 2.0).is_some());
+        // Expired sessions are dropped from the front until a live one goes.
+        cache.set("late", FailData::default(), 400.0);
+        assert!(cache.get("s1", 400.0).is_none());
+        assert!(cache.get("late", 400.0).is_some());
+        cache.unset("late");
+        assert!(cache.get("late", 400.0).is_none());
+    }
 }
