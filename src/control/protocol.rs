@@ -372,6 +372,16 @@ mod tests {
             },
             Request::Banned { jail: None },
             Request::Reload,
+            Request::Import {
+                bans: vec![ImportedBan {
+                    jail: "sshd".into(),
+                    target: "192.0.2.1".into(),
+                    since: 1_800_000_000,
+                    expires: None,
+                    count: 3,
+                }],
+                stream: true,
+            },
         ];
         for r in requests {
             let line = encode_request(&r);

@@ -31,7 +31,7 @@ impl BufferedLine {
 
 /// `Regex._tupleLinesBuf`.
 pub fn lines_buffer(lines: &[BufferedLine]) -> String {
-    let mut buffer = String::new();
+    let mut buffer = String::with_capacity(lines.iter().map(|line| line.text.len() + 1).sum());
     for (index, line) in lines.iter().enumerate() {
         if index > 0 {
             buffer.push('\n');

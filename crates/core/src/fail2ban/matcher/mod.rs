@@ -310,7 +310,10 @@ impl Fail2banMatcher {
 
 /// `getGroups()`: the group dict with `F-ALT_*` and `F-TUPLE_*` folded in.
 fn group_data(regex: &FilterRegex, searched: &Searched) -> FailData {
-    let mut data = FailData::default();
+    let mut data = FailData {
+        groups: Vec::with_capacity(regex.names.len() + 4),
+        ..FailData::default()
+    };
     for (name, index) in &regex.names {
         data.groups.push((
             Arc::from(name.as_str()),
