@@ -5,8 +5,8 @@
 //! Receives a compiled filter of either kind, then raw lines or journal entries with `now`;
 //! emits core's [`Outcome`] per line, so the filter stage and `test-filter` never ask which kind
 //! they run. For fail2ban filters, a failure whose id is not an address (a host name: `usedns`
-//! is `no`; an `<F-ID>` that is no address) and a `<F-NOFAIL>` match are not failures. It never
-//! decides anything about an address.
+//! is `no`; an `<F-ID>` that is no address), a network (`<SUBNET>` with a prefix) and a
+//! `<F-NOFAIL>` match are not failures. It never decides anything about an address.
 
 use std::sync::Arc;
 
@@ -102,6 +102,14 @@ impl Fail2banRun {
         found
             .into_iter()
             .filter(|found| !found.nofail)
+            // A `<SUBNET>`/`<CIDR>` capture names a network, not an address: the tracker counts
+            // addresses, and banning the network's first address would be wrong (no stock
+            // fail2ban filter captures one).
+            .filter(|found| match (found.host, found.prefix) {
+                (Some(std::net::IpAddr::V4(_)), Some(length)) => length == 32,
+                (Some(std::net::IpAddr::V6(_)), Some(length)) => length == 128,
+                _ => true,
+            })
             .find_map(|found| {
                 Some(Failure {
                     host: nftjail_core::addr::canonical(found.host?),
@@ -150,6 +158,49 @@ impl AnyMatcher {
                 let found = run.matcher.feed_journal(&line, time, now, &run.zone);
                 Fail2banRun::outcome(found)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nftjail_core::fail2ban::Found;
+
+    fn found(host: &str, prefix: Option<u8>, nofail: bool) -> Found {
+        let time = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Found {
+            host: host.parse().ok(),
+            prefix,
+            raw: host.to_string(),
+            time: time.timestamp(),
+            local_time: time.naive_utc(),
+            user: Some("root".into()),
+            users: Vec::new(),
+            nofail,
+            line: 1,
+            lines: vec![1],
+            failregex: 0,
+        }
+    }
+
+    #[test]
+    fn only_addresses_that_are_failures_come_out() {
+        let cases = [
+            (found("192.0.2.1", None, false), Some("192.0.2.1")),
+            (found("::ffff:192.0.2.2", None, false), Some("192.0.2.2")),
+            (found("192.0.2.3", None, true), None),
+            (found("host.example", None, false), None),
+            (found("192.0.2.0", Some(24), false), None),
+            (found("192.0.2.4", Some(32), false), Some("192.0.2.4")),
+        ];
+        for (found, want) in cases {
+            let label = found.raw.clone();
+            let host = match Fail2banRun::outcome(vec![found]) {
+                Outcome::Failure(failure) => Some(failure.host.to_string()),
+                _ => None,
+            };
+            assert_eq!(host.as_deref(), want, "{label}");
         }
     }
 }
