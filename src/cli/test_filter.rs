@@ -154,7 +154,7 @@ fn compile(args: &TestFilterArgs) -> Result<(CompiledFilter, String), CliError> 
         )
         .map_err(CliError::Config)?;
         for warning in filter.warnings() {
-            errln!("{}", warning.to_diagnostic());
+            errln!("{} (warning)", warning.to_diagnostic());
         }
         return Ok((CompiledFilter::Fail2ban(filter), args.filter.clone()));
     }

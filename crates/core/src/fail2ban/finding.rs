@@ -53,17 +53,13 @@ impl Finding {
     }
 
     /// The finding as one of the project's diagnostics: `PATH:LINE:1: message` (line 1 when
-    /// the problem belongs to the whole file); a warning says so in its message.
+    /// the problem belongs to the whole file). Whoever shows a warning says it is one.
     pub fn to_diagnostic(&self) -> Diagnostic {
-        let message = match self.severity {
-            Severity::Error => self.message.clone(),
-            Severity::Warning => format!("warning: {}", self.message),
-        };
         Diagnostic {
             path: self.path.clone(),
             line: self.line.map_or(1, |line| line as usize),
             col: 1,
-            message,
+            message: self.message.clone(),
         }
     }
 }
