@@ -121,7 +121,7 @@ fn fail2ban_filters_find_what_fail2ban_regex_finds() {
     require_fail2ban();
     let dir = tempfile::tempdir().unwrap();
     let mixed = mixed_log(dir.path());
-    let generated = generator::write_logs(dir.path(), 20_000);
+    let generated = generator::write_logs(dir.path(), 10_000);
     let mut runs: Vec<(String, PathBuf, String)> = [
         "sshd",
         "sshd[mode=aggressive]",
@@ -208,7 +208,7 @@ fn fail2ban_filters_find_what_fail2ban_regex_finds() {
     // as a raw id, nftjail cannot put it in a set and does not guess which address it means.
     assert!(total >= 0.99, "{:.3}% agreement", 100.0 * total);
     assert!(
-        all_ours > 50_000,
+        all_ours > 25_000,
         "the comparison found failures to compare"
     );
 }

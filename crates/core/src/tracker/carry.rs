@@ -27,8 +27,9 @@ impl Tracker {
     /// Takes `carried` into `jail` with its own times and count. Empty orders: nothing to do
     /// (it has expired by `now`, or the target is already banned here at least as long).
     ///
-    /// The count feeds escalation: the target's history gets the earlier bans it implies (at
-    /// `since`), so its next ban in this jail is its `count + 1`-th, as in fail2ban.
+    /// The count feeds escalation: the target's history gets the earlier bans it implies (just
+    /// before `since`), so its next ban in this jail is its `count + 1`-th, as in fail2ban. They
+    /// are written to the state log with the history at its next compaction.
     pub fn carry_over(
         &mut self,
         jail: &JailName,
@@ -64,9 +65,12 @@ impl Tracker {
         let state = self.jails.get_mut(jail).expect("invariant: checked above");
         state.window.forget(window_key(&carried.target));
         let known = self.history.count(&carried.target, i64::MIN, |j| j == jail);
-        // The ban itself enters the history when it settles: record the bans before it.
+        // The ban itself enters the history when it settles: record the bans before it, a
+        // second before it (an entry at the ban's own start is taken for the ban itself when the
+        // state is compacted, and would not be written).
         for _ in known.saturating_add(1)..ban.count {
-            self.history.record(carried.target, jail.clone(), ban.since);
+            self.history
+                .record(carried.target, jail.clone(), ban.since.saturating_sub(1));
         }
         self.place(ban, now)
     }
