@@ -100,7 +100,7 @@ fn sshd_200k(c: &mut Criterion) {
     });
     group.bench_function("test-filter", |b| {
         b.iter(|| {
-            let mut m = matcher("sshd", "normal");
+            let mut m = nftjail::filter::engine::AnyMatcher::Native(matcher("sshd", "normal"));
             let mut sink = std::io::sink();
             let summary = test_filter::scan(&mut m, &log[..], now(), |number, failure| {
                 test_filter::write_failure(&mut sink, number, failure, true)

@@ -19,6 +19,8 @@
 //!   publisher, consumer.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
+//! - [`fail2ban`]: core's fail2ban engine over the file system, and `import-fail2ban` (a whole
+//!   fail2ban installation: configuration, filters and active bans).
 //! - [`http`]: the HTTP API (the control socket's requests over HTTP, bearer tokens), the web
 //!   console and `/metrics`, on axum and hyper; off unless `[http]` or `[metrics]` is set.
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fail2ban;
 pub mod filter;
 pub mod fleet;
 pub mod http;

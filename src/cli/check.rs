@@ -38,11 +38,11 @@ pub fn run(args: &CheckArgs) -> Result<(), CliError> {
                     Source::Files { paths, .. } => paths.join(", "),
                     Source::Journal { matches, .. } => format!("journal {}", matches.join(" ")),
                 };
-                format!(
-                    "filter {} (mode {}) on {from}",
-                    filter.name,
-                    filter.filter.mode()
-                )
+                // A fail2ban filter without a `mode` option has none to show.
+                match filter.filter.mode() {
+                    mode if mode.is_empty() => format!("filter {} on {from}", filter.name),
+                    mode => format!("filter {} (mode {mode}) on {from}", filter.name),
+                }
             }
             JailKind::Recidive => format!(
                 "recidive: {} bans within the findtime",

@@ -11,6 +11,7 @@ pub mod control;
 pub mod demo;
 pub mod firewall;
 pub mod http_token;
+pub mod import_fail2ban;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -63,6 +64,10 @@ pub enum Command {
     Forward(firewall::ForwardArgs),
     /// Print the HTTP API's bearer token ([http] token_file), or the console's address with it.
     HttpToken(http_token::HttpTokenArgs),
+    /// Migrate a fail2ban installation: its jails and filters into an nftjail configuration
+    /// (--config-dir, --out), its active bans into the running daemon (--db).
+    #[command(name = "import-fail2ban")]
+    ImportFail2ban(import_fail2ban::ImportArgs),
 }
 
 /// How a command failed.
@@ -134,6 +139,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::HttpToken(mut args) => {
             args.config = args.config.or(cli.client.config);
             http_token::run(&args)
+        }
+        Command::ImportFail2ban(mut args) => {
+            args.client = args.client.or(&cli.client);
+            import_fail2ban::run(&args)
         }
     }
 }

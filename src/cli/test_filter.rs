@@ -1,6 +1,7 @@
 //! `nftjail test-filter FILTER LOG`: runs a filter over a log file and prints each failure.
 //!
-//! Receives a filter (built-in name or `.toml` path) and a log (file or `-` for stdin); emits one
+//! Receives a filter (built-in name, `.toml` path, or a fail2ban filter file with fail2ban's
+//! option syntax, `sshd.conf[mode=aggressive]`) and a log (file or `-` for stdin); emits one
 //! line per failure on stdout (readable, or one JSON object per line with `--json`) and a
 //! summary on stderr: lines read, failures, ignored, skipped with reasons, lines per second.
 //! Lines that are not failures print nothing. This is the filter stage's only I/O edge; it
@@ -20,9 +21,11 @@ use clap::Args;
 
 use super::{CliError, output};
 use crate::errln;
+use crate::fail2ban::{FAIL2BAN_DIR, Fail2banOptions, is_fail2ban_reference};
+use crate::filter::engine::{AnyMatcher, CompiledFilter};
 use nftjail_core::filter::{
-    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
-    SkipReason, builtin,
+    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Outcome, SkipReason,
+    builtin,
 };
 
 /// Arguments of `nftjail test-filter`.
@@ -30,11 +33,14 @@ use nftjail_core::filter::{
 #[command(
     after_help = "Examples:\n  nftjail test-filter sshd /var/log/auth.log\n  \
     journalctl -u ssh -o short-iso | nftjail test-filter sshd - --mode aggressive --json\n  \
-    nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log"
+    nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log\n  \
+    nftjail test-filter '/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]' /var/log/auth.log\n  \
+    nftjail test-filter 'postfix[mode=extra]' /var/log/mail.log    # fail2ban's, from /etc/fail2ban"
 )]
 pub struct TestFilterArgs {
-    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel) or the path
-    /// of a filter .toml file.
+    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel), the path
+    /// of a filter .toml file, or a fail2ban filter: a .conf path or a name with fail2ban's
+    /// options (`exim.conf`, `sshd[mode=aggressive]`; names resolve under --fail2ban-dir).
     #[arg(value_name = "FILTER")]
     pub filter: String,
 
@@ -52,8 +58,9 @@ pub struct TestFilterArgs {
 
     /// Where and how the log writes its time, strftime-like (e.g. "%Y-%m-%d %H:%M:%S"; a
     /// leading ^ anchors it at the line start; "none": lines carry no time).
-    #[arg(long, value_name = "PATTERN", value_parser = parse_datepattern)]
-    pub datepattern: Option<DatePattern>,
+    /// For a fail2ban filter: fail2ban's datepattern syntax (`{^LN-BEG}%Y-%m-%d`, `EPOCH`).
+    #[arg(long, value_name = "PATTERN")]
+    pub datepattern: Option<String>,
 
     /// Zone of times written without an offset: local, UTC, UTC+0200, +02:00, -0500.
     #[arg(long, value_name = "ZONE", default_value = "local")]
@@ -63,10 +70,10 @@ pub struct TestFilterArgs {
     /// syslog files reproducible.
     #[arg(long, value_name = "TIME")]
     pub now: Option<DateTime<Utc>>,
-}
 
-fn parse_datepattern(text: &str) -> Result<DatePattern, String> {
-    text.parse()
+    /// fail2ban's configuration directory: fail2ban filter names resolve in its filter.d/.
+    #[arg(long, value_name = "DIR", default_value = FAIL2BAN_DIR)]
+    pub fail2ban_dir: PathBuf,
 }
 
 /// What a run counted.
@@ -81,15 +88,9 @@ pub struct Summary {
 }
 
 pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
-    let file = load_filter(&args.filter)?;
-    let options = FilterOptions {
-        mode: args.mode.clone(),
-        datepattern: args.datepattern.clone(),
-        timezone: args.logtimezone,
-    };
-    let filter = Arc::new(file.compile(&options).map_err(CliError::Config)?);
-    let mut matcher = Matcher::new(Arc::clone(&filter), crate::filter::zone::system());
     let now = args.now.unwrap_or_else(Utc::now);
+    let (filter, name) = compile(args)?;
+    let mut matcher = filter.matcher(crate::filter::zone::system());
     let log_name = if args.log == Path::new("-") {
         "stdin".into()
     } else {
@@ -122,8 +123,8 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
         "{}",
         report(
             &summary,
-            filter.name(),
-            filter.mode(),
+            &name,
+            &filter.mode(),
             filter.regex_count(),
             &log_name,
             elapsed
@@ -131,6 +132,48 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
         .trim_end()
     );
     Ok(())
+}
+
+/// The filter named on the command line, compiled with the command's options, and its name.
+fn compile(args: &TestFilterArgs) -> Result<(CompiledFilter, String), CliError> {
+    if is_fail2ban_reference(&args.filter) {
+        let options = Fail2banOptions {
+            mode: args.mode.clone(),
+            datepattern: args.datepattern.clone(),
+            log_time_zone: (args.logtimezone != LogTimeZone::Local)
+                .then(|| args.logtimezone.to_string()),
+            journal: false,
+        };
+        // The year window of `%ExY` comes from the clock at load, as fail2ban's does (not from
+        // `--now`, which only stands in for the time lines are matched at).
+        let filter = crate::fail2ban::load_filter(
+            &args.filter,
+            &args.fail2ban_dir,
+            &options,
+            crate::fail2ban::unix_now(),
+        )
+        .map_err(CliError::Config)?;
+        for warning in filter.warnings() {
+            errln!("{} (warning)", warning.to_diagnostic());
+        }
+        return Ok((CompiledFilter::Fail2ban(filter), args.filter.clone()));
+    }
+    let file = load_filter(&args.filter)?;
+    let datepattern = match &args.datepattern {
+        Some(text) => Some(
+            text.parse::<DatePattern>()
+                .map_err(|e| CliError::Usage(format!("--datepattern {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let options = FilterOptions {
+        mode: args.mode.clone(),
+        datepattern,
+        timezone: args.logtimezone,
+    };
+    let filter = file.compile(&options).map_err(CliError::Config)?;
+    let name = filter.name().to_string();
+    Ok((CompiledFilter::Native(Arc::new(filter)), name))
 }
 
 /// The filter named on the command line: a path if it looks like one, else a built-in.
@@ -165,7 +208,7 @@ pub enum ScanError {
 /// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
 /// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
 pub fn scan<R: Read>(
-    matcher: &mut Matcher,
+    matcher: &mut AnyMatcher,
     mut input: R,
     now: DateTime<Utc>,
     mut on_failure: impl FnMut(u64, &Failure) -> io::Result<()>,
@@ -356,16 +399,14 @@ mod tests {
         "2026-11-23T12:00:00Z".parse().unwrap()
     }
 
-    fn sshd() -> Matcher {
+    fn sshd() -> AnyMatcher {
         let file = builtin::load("sshd").unwrap().unwrap();
         let options = FilterOptions {
             timezone: "UTC".parse().unwrap(),
             ..FilterOptions::default()
         };
-        Matcher::new(
-            Arc::new(file.compile(&options).unwrap()),
-            nftjail_core::filter::LocalZone::utc(),
-        )
+        CompiledFilter::Native(Arc::new(file.compile(&options).unwrap()))
+            .matcher(nftjail_core::filter::LocalZone::utc())
     }
 
     /// Reads `input` in reads of at most `chunk` bytes, to exercise line splitting.

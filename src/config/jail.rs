@@ -12,7 +12,8 @@ use super::files::{FileId, Files, Place};
 use super::filters::FilterCache;
 use super::ports::parse_ports;
 use super::raw::{EscalationRaw, JailRaw, PortRaw};
-use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
+use super::{BanTime, CompiledFilter, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
+use crate::fail2ban::Fail2banOptions;
 use nftjail_core::addr::BanTarget;
 use nftjail_core::diag::{Diagnostic, Diagnostics};
 use nftjail_core::filter::FilterOptions;
@@ -431,18 +432,32 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
         }
         return JailKind::Manual;
     }
-    if !filters.exists(&filter_name) {
+    let fail2ban = filters.is_fail2ban(&filter_name);
+    if !fail2ban && !filters.exists(&filter_name) {
         diags.push(l.files.diag(
             &filter_place,
             format!(
-                "unknown filter {filter_name:?} (not in filter.d/ nor among the built-in filters)"
+                "unknown filter {filter_name:?} (not in filter.d/ nor among the built-in filters; a fail2ban filter is written NAME.conf or a path)"
             ),
         ));
     }
+    let compiled = if fail2ban {
+        compile_fail2ban(l, filters, &filter_name, journal, diags)
+    } else {
+        compile_filter(l, filters, &filter_name, diags)
+    };
     let source = if journal {
+        // A journal jail takes its filter's journalmatch (fail2ban's) unless it sets its own.
         let matches = l
             .pick(|r| r.journalmatch.as_ref())
             .map(|(_, m)| m.get_ref().clone().into_vec())
+            .or_else(|| match compiled.as_ref().map(|c| &c.filter) {
+                Some(CompiledFilter::Fail2ban(filter)) => {
+                    let lines = filter.journalmatch();
+                    (!lines.is_empty()).then(|| lines.join(&["+".to_string()][..]))
+                }
+                _ => None,
+            })
             .unwrap_or_default();
         if let Some((f, m)) = l.pick(|r| r.journalmatch.as_ref()) {
             for word in m.get_ref().clone().into_vec() {
@@ -485,11 +500,46 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
             poll_only: backend_name == "polling",
         }
     };
-    match compile_filter(l, filters, &filter_name, diags) {
+    match compiled {
         Some(filter) => JailKind::Log { filter, source },
         // The errors are reported; the kind does not matter any more.
         None => JailKind::Manual,
     }
+}
+
+/// Loads the jail's fail2ban filter with the jail's `mode`, `datepattern` and `logtimezone` as
+/// fail2ban passes jail options to its filter; the filter file's errors are reported by the
+/// cache, at their file and line.
+fn compile_fail2ban(
+    l: &Layers<'_>,
+    filters: &mut FilterCache,
+    reference: &str,
+    journal: bool,
+    diags: &mut Diagnostics,
+) -> Option<FilterChoice> {
+    let mut options = Fail2banOptions {
+        journal,
+        ..Fail2banOptions::default()
+    };
+    options.mode = l
+        .pick(|r| r.mode.as_ref())
+        .map(|(_, m)| m.get_ref().clone());
+    options.datepattern = l
+        .pick(|r| r.datepattern.as_ref())
+        .map(|(_, p)| p.get_ref().clone());
+    if let Some((f, zone)) = l.pick(|r| r.logtimezone.as_ref()) {
+        match zone.get_ref().parse::<nftjail_core::filter::LogTimeZone>() {
+            Ok(nftjail_core::filter::LogTimeZone::Local) => {}
+            Ok(_) => options.log_time_zone = Some(zone.get_ref().clone()),
+            Err(e) => diags.push(l.diag(f, zone, format!("logtimezone: {e}"))),
+        }
+    }
+    let filter = filters.fail2ban(reference, &options)?;
+    Some(FilterChoice {
+        name: reference.to_string(),
+        path: filters.fail2ban_path(reference),
+        filter: CompiledFilter::Fail2ban(filter),
+    })
 }
 
 /// Compiles the jail's filter in its mode with its date options; every problem is reported at
@@ -534,7 +584,7 @@ fn compile_filter(
         Ok(filter) => Some(FilterChoice {
             name: name.to_string(),
             path: file.path().to_path_buf(),
-            filter: Arc::new(filter),
+            filter: CompiledFilter::Native(Arc::new(filter)),
         }),
         // The filter file's own errors are reported by the cache, once for all jails.
         Err(_) => None,

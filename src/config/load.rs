@@ -119,7 +119,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         &mut diags,
     );
 
-    let mut filters = FilterCache::new(&filter_files);
+    let mut filters = FilterCache::new(&filter_files, &dir);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
     let mut validated = Vec::new();
@@ -147,6 +147,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         }
     }
     diags.extend(std::mem::take(&mut filters.diags));
+    warnings.append(&mut filters.warnings);
     if !diags.is_empty() {
         return Err(diags);
     }

@@ -20,7 +20,6 @@ mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 pub use files::{FileId, Files, Place};
 pub use firewall::FirewallConfig;
@@ -29,7 +28,7 @@ pub use nftjail_backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, V
 pub use nftjail_core::diag::{Diagnostic, Diagnostics};
 pub use nftjail_core::duration::{BanTime, Span};
 
-use nftjail_core::filter::Filter;
+pub use crate::filter::engine::CompiledFilter;
 use nftjail_core::jail::JailName;
 use nftjail_core::tracker::JailPolicy;
 
@@ -134,9 +133,10 @@ pub enum JailKind {
 #[derive(Debug, Clone)]
 pub struct FilterChoice {
     pub name: String,
-    /// The filter file (`filter.d/NAME.toml`, or `filters/NAME.toml (built-in)`).
+    /// The filter file (`filter.d/NAME.toml`, `filters/NAME.toml (built-in)`, or a fail2ban
+    /// `.conf`).
     pub path: PathBuf,
-    pub filter: Arc<Filter>,
+    pub filter: CompiledFilter,
 }
 
 /// Where a log jail reads.

@@ -33,6 +33,11 @@ pub enum Command {
         jail: Option<String>,
         all: bool,
     },
+    /// Bans decided elsewhere, with their jail (as named), times and count.
+    Import {
+        bans: Vec<(String, nftjail_core::tracker::CarriedBan)>,
+        rejected: Vec<Rejected>,
+    },
     Banned {
         jail: Option<String>,
     },

@@ -121,6 +121,29 @@ pub enum Request {
     ForwardDelete {
         id: u64,
     },
+    /// Takes bans decided elsewhere (fail2ban's database, `nftjail import-fail2ban --db`) with
+    /// their own times and ban count. With `stream`, one [`ImportedBan`] object a line follows,
+    /// ended by an empty line (as a streamed ban).
+    Import {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bans: Vec<ImportedBan>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
+    },
+}
+
+/// One ban of an `import` request. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedBan {
+    pub jail: String,
+    /// An address or CIDR prefix.
+    pub target: String,
+    pub since: i64,
+    /// `null`: permanent.
+    pub expires: Option<i64>,
+    /// The target's ban count (its `count`-th ban), for escalation.
+    pub count: u32,
 }
 
 impl Request {
@@ -138,6 +161,7 @@ impl Request {
                 | Request::RuleDelete { .. }
                 | Request::ForwardAdd { .. }
                 | Request::ForwardDelete { .. }
+                | Request::Import { .. }
         )
     }
 }
@@ -275,6 +299,9 @@ pub struct Reply {
     /// Bans whose timeout a `ban` refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed: Option<usize>,
+    /// `import`: bans left as they were (already in place at least as long, or over by now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
     /// `unban`: `JAIL TARGET` pairs removed.
@@ -478,6 +505,16 @@ mod tests {
                 session: None,
             },
             Request::ForwardDelete { id: 8 },
+            Request::Import {
+                bans: vec![ImportedBan {
+                    jail: "sshd".into(),
+                    target: "192.0.2.1".into(),
+                    since: 1_800_000_000,
+                    expires: None,
+                    count: 3,
+                }],
+                stream: true,
+            },
         ];
         for r in requests {
             let line = encode_request(&r);

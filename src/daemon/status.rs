@@ -57,10 +57,7 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str)
         counters.map_or(0, |c| f(c).load(Ordering::Relaxed))
     };
     let (filter, mode) = match &jail.kind {
-        JailKind::Log { filter, .. } => (
-            Some(filter.name.clone()),
-            Some(filter.filter.mode().to_string()),
-        ),
+        JailKind::Log { filter, .. } => (Some(filter.name.clone()), Some(filter.filter.mode())),
         _ => (None, None),
     };
     let mut banned: Vec<String> = tracker

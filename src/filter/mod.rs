@@ -1,4 +1,5 @@
-//! The filter stage: a jail's filter (core's [`Matcher`]) run on its source's thread.
+//! The filter stage: a jail's filter (core's native [`Matcher`] or a fail2ban filter, see
+//! [`engine`]) run on its source's thread.
 //!
 //! Receives raw items from a source (on the source's own thread); emits [`Event`]s to the core:
 //! failures in batches (one channel message per read round, not per line), checkpoints of the
@@ -10,6 +11,7 @@
 //! decides anything about an address, and never re-reads what it read: a source's position is
 //! its own while it runs, and is handed back in `Stopped` when it ends.
 
+pub mod engine;
 pub mod zone;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +23,8 @@ use tokio::sync::mpsc;
 use crate::config::{JailConfig, JailKind};
 use crate::source::{Item, Sink};
 use crate::state::Position;
-use nftjail_core::filter::{Failure, Matcher, Outcome};
+use engine::AnyMatcher;
+use nftjail_core::filter::{Failure, Outcome};
 use nftjail_core::jail::JailName;
 
 /// Failures of one round are sent together; a round that finds more sends every this many.
@@ -62,13 +65,13 @@ pub struct SourceCounters {
 }
 
 /// A filter handed to a running source by a reload, taken up between two read rounds.
-type NextMatcher = Arc<Mutex<Option<(Matcher, bool)>>>;
+type NextMatcher = Arc<Mutex<Option<(AnyMatcher, bool)>>>;
 
 /// The sink of one jail's source: filter in, events out.
 struct MatchSink {
     jail: JailName,
     id: u64,
-    matcher: Matcher,
+    matcher: AnyMatcher,
     next: NextMatcher,
     /// The positions of the last checkpoint, shared for `status`.
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
@@ -222,9 +225,9 @@ impl Stage {
 
 /// A matcher for `jail`'s filter, in the host's zone (followed as it changes); `None` for a jail
 /// that reads no log.
-fn matcher(jail: &JailConfig) -> Option<Matcher> {
+fn matcher(jail: &JailConfig) -> Option<AnyMatcher> {
     match &jail.kind {
-        JailKind::Log { filter, .. } => Some(Matcher::new(filter.filter.clone(), zone::system())),
+        JailKind::Log { filter, .. } => Some(filter.filter.matcher(zone::system())),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@ mod control;
 mod daemon;
 mod docs;
 mod durability;
+mod fail2ban;
 mod faults;
 mod filters;
 mod firewall;

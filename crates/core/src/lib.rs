@@ -10,6 +10,8 @@
 //! - [`duration`]: durations as fail2ban writes them (`600`, `10m`, `1w`, `-1`), `BanTime`.
 //! - [`diag`]: diagnostics that name a file, line and column.
 //! - [`ports`]: ports, port ranges and protocols (jail rules, the firewall).
+//! - [`fail2ban`]: fail2ban 1.0.2's own filter files and jail configuration, read and matched
+//!   as fail2ban does (PCRE2 behind Python `re` semantics).
 //! - [`firewall`]: the host firewall's rules and forwards, their stable ids and order, the
 //!   lock-out check.
 //! - [`filter`]: filter files, their compiled regexes and the per-source matcher (line →
@@ -24,6 +26,7 @@
 pub mod addr;
 pub mod diag;
 pub mod duration;
+pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
 pub mod fleet;

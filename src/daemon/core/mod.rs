@@ -27,6 +27,7 @@ use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
 pub mod firewall;
 mod fleet;
+mod import;
 mod reload;
 mod requests;
 

@@ -32,6 +32,8 @@ struct Ticket {
     rejected: Vec<Rejected>,
     /// An unban (its reply lists what was removed) rather than a ban.
     unban: bool,
+    /// An import: bans left as they were (`Some` only for imports).
+    kept: Option<usize>,
 }
 
 /// Clients waiting for orders, by order.
@@ -43,12 +45,24 @@ pub struct Tickets {
 }
 
 impl Tickets {
-    fn open(
+    pub(super) fn open(
         &mut self,
         orders: &[Order],
         reply: oneshot::Sender<Reply>,
         rejected: Vec<Rejected>,
         unban: bool,
+    ) {
+        self.open_with(orders, reply, rejected, unban, None);
+    }
+
+    /// Opens a ticket; `kept` (imports) goes into its reply.
+    pub(super) fn open_with(
+        &mut self,
+        orders: &[Order],
+        reply: oneshot::Sender<Reply>,
+        rejected: Vec<Rejected>,
+        unban: bool,
+        kept: Option<usize>,
     ) {
         self.next += 1;
         let id = self.next;
@@ -66,6 +80,7 @@ impl Tickets {
                 errors: Vec::new(),
                 rejected,
                 unban,
+                kept,
             },
         );
     }
@@ -128,6 +143,7 @@ impl Ticket {
             reply.banned = Some(self.banned);
             reply.refreshed = Some(self.refreshed);
             reply.rejected = self.rejected;
+            reply.kept = self.kept;
         }
         (self.reply, reply)
     }
@@ -161,6 +177,7 @@ impl Core {
                 return self.unban(target, jail, all, reply);
             }
             Command::Firewall(command) => return self.firewall_call(command, reply),
+            Command::Import { bans, rejected } => return self.import(bans, rejected, reply),
         };
         let _ = reply.send(answer);
     }

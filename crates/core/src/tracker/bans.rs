@@ -31,6 +31,8 @@ pub enum Origin {
     Adopted,
     /// Decided by this peer of the fleet (`[cluster]`); never published again.
     Fleet(NodeName),
+    /// Carried over from another program (fail2ban's database) with its own times and count.
+    Imported,
 }
 
 impl Origin {
@@ -47,6 +49,7 @@ impl fmt::Display for Origin {
             Origin::Manual => f.write_str("manual"),
             Origin::Recidive => f.write_str("recidive"),
             Origin::Adopted => f.write_str("adopted"),
+            Origin::Imported => f.write_str("imported"),
             Origin::Fleet(node) => write!(f, "fleet:{node}"),
         }
     }
@@ -61,6 +64,7 @@ impl FromStr for Origin {
             "manual" => Ok(Origin::Manual),
             "recidive" => Ok(Origin::Recidive),
             "adopted" => Ok(Origin::Adopted),
+            "imported" => Ok(Origin::Imported),
             _ => match text.strip_prefix("fleet:") {
                 Some(node) => node.parse().map(Origin::Fleet).map_err(|e| e.to_string()),
                 None => Err(format!("unknown ban origin {text:?}")),

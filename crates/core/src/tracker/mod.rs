@@ -15,6 +15,7 @@
 //! ones it holds only when it outlasts them; otherwise the request is refused and says why.
 
 pub mod bans;
+mod carry;
 pub mod escalation;
 pub mod ignore;
 mod order;
@@ -33,6 +34,7 @@ use crate::duration::BanTime;
 use crate::jail::JailName;
 
 pub use bans::{ActiveBans, Ban, History, HistoryEntry, Origin};
+pub use carry::CarriedBan;
 pub use escalation::{Escalation, Jitter};
 pub use ignore::IgnoreList;
 pub use order::{Action, Order, OrderId, Settlement};

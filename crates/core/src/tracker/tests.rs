@@ -742,3 +742,71 @@ fn ignoreself_follows_the_hosts_addresses_as_they_change() {
         "the address left the host"
     );
 }
+
+fn carried(addr: &str, since: i64, expires: Option<i64>, count: u32) -> CarriedBan {
+    CarriedBan {
+        target: target(addr),
+        since,
+        expires,
+        count,
+    }
+}
+
+#[test]
+fn carried_bans_keep_their_times_and_count() {
+    let mut t = tracker(vec![JailPolicy {
+        escalation: Escalation {
+            increment: true,
+            factor: 1.0,
+            ..Escalation::default()
+        },
+        ..policy("sshd")
+    }]);
+    let sshd = name("sshd");
+    let orders = t
+        .carry_over(&sshd, carried("192.0.2.1", T0 - 100, Some(T0 + 500), 3), T0)
+        .unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].action, Action::Ban);
+    assert_eq!(orders[0].ban.since, T0 - 100);
+    assert_eq!(orders[0].ban.expires, Some(T0 + 500));
+    assert_eq!(orders[0].ban.count, 3);
+    assert_eq!(orders[0].ban.origin, Origin::Imported);
+    apply(&mut t, orders, T0);
+    // The next ban after it is the fourth: 2^3 × bantime.
+    t.expire(T0 + 501);
+    let mut banned = None;
+    for _ in 0..3 {
+        if let Counted::Banned(orders) = t.failure(&sshd, ip("192.0.2.1"), T0 + 600, T0 + 600) {
+            banned = Some(orders);
+        }
+    }
+    let ban = &banned.expect("third failure bans")[0].ban;
+    assert_eq!(ban.count, 4);
+    assert_eq!(ban.expires, Some(T0 + 600 + 8 * 3_600));
+}
+
+#[test]
+fn carried_bans_never_shorten_expire_or_ban_the_ignored() {
+    let mut t = tracker(vec![policy("sshd")]);
+    let sshd = name("sshd");
+    // Permanent, then a shorter one of the same address: the permanent one stays.
+    let orders = t
+        .carry_over(&sshd, carried("192.0.2.2", T0, None, 1), T0)
+        .unwrap();
+    apply(&mut t, orders, T0);
+    let shorter = t.carry_over(&sshd, carried("192.0.2.2", T0, Some(T0 + 60), 1), T0);
+    assert_eq!(shorter, Ok(Vec::new()));
+    // Already over.
+    let expired = t.carry_over(&sshd, carried("192.0.2.3", T0 - 90, Some(T0 - 1), 1), T0);
+    assert_eq!(expired, Ok(Vec::new()));
+    // 127.0.0.0/8 is in the ignore list; an unknown jail is named.
+    assert!(matches!(
+        t.carry_over(&sshd, carried("127.0.0.9", T0, None, 1), T0),
+        Err(Refusal::Ignored { .. })
+    ));
+    assert!(matches!(
+        t.carry_over(&name("nope"), carried("192.0.2.4", T0, None, 1), T0),
+        Err(Refusal::UnknownJail(_))
+    ));
+}
