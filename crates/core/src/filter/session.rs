@@ -1,10 +1,12 @@
 //! Multi-line sessions: which address a daemon process (tag + PID) is talking to.
 //!
 //! Receives bindings (a line of process `sshd[4242]` named address A at time T), lookups (a
-//! failure line of `sshd[4242]` without an address) and held failures (such a line before any
+//! failure line of `sshd[4242]` without an address), held failures (such a line before any
 //! line named the address: sshd logs `kex_exchange_identification: …` first and
-//! `Connection closed by A port N` after); emits the bound address, or the held failure once a
-//! binding names its address. The table is
+//! `Connection closed by A port N` after), the user names a session tries, and logins that end
+//! it; emits the bound address, the held failure once a binding names its address, and whether
+//! a session tried more than one user name (fail2ban charges such a session even for lines
+//! that are no failure by themselves, so that a login cannot wipe out guesses). The table is
 //! bounded so a flood of connections cannot grow it: at most [`CAPACITY`] sessions, each
 //! forgotten [`MAX_AGE`] seconds (log time) after it was last bound. When the table is full,
 //! expired sessions are dropped first, then the least recently bound half. Its memory is
@@ -33,14 +35,24 @@ pub struct SessionKey {
 
 impl SessionKey {
     pub fn new(tag: &str, pid: u32) -> SessionKey {
-        // FNV-1a: tags are short and trusted to be few; collisions only matter with equal PIDs.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in tag.bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        // Tags are short and trusted to be few; collisions only matter with equal PIDs.
+        SessionKey {
+            tag: fnv(tag.as_bytes()),
+            pid,
         }
-        SessionKey { tag: hash, pid }
     }
+}
+
+/// FNV-1a. For user names a collision (two names taken for one) only spares a session the
+/// charge for trying several names; a name is attacker-chosen, so this is no defence against
+/// a crafted collision, and none is needed: each failure of the session counts anyway.
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +62,10 @@ struct Entry {
     tick: u64,
     /// A failure of this session seen before its address.
     held: Option<Resolved>,
+    /// A hash of the first user name the session tried.
+    user: Option<u64>,
+    /// The session tried another user name than the first.
+    many: bool,
 }
 
 /// The open sessions of one log source.
@@ -82,11 +98,9 @@ impl SessionTable {
     /// Remembers that session `key` talks to `addr`, as of log time `at`. Returns the failure
     /// held for this session, if any (and forgets it).
     pub fn bind(&mut self, key: SessionKey, addr: IpAddr, at: i64) -> Option<Resolved> {
-        let held = self
-            .map
-            .get(&key)
-            .and_then(|e| e.held)
-            .filter(|h| at - h.at <= MAX_AGE);
+        let old = self.map.get(&key).filter(|e| at - e.at <= MAX_AGE);
+        let held = old.and_then(|e| e.held).filter(|h| at - h.at <= MAX_AGE);
+        let (user, many) = old.map_or((None, false), |e| (e.user, e.many));
         self.insert(
             key,
             Entry {
@@ -94,13 +108,62 @@ impl SessionTable {
                 at,
                 tick: 0,
                 held: None,
+                user,
+                many,
             },
         );
         held
     }
 
+    /// Notes that session `key` tried user name `user` at `at`; whether it has now tried more
+    /// than one.
+    pub fn note_user(&mut self, key: SessionKey, user: &str, at: i64) -> bool {
+        let hash = fnv(user.as_bytes());
+        match self.map.get_mut(&key).filter(|e| at - e.at <= MAX_AGE) {
+            Some(entry) => {
+                match entry.user {
+                    None => entry.user = Some(hash),
+                    Some(first) if first != hash => entry.many = true,
+                    Some(_) => {}
+                }
+                entry.many
+            }
+            None => {
+                self.insert(
+                    key,
+                    Entry {
+                        addr: None,
+                        at,
+                        tick: 0,
+                        held: None,
+                        user: Some(hash),
+                        many: false,
+                    },
+                );
+                false
+            }
+        }
+    }
+
+    /// Whether session `key` tried more than one user name.
+    pub fn many_users(&self, key: SessionKey, at: i64) -> bool {
+        self.map
+            .get(&key)
+            .is_some_and(|e| e.many && at - e.at <= MAX_AGE)
+    }
+
+    /// Forgets session `key` (its client logged in): address, held failure, user names.
+    pub fn forget(&mut self, key: SessionKey) {
+        self.map.remove(&key);
+    }
+
     /// Holds a failure of session `key` until a line names the session's address.
     pub fn hold(&mut self, key: SessionKey, failure: Resolved) {
+        let (user, many) = self
+            .map
+            .get(&key)
+            .filter(|e| failure.at - e.at <= MAX_AGE)
+            .map_or((None, false), |e| (e.user, e.many));
         self.insert(
             key,
             Entry {
@@ -108,6 +171,8 @@ impl SessionTable {
                 at: failure.at,
                 tick: 0,
                 held: Some(failure),
+                user,
+                many,
             },
         );
     }
@@ -197,6 +262,21 @@ mod tests {
             Some(ip(9_999))
         );
         assert_eq!(t.lookup(SessionKey::new("sshd", 0), 5000), None);
+    }
+
+    #[test]
+    fn user_names_accumulate_until_forgotten() {
+        let mut t = SessionTable::default();
+        let k = SessionKey::new("sshd", 1558);
+        assert!(!t.note_user(k, "root", 100), "the first name");
+        assert!(!t.note_user(k, "root", 101), "the same name again");
+        t.bind(k, ip(4), 101);
+        assert!(t.note_user(k, "sudoer", 102), "a second name");
+        assert!(t.many_users(k, 103));
+        t.forget(k);
+        assert!(!t.many_users(k, 103));
+        assert_eq!(t.lookup(k, 103), None);
+        assert!(!t.note_user(k, "known", 104), "a fresh session");
     }
 
     #[test]
