@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod docs;
 mod durability;
+mod fail2ban_samples;
 mod faults;
 mod filters;
 mod lifecycle;
