@@ -203,13 +203,15 @@ fn infer_year(
 /// fraction, `Z`, `+0100`, ` -0500`), `2026/11/23 07:18:36`, DirectAdmin's
 /// `2026:11:23-07:18:36`, syslog's `Nov 23 07:18:36` (space-padded day, optionally a weekday
 /// before and a year after: `Fri Nov 23 07:18:36.5 2026`, as vsftpd and Apache's error log write
-/// it), Apache's `23/Nov/2026:07:18:36 +0000`, PHP's `23-Nov-2026 07:18:36 +0100`, epoch
+/// it), Apache's `23/Nov/2026:07:18:36 +0000`, PHP's `23-Nov-2026 07:18:36 +0100`, older
+/// cPanel's `11/23/2026:07:18:36 -0000` (month first), epoch
 /// seconds of 10 digits (`1795418316.123`) and daemontools' TAI64N (`@4000000069229fe1…`).
 pub fn parse_known(text: &[u8]) -> Option<(Stamp, usize)> {
     match text.first()? {
         b'0'..=b'9' => parse_iso(text)
             .or_else(|| parse_clf(text))
             .or_else(|| parse_dmy(text))
+            .or_else(|| parse_mdy(text))
             .or_else(|| parse_epoch(text)),
         b'A'..=b'Z' | b'a'..=b'z' => parse_syslog(text),
         b'@' => parse_tai64n(text),
@@ -240,6 +242,34 @@ pub fn parse_tai64n(text: &[u8]) -> Option<(Stamp, usize)> {
         },
         25,
     ))
+}
+
+/// Older cPanel's `11/23/2026:07:18:36` (month, day, year) with an optional ` -0000`.
+pub fn parse_mdy(text: &[u8]) -> Option<(Stamp, usize)> {
+    if text.get(2) != Some(&b'/') || text.get(5) != Some(&b'/') || text.get(10) != Some(&b':') {
+        return None;
+    }
+    let month = fixed_digits(text.get(..2)?)?;
+    let day = fixed_digits(text.get(3..5)?)?;
+    let year = fixed_digits(text.get(6..10)?)?;
+    let (hour, minute, second, used) = clock(text.get(11..)?)?;
+    let mut pos = 11 + used;
+    let mut offset = None;
+    if let Some((east, zone_len)) = zone_suffix(&text[pos..]) {
+        offset = Some(east);
+        pos += zone_len;
+    }
+    let stamp = Stamp::Civil {
+        year: Some(year as i32),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos: 0,
+        offset,
+    };
+    Some((stamp, pos))
 }
 
 /// PHP's `23-Nov-2026 07:18:36` with an optional ` +0100` (Roundcube's logs).
@@ -640,6 +670,12 @@ mod tests {
                 "2026-11-23T08:18:36",
                 1795418316,
                 26,
+            ),
+            (
+                "11/23/2026:02:18:36 -0500] \"POST",
+                "2026-11-23T02:18:36",
+                1795418316,
+                25,
             ),
             (
                 "@400000006b03e8d6077a9e94 x",
