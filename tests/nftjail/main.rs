@@ -9,6 +9,7 @@ mod durability;
 mod fail2ban_samples;
 mod faults;
 mod filters;
+mod injection;
 mod lifecycle;
 mod netns;
 mod operations;

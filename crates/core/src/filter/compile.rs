@@ -60,6 +60,8 @@ pub struct Rule {
     /// A group named `echo` that must repeat the `user` group exactly (a log that writes the
     /// client's user name twice): the regex matches only when both agree.
     pub echo: Option<usize>,
+    /// A session rule from `sessionendregex`: the session is forgotten after the line.
+    pub ends_session: bool,
 }
 
 /// A syslog tag the filter accepts: a name, or a pattern where `*` matches any run.
@@ -137,12 +139,14 @@ pub fn compile(
         (RuleKind::Fail, &lists.failregex),
         (RuleKind::SessionFail, &lists.sessionfailregex),
         (RuleKind::Session, &lists.sessionregex),
+        (RuleKind::Session, &lists.sessionendregex),
         (RuleKind::Success, &lists.successregex),
     ];
-    for (kind, patterns) in groups {
+    for (number, (kind, patterns)) in groups.into_iter().enumerate() {
         for pattern in patterns.iter() {
             match compile_rule(kind, pattern) {
-                Ok((rule, gate)) => {
+                Ok((mut rule, gate)) => {
+                    rule.ends_session = number == 4;
                     rules.push(rule);
                     gates.push(gate);
                 }
@@ -175,6 +179,7 @@ pub fn compile(
     let prefilter = Prefilter::new(&gates);
     let has_sessions = !lists.sessionfailregex.is_empty()
         || !lists.sessionregex.is_empty()
+        || !lists.sessionendregex.is_empty()
         || !lists.successregex.is_empty();
     Ok(Filter {
         name: name.to_string(),
@@ -221,6 +226,7 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate
             host,
             user,
             echo,
+            ends_session: false,
         },
         gate,
     ))

@@ -355,9 +355,17 @@ impl State {
                 }
                 _ => None,
             };
+            let ends = match session {
+                Some(key) if rule.ends_session => {
+                    self.sessions.forget(key); // a closed connection: its PID may come back
+                    true
+                }
+                _ => false,
+            };
             let time = match (rule.kind, held) {
                 (RuleKind::Session, Some(held)) => held,
                 (RuleKind::Session, None) if many => time,
+                (RuleKind::Session, None) if ends => return Outcome::NoMatch,
                 (RuleKind::Session, None) => continue,
                 _ => time,
             };
@@ -654,8 +662,14 @@ mod tests {
             "[modes.normal]\nfailregex = ['^x (?P<echo>.*) <HOST>']\n",
         )
         .unwrap();
-        let err = bad.compile(&FilterOptions::default()).unwrap_err().to_string();
-        assert!(err.contains("has an `echo` group but no `user` group"), "{err}");
+        let err = bad
+            .compile(&FilterOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has an `echo` group but no `user` group"),
+            "{err}"
+        );
     }
 
     // Regression: random bytes through every path must never panic.

@@ -70,6 +70,10 @@ pub struct ModeSpec {
     /// Failures without an address: attributed to the address of their session. No `<HOST>`.
     #[serde(default)]
     pub sessionfailregex: Vec<Spanned<String>>,
+    /// Like `sessionregex`, for lines that end their session (a closed connection, fail2ban's
+    /// `F-MLFFORGET`): the session is forgotten after the line. `<HOST>` once.
+    #[serde(default)]
+    pub sessionendregex: Vec<Spanned<String>>,
     /// Lines that show the session's client logged in (fail2ban's `F-MLFGAINED`): the session
     /// is forgotten, with a failure held for it, unless it tried more than one user name, when
     /// the line is a failure. `<HOST>` once.
@@ -84,6 +88,7 @@ pub struct ModeLists<'a> {
     pub ignoreregex: Vec<&'a Spanned<String>>,
     pub sessionregex: Vec<&'a Spanned<String>>,
     pub sessionfailregex: Vec<&'a Spanned<String>>,
+    pub sessionendregex: Vec<&'a Spanned<String>>,
     pub successregex: Vec<&'a Spanned<String>>,
 }
 
@@ -223,6 +228,7 @@ impl FilterSpec {
             lists.ignoreregex.extend(&m.ignoreregex);
             lists.sessionregex.extend(&m.sessionregex);
             lists.sessionfailregex.extend(&m.sessionfailregex);
+            lists.sessionendregex.extend(&m.sessionendregex);
             lists.successregex.extend(&m.successregex);
         }
         Some(lists)
