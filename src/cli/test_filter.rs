@@ -34,8 +34,9 @@ use nftjail_core::filter::{
     nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log"
 )]
 pub struct TestFilterArgs {
-    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel) or the path
-    /// of a filter .toml file.
+    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, exim, exim-spam, proftpd,
+    /// pure-ftpd, vsftpd, apache-auth, nginx-http-auth, pam-generic, roundcube-auth, sogo-auth,
+    /// webmin-auth, directadmin, panel) or the path of a filter .toml file.
     #[arg(value_name = "FILTER")]
     pub filter: String,
 
@@ -474,6 +475,17 @@ mod tests {
              {\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\"}\n\
              line 12: 192.0.2.1 at 2026-11-23T07:18:36 user ro\\\"ot\n"
         );
+    }
+
+    #[test]
+    fn the_help_names_every_builtin_filter() {
+        use clap::Args as _;
+        let help = TestFilterArgs::augment_args(clap::Command::new("test-filter"))
+            .render_long_help()
+            .to_string();
+        for name in builtin::names() {
+            assert!(help.contains(name), "--help does not name {name}");
+        }
     }
 
     #[test]
