@@ -292,12 +292,18 @@ impl State {
                 }
                 continue;
             }
-            if matches!(
-                rule.kind,
-                RuleKind::SessionFail | RuleKind::Session | RuleKind::Success
-            ) && session.is_none()
-            {
-                continue;
+            match (rule.kind, session) {
+                (RuleKind::SessionFail | RuleKind::Session | RuleKind::Success, None) => continue,
+                // A login or a closed connection of a session never seen can change nothing:
+                // no failure is held for it and it tried no user name (the line is not even
+                // searched, which matters: such lines are a large share of an sshd log).
+                (RuleKind::Success, Some(key)) if !self.sessions.knows(key) => continue,
+                (RuleKind::Session, Some(key))
+                    if rule.ends_session && !self.sessions.knows(key) =>
+                {
+                    continue;
+                }
+                _ => {}
             }
             let locs = &mut self.locs[index];
             if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
@@ -326,46 +332,45 @@ impl State {
             };
             // A session that tries more than one user name is charged even for lines that are
             // no failure by themselves (fail2ban's rule: a login must not wipe out guesses).
-            let many = match (session, user) {
-                (Some(key), Some(name)) => self.sessions.note_user(key, name, time.at),
-                (Some(key), None) => self.sessions.many_users(key, time.at),
-                (None, _) => false,
-            };
-            let host = match (rule.kind, found, session) {
-                (RuleKind::SessionFail, _, Some(key)) => match self.sessions.lookup(key, time.at) {
-                    Some(addr) => addr,
-                    None => {
-                        self.sessions.hold(key, time);
+            let (host, held, many) = match (rule.kind, found, session) {
+                (RuleKind::SessionFail, _, Some(key)) => {
+                    if let Some(name) = user {
+                        self.sessions.note_user(key, name, time.at);
+                    }
+                    match self.sessions.lookup(key, time.at) {
+                        Some(addr) => (addr, None, false),
+                        None => {
+                            self.sessions.hold(key, time);
+                            return Outcome::NoMatch;
+                        }
+                    }
+                }
+                (RuleKind::Success, Some(addr), Some(key)) => {
+                    let many = match user {
+                        Some(name) => self.sessions.note_user(key, name, time.at),
+                        None => self.sessions.many_users(key, time.at),
+                    };
+                    // The client logged in: its session ends, and a failure held for it with it.
+                    self.sessions.forget(key);
+                    if !many {
                         return Outcome::NoMatch;
                     }
-                },
-                (_, Some(addr), _) => addr,
+                    (addr, None, many)
+                }
+                (_, Some(addr), Some(key)) => {
+                    let (held, many) = self.sessions.bind_user(key, addr, user, time.at);
+                    if rule.ends_session {
+                        self.sessions.forget(key); // a closed connection: its PID may come back
+                    }
+                    (addr, held, many)
+                }
+                (_, Some(addr), None) => (addr, None, false),
                 _ => continue,
-            };
-            if let (RuleKind::Success, Some(key)) = (rule.kind, session) {
-                // The client logged in: its session ends, and a failure held for it with it.
-                self.sessions.forget(key);
-                if !many {
-                    return Outcome::NoMatch;
-                }
-            }
-            let held = match session {
-                Some(key) if !matches!(rule.kind, RuleKind::SessionFail | RuleKind::Success) => {
-                    self.sessions.bind(key, host, time.at)
-                }
-                _ => None,
-            };
-            let ends = match session {
-                Some(key) if rule.ends_session => {
-                    self.sessions.forget(key); // a closed connection: its PID may come back
-                    true
-                }
-                _ => false,
             };
             let time = match (rule.kind, held) {
                 (RuleKind::Session, Some(held)) => held,
                 (RuleKind::Session, None) if many => time,
-                (RuleKind::Session, None) if ends => return Outcome::NoMatch,
+                (RuleKind::Session, None) if rule.ends_session => return Outcome::NoMatch,
                 (RuleKind::Session, None) => continue,
                 _ => time,
             };

@@ -14,6 +14,7 @@
 //! pruned. It never sees text.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 use super::time::Resolved;
@@ -40,6 +41,60 @@ impl SessionKey {
             tag: fnv(tag.as_bytes()),
             pid,
         }
+    }
+}
+
+/// Hashes [`SessionKey`]s for the table: a multiply-xorshift of their two numbers with a
+/// per-table random seed. Several times cheaper than SipHash on every line of an sshd log, and
+/// the seed keeps crafted tags from colliding on purpose (the table is bounded anyway).
+#[derive(Debug, Clone, Copy)]
+struct KeyHashing {
+    seed: u64,
+}
+
+impl Default for KeyHashing {
+    fn default() -> KeyHashing {
+        KeyHashing {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x5e55_1075_u64) | 1,
+        }
+    }
+}
+
+impl BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+#[derive(Debug)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
 }
 
@@ -71,7 +126,7 @@ struct Entry {
 /// The open sessions of one log source.
 #[derive(Debug)]
 pub struct SessionTable {
-    map: HashMap<SessionKey, Entry>,
+    map: HashMap<SessionKey, Entry, KeyHashing>,
     capacity: usize,
     tick: u64,
 }
@@ -85,7 +140,7 @@ impl Default for SessionTable {
 impl SessionTable {
     pub fn with_capacity(capacity: usize) -> SessionTable {
         SessionTable {
-            map: HashMap::new(),
+            map: HashMap::default(),
             capacity: capacity.max(2),
             tick: 0,
         }
@@ -95,24 +150,49 @@ impl SessionTable {
         self.map.len()
     }
 
-    /// Remembers that session `key` talks to `addr`, as of log time `at`. Returns the failure
-    /// held for this session, if any (and forgets it).
-    pub fn bind(&mut self, key: SessionKey, addr: IpAddr, at: i64) -> Option<Resolved> {
-        let old = self.map.get(&key).filter(|e| at - e.at <= MAX_AGE);
-        let held = old.and_then(|e| e.held).filter(|h| at - h.at <= MAX_AGE);
-        let (user, many) = old.map_or((None, false), |e| (e.user, e.many));
-        self.insert(
-            key,
-            Entry {
-                addr: Some(addr),
-                at,
-                tick: 0,
-                held: None,
-                user,
-                many,
-            },
-        );
-        held
+    /// Remembers that session `key` talks to `addr`, as of log time `at`, and notes the user
+    /// name it tried (see [`note_user`](Self::note_user)), in one look-up (every failure line
+    /// does both). Returns the failure held for this session, if any (and forgets it), and
+    /// whether the session has tried more than one user name.
+    pub fn bind_user(
+        &mut self,
+        key: SessionKey,
+        addr: IpAddr,
+        user: Option<&str>,
+        at: i64,
+    ) -> (Option<Resolved>, bool) {
+        if self.map.capacity() == 0 {
+            self.map.reserve(self.capacity);
+        }
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            self.evict(at);
+        }
+        self.tick += 1;
+        let fresh = Entry {
+            addr: None,
+            at,
+            tick: self.tick,
+            held: None,
+            user: None,
+            many: false,
+        };
+        let entry = self.map.entry(key).or_insert(fresh);
+        if at - entry.at > MAX_AGE {
+            *entry = fresh;
+        }
+        let held = entry.held.take().filter(|h| at - h.at <= MAX_AGE);
+        if let Some(name) = user {
+            let hash = fnv(name.as_bytes());
+            match entry.user {
+                None => entry.user = Some(hash),
+                Some(first) if first != hash => entry.many = true,
+                Some(_) => {}
+            }
+        }
+        entry.addr = Some(addr);
+        entry.at = at;
+        entry.tick = self.tick;
+        (held, entry.many)
     }
 
     /// Notes that session `key` tried user name `user` at `at`; whether it has now tried more
@@ -143,6 +223,11 @@ impl SessionTable {
                 false
             }
         }
+    }
+
+    /// Whether session `key` has an entry at all (maybe expired).
+    pub fn knows(&self, key: SessionKey) -> bool {
+        self.map.contains_key(&key)
     }
 
     /// Whether session `key` tried more than one user name.
@@ -220,13 +305,13 @@ mod tests {
     fn binds_and_forgets_by_age() {
         let mut t = SessionTable::default();
         let k = SessionKey::new("sshd-session", 4242);
-        assert_eq!(t.bind(k, ip(1), 1000), None);
+        assert_eq!(t.bind_user(k, ip(1), None, 1000).0, None);
         assert_eq!(t.lookup(k, 1000), Some(ip(1)));
         assert_eq!(t.lookup(k, 1000 + MAX_AGE), Some(ip(1)));
         assert_eq!(t.lookup(k, 1001 + MAX_AGE), None);
         assert_eq!(t.lookup(SessionKey::new("sshd", 4242), 1000), None);
         assert_eq!(t.lookup(SessionKey::new("sshd-session", 4243), 1000), None);
-        t.bind(k, ip(2), 1100);
+        t.bind_user(k, ip(2), None, 1100);
         assert_eq!(t.lookup(k, 1100), Some(ip(2)));
     }
 
@@ -240,11 +325,16 @@ mod tests {
         };
         t.hold(k, failure(100));
         assert_eq!(t.lookup(k, 100), None);
-        assert_eq!(t.bind(k, ip(9), 101), Some(failure(100)));
-        assert_eq!(t.bind(k, ip(9), 102), None, "a held failure is given once");
+        assert_eq!(t.bind_user(k, ip(9), None, 101).0, Some(failure(100)));
+        assert_eq!(
+            t.bind_user(k, ip(9), None, 102).0,
+            None,
+            "a held failure is given once"
+        );
         t.hold(SessionKey::new("sshd", 8), failure(100));
         assert_eq!(
-            t.bind(SessionKey::new("sshd", 8), ip(9), 101 + MAX_AGE),
+            t.bind_user(SessionKey::new("sshd", 8), ip(9), None, 101 + MAX_AGE)
+                .0,
             None,
             "too old"
         );
@@ -254,7 +344,7 @@ mod tests {
     fn a_flood_stays_bounded_and_keeps_recent_sessions() {
         let mut t = SessionTable::with_capacity(100);
         for pid in 0..10_000u32 {
-            t.bind(SessionKey::new("sshd", pid), ip(pid), 5000);
+            t.bind_user(SessionKey::new("sshd", pid), ip(pid), None, 5000);
             assert!(t.len() <= 100, "{} sessions", t.len());
         }
         assert_eq!(
@@ -265,12 +355,38 @@ mod tests {
     }
 
     #[test]
+    fn bind_user_is_bind_and_note_user_at_once() {
+        let mut t = SessionTable::default();
+        let k = SessionKey::new("sshd", 9);
+        let failure = Resolved {
+            time: chrono::DateTime::from_timestamp(100, 0)
+                .unwrap()
+                .naive_utc(),
+            at: 100,
+        };
+        t.hold(k, failure);
+        assert_eq!(
+            t.bind_user(k, ip(1), Some("root"), 101),
+            (Some(failure), false)
+        );
+        assert_eq!(t.bind_user(k, ip(1), Some("root"), 102), (None, false));
+        assert_eq!(t.bind_user(k, ip(1), None, 103), (None, false));
+        assert_eq!(t.bind_user(k, ip(1), Some("admin"), 104), (None, true));
+        assert_eq!(t.lookup(k, 104), Some(ip(1)));
+        // Expired: a fresh session.
+        assert_eq!(
+            t.bind_user(k, ip(2), Some("x"), 105 + MAX_AGE),
+            (None, false)
+        );
+    }
+
+    #[test]
     fn user_names_accumulate_until_forgotten() {
         let mut t = SessionTable::default();
         let k = SessionKey::new("sshd", 1558);
         assert!(!t.note_user(k, "root", 100), "the first name");
         assert!(!t.note_user(k, "root", 101), "the same name again");
-        t.bind(k, ip(4), 101);
+        t.bind_user(k, ip(4), None, 101);
         assert!(t.note_user(k, "sudoer", 102), "a second name");
         assert!(t.many_users(k, 103));
         t.forget(k);
@@ -283,10 +399,10 @@ mod tests {
     fn expired_sessions_go_first() {
         let mut t = SessionTable::with_capacity(10);
         for pid in 0..9u32 {
-            t.bind(SessionKey::new("sshd", pid), ip(pid), 0);
+            t.bind_user(SessionKey::new("sshd", pid), ip(pid), None, 0);
         }
-        t.bind(SessionKey::new("sshd", 100), ip(100), 0);
-        t.bind(SessionKey::new("sshd", 101), ip(101), 2 * MAX_AGE);
+        t.bind_user(SessionKey::new("sshd", 100), ip(100), None, 0);
+        t.bind_user(SessionKey::new("sshd", 101), ip(101), None, 2 * MAX_AGE);
         assert_eq!(t.len(), 1);
     }
 }
