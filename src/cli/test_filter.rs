@@ -4,7 +4,8 @@
 //! option syntax, `sshd.conf[mode=aggressive]`) and a log (file or `-` for stdin); emits one
 //! line per failure on stdout (readable, or one JSON object per line with `--json`) and a
 //! summary on stderr: lines read, failures, ignored, skipped with reasons, lines per second.
-//! Lines that are not failures print nothing. This is the filter stage's only I/O edge; it
+//! Lines that are not failures print nothing. Blank lines and lines starting with `#` are
+//! counted apart and never matched (as fail2ban-regex does: annotated sample logs read alike). This is the filter stage's only I/O edge; it
 //! never talks to the daemon.
 
 use std::collections::{BTreeMap, HashSet};
@@ -38,9 +39,11 @@ use nftjail_core::filter::{
     nftjail test-filter 'postfix[mode=extra]' /var/log/mail.log    # fail2ban's, from /etc/fail2ban"
 )]
 pub struct TestFilterArgs {
-    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel), the path
-    /// of a filter .toml file, or a fail2ban filter: a .conf path or a name with fail2ban's
-    /// options (`exim.conf`, `sshd[mode=aggressive]`; names resolve under --fail2ban-dir).
+    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, exim, exim-spam, proftpd,
+    /// pure-ftpd, vsftpd, apache-auth, nginx-http-auth, pam-generic, roundcube-auth, sogo-auth,
+    /// webmin-auth, directadmin, panel), the path of a filter .toml file, or a fail2ban filter:
+    /// a .conf path or a name with fail2ban's options (`exim.conf`, `sshd[mode=aggressive]`;
+    /// names resolve under --fail2ban-dir).
     #[arg(value_name = "FILTER")]
     pub filter: String,
 
@@ -80,6 +83,8 @@ pub struct TestFilterArgs {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub lines: u64,
+    /// Blank lines and comments (`#` first): counted in `lines`, never matched nor skipped.
+    pub comments: u64,
     pub failures: u64,
     pub ignored: u64,
     pub no_match: u64,
@@ -237,22 +242,28 @@ pub fn scan<R: Read>(
                 None if eof && start < filled => filled,
                 None => break,
             };
+            let line = &buf[start..line_end];
             let outcome = if overlong {
                 overlong = false;
-                Outcome::Skipped(SkipReason::TooLong)
+                Some(Outcome::Skipped(SkipReason::TooLong))
+            } else if is_comment_or_blank(line) {
+                None
             } else {
-                matcher.feed_line(&buf[start..line_end], now)
+                Some(matcher.feed_line(line, now))
             };
             summary.lines += 1;
             match outcome {
-                Outcome::Failure(failure) => {
-                    summary.failures += 1;
-                    addresses.insert(failure.host);
-                    on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
-                }
-                Outcome::Ignored => summary.ignored += 1,
-                Outcome::NoMatch => summary.no_match += 1,
-                Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
+                None => summary.comments += 1,
+                Some(outcome) => match outcome {
+                    Outcome::Failure(failure) => {
+                        summary.failures += 1;
+                        addresses.insert(failure.host);
+                        on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
+                    }
+                    Outcome::Ignored => summary.ignored += 1,
+                    Outcome::NoMatch => summary.no_match += 1,
+                    Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
+                },
             }
             start = (line_end + 1).min(filled);
             from = start;
@@ -273,6 +284,11 @@ pub fn scan<R: Read>(
     }
     summary.addresses = addresses.len();
     Ok(summary)
+}
+
+/// A blank line (spaces, tabs, a carriage return) or a comment (`#` in the first column).
+fn is_comment_or_blank(line: &[u8]) -> bool {
+    line.first() == Some(&b'#') || line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
 /// Writes one failure as `test-filter` prints it (JSON line or readable line). Numbers and the
@@ -376,8 +392,8 @@ fn report(
     );
     let _ = writeln!(
         text,
-        "lines read: {}, failures: {} ({} addresses), ignored: {}, not matched: {}, skipped: {}",
-        s.lines, s.failures, s.addresses, s.ignored, s.no_match, skipped
+        "lines read: {} ({} blank or comments), failures: {} ({} addresses), ignored: {}, not matched: {}, skipped: {}",
+        s.lines, s.comments, s.failures, s.addresses, s.ignored, s.no_match, skipped
     );
     for (reason, count) in &s.skipped {
         let _ = writeln!(text, "  skipped, {reason}: {count}");
@@ -431,6 +447,8 @@ mod tests {
             b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\n",
         );
         log.extend_from_slice(b"garbage\n");
+        // Regression: comments and blank lines were counted as skipped ("no timestamp").
+        log.extend_from_slice(b"# failJSON: { \"match\": false }\n \t\r\n");
         // Mostly not text, and no failure: counted as skipped.
         log.extend_from_slice(
             b"Nov 23 07:18:36 h sshd[1]: \xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\n",
@@ -446,17 +464,18 @@ mod tests {
             .unwrap();
             assert_eq!(
                 seen,
-                [(1, "192.0.2.1".to_string()), (6, "2001:db8::1".to_string())],
+                [(1, "192.0.2.1".to_string()), (8, "2001:db8::1".to_string())],
                 "chunk {chunk}"
             );
             assert_eq!(
                 (
                     summary.lines,
+                    summary.comments,
                     summary.failures,
                     summary.no_match,
                     summary.addresses
                 ),
-                (6, 2, 1, 2)
+                (8, 3, 2, 0, 2)
             );
             let skipped: Vec<_> = summary.skipped.into_iter().collect();
             assert_eq!(
@@ -498,6 +517,17 @@ mod tests {
              {\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\"}\n\
              line 12: 192.0.2.1 at 2026-11-23T07:18:36 user ro\\\"ot\n"
         );
+    }
+
+    #[test]
+    fn the_help_names_every_builtin_filter() {
+        use clap::Args as _;
+        let help = TestFilterArgs::augment_args(clap::Command::new("test-filter"))
+            .render_long_help()
+            .to_string();
+        for name in builtin::names() {
+            assert!(help.contains(name), "--help does not name {name}");
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl Matcher {
         self.state.message(
             filter,
             header.message,
-            header.tag,
+            (header.tag, header.tagged),
             header.pid,
             header.stamp,
             now,
@@ -159,8 +159,8 @@ impl Matcher {
         let filter = &*self.filter;
         self.state.message(
             filter,
-            message,
-            entry.identifier,
+            prefix::strip_solaris_id(message),
+            (entry.identifier, true),
             entry.pid,
             Some(stamp),
             now,
@@ -264,12 +264,12 @@ impl State {
         &mut self,
         filter: &Filter,
         message: &str,
-        tag: Option<&str>,
+        (tag, tagged): (Option<&str>, bool),
         pid: Option<u32>,
         stamp: Option<Stamp>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        if !filter.accepts_daemon(tag) {
+        if !filter.accepts_daemon(tag, tagged) {
             return Outcome::NoMatch;
         }
         if !filter
@@ -292,8 +292,18 @@ impl State {
                 }
                 continue;
             }
-            if matches!(rule.kind, RuleKind::SessionFail | RuleKind::Session) && session.is_none() {
-                continue;
+            match (rule.kind, session) {
+                (RuleKind::SessionFail | RuleKind::Session | RuleKind::Success, None) => continue,
+                // A login or a closed connection of a session never seen can change nothing:
+                // no failure is held for it and it tried no user name (the line is not even
+                // searched, which matters: such lines are a large share of an sshd log).
+                (RuleKind::Success, Some(key)) if !self.sessions.knows(key) => continue,
+                (RuleKind::Session, Some(key))
+                    if rule.ends_session && !self.sessions.knows(key) =>
+                {
+                    continue;
+                }
+                _ => {}
             }
             let locs = &mut self.locs[index];
             if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
@@ -312,28 +322,55 @@ impl State {
             let user = group(rule.user)
                 .filter(|(start, end)| end > start)
                 .and_then(|(start, end)| message.get(start..end));
+            if let Some(echo) = group(rule.echo)
+                && message.get(echo.0..echo.1) != Some(user.unwrap_or_default())
+            {
+                continue; // the log repeats the user name, and this split does not
+            }
             let Some(time) = self.resolve(filter, stamp, now) else {
                 return Outcome::Skipped(SkipReason::NoTimestamp);
             };
-            let host = match (rule.kind, found, session) {
-                (RuleKind::SessionFail, _, Some(key)) => match self.sessions.lookup(key, time.at) {
-                    Some(addr) => addr,
-                    None => {
-                        self.sessions.hold(key, time);
+            // A session that tries more than one user name is charged even for lines that are
+            // no failure by themselves (fail2ban's rule: a login must not wipe out guesses).
+            let (host, held, many) = match (rule.kind, found, session) {
+                (RuleKind::SessionFail, _, Some(key)) => {
+                    if let Some(name) = user {
+                        self.sessions.note_user(key, name, time.at);
+                    }
+                    match self.sessions.lookup(key, time.at) {
+                        Some(addr) => (addr, None, false),
+                        None => {
+                            self.sessions.hold(key, time);
+                            return Outcome::NoMatch;
+                        }
+                    }
+                }
+                (RuleKind::Success, Some(addr), Some(key)) => {
+                    let many = match user {
+                        Some(name) => self.sessions.note_user(key, name, time.at),
+                        None => self.sessions.many_users(key, time.at),
+                    };
+                    // The client logged in: its session ends, and a failure held for it with it.
+                    self.sessions.forget(key);
+                    if !many {
                         return Outcome::NoMatch;
                     }
-                },
-                (_, Some(addr), _) => addr,
-                _ => continue,
-            };
-            let held = match session {
-                Some(key) if rule.kind != RuleKind::SessionFail => {
-                    self.sessions.bind(key, host, time.at)
+                    (addr, None, many)
                 }
-                _ => None,
+                (_, Some(addr), Some(key)) => {
+                    let (held, many) = self.sessions.bind_user(key, addr, user, time.at);
+                    if rule.ends_session {
+                        self.sessions.forget(key); // a closed connection: its PID may come back
+                    }
+                    (addr, held, many)
+                }
+                (_, Some(addr), None) => (addr, None, false),
+                _ => continue,
             };
             let time = match (rule.kind, held) {
                 (RuleKind::Session, Some(held)) => held,
+                (RuleKind::Session, None) if many => time,
+                (RuleKind::Session, None) if rule.ends_session => return Outcome::NoMatch,
                 (RuleKind::Session, None) => continue,
                 _ => time,
             };
@@ -573,6 +610,70 @@ mod tests {
         assert_eq!(
             show(m.feed_line(b"fail 192.0.2.3", now())),
             "192.0.2.3 2026-11-23T12:00:00 -"
+        );
+    }
+
+    #[test]
+    fn a_login_forgets_its_session_unless_it_tried_other_users() {
+        let text = r#"
+            daemons = ["sshd"]
+            [modes.normal]
+            failregex = ['^Failed password for (?P<user>\S+) from <HOST> port \d+ ssh2$']
+            sessionregex = ['^pam_unix\(sshd:auth\): authentication failure; ruser=(?P<user>\S*) rhost=<HOST>$']
+            sessionfailregex = ['^Disconnecting: Too many authentication failures']
+            successregex = ['^Accepted \S+ for (?P<user>\S+) from <HOST> port \d+ ssh2$']
+        "#;
+        let mut m = matcher(text, None);
+        let cases: &[(&[u8], &str)] = &[
+            // One user: the PAM line only names the session; the login forgets it.
+            (b"Nov 23 07:18:36 h sshd[1]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.1", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.1", "NoMatch"),
+            (b"Nov 23 07:18:37 h sshd[1]: Accepted password for root from 192.0.2.1 port 22 ssh2", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd[1]: Disconnecting: Too many authentication failures", "NoMatch"),
+            // A second user name makes the session's lines failures, the login too.
+            (b"Nov 23 07:18:40 h sshd[2]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.2", "NoMatch"),
+            (b"Nov 23 07:18:41 h sshd[2]: pam_unix(sshd:auth): authentication failure; ruser=sudoer rhost=192.0.2.2", "192.0.2.2 2026-11-23T07:18:41 -"),
+            (b"Nov 23 07:18:42 h sshd[2]: Accepted password for known from 192.0.2.2 port 22 ssh2", "192.0.2.2 2026-11-23T07:18:42 known"),
+            // A failure held for a session is dropped by a login.
+            (b"Nov 23 07:18:43 h sshd[3]: Disconnecting: Too many authentication failures", "NoMatch"),
+            (b"Nov 23 07:18:44 h sshd[3]: Accepted publickey for git from 192.0.2.3 port 22 ssh2", "NoMatch"),
+            (b"Nov 23 07:18:45 h sshd[3]: pam_unix(sshd:auth): authentication failure; ruser=git rhost=192.0.2.3", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn an_echo_group_must_repeat_the_user() {
+        let text = r#"
+            [modes.normal]
+            failregex = ['^Login failed for (?P<user>.*?) from <HOST>\. user=(?P<echo>.*)$']
+        "#;
+        let mut m = matcher(text, None);
+        let cases: &[(&[u8], &str)] = &[
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 192.0.2.1. user=a", "192.0.2.1 2026-11-23T07:18:36 a"),
+            // The user `a from 203.0.113.9. b`, repeated: the only split that agrees is the last.
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 203.0.113.9. b from 192.0.2.1. user=a from 203.0.113.9. b", "192.0.2.1 2026-11-23T07:18:36 a from 203.0.113.9. b"),
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 192.0.2.1. user=b", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(line));
+        }
+        let bad = FilterFile::parse(
+            Path::new("t.toml"),
+            "[modes.normal]\nfailregex = ['^x (?P<echo>.*) <HOST>']\n",
+        )
+        .unwrap();
+        let err = bad
+            .compile(&FilterOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has an `echo` group but no `user` group"),
+            "{err}"
         );
     }
 
