@@ -43,7 +43,7 @@ pub enum Event {
     },
 }
 
-/// A failure, with its log line when the jail has a hook that wants the matches.
+/// A failure, with its log line (for the ban log and `on_ban` hooks).
 #[derive(Debug)]
 pub struct Matched {
     pub failure: Failure,
@@ -59,10 +59,20 @@ pub struct SourceCounters {
     pub skipped: AtomicU64,
     /// Lines an ignoreregex matched.
     pub ignored: AtomicU64,
+    /// Lines logged more than `findtime` ago (a log read back from its start): skipped without
+    /// a regex, never counted.
+    pub too_old: AtomicU64,
 }
 
 /// A filter handed to a running source by a reload, taken up between two read rounds.
-type NextMatcher = Arc<Mutex<Option<(Matcher, bool)>>>;
+type NextMatcher = Arc<Mutex<Option<NextFilter>>>;
+
+/// What a reload hands a running source.
+struct NextFilter {
+    matcher: Matcher,
+    keep_lines: bool,
+    findtime: i64,
+}
 
 /// The sink of one jail's source: filter in, events out.
 struct MatchSink {
@@ -74,8 +84,10 @@ struct MatchSink {
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
     events: mpsc::Sender<Event>,
     pending: Vec<Matched>,
-    /// Keep each failure's line (only for jails with an `on_ban` hook).
+    /// Keep each failure's line (for the ban log and `on_ban` hooks).
     keep_lines: bool,
+    /// The jail's findtime (seconds): lines older than it cannot count and are skipped early.
+    findtime: i64,
     counters: Arc<SourceCounters>,
     last_positions: Vec<(String, Position)>,
     /// Over-long lines the source skipped before they reached the filter, as last reported.
@@ -94,6 +106,7 @@ struct RoundCounts {
     failures: u64,
     skipped: u64,
     ignored: u64,
+    too_old: u64,
 }
 
 impl MatchSink {
@@ -125,7 +138,16 @@ fn send(events: &mpsc::Sender<Event>, event: Event) {
 
 impl Sink for MatchSink {
     fn item(&mut self, item: Item<'_>) {
-        let now = *self.now.get_or_insert_with(Utc::now);
+        let now = match self.now {
+            Some(now) => now,
+            None => {
+                let now = Utc::now();
+                self.now = Some(now);
+                self.matcher
+                    .set_not_before(Some(now.timestamp().saturating_sub(self.findtime)));
+                now
+            }
+        };
         self.round.lines += 1;
         let (outcome, text) = match item {
             Item::Line(line) => (self.matcher.feed_line(line, now), line),
@@ -148,6 +170,7 @@ impl Sink for MatchSink {
                 self.round.skipped += 1;
             }
             Outcome::Ignored => self.round.ignored += 1,
+            Outcome::TooOld => self.round.too_old += 1,
             Outcome::NoMatch => {}
         }
     }
@@ -156,10 +179,11 @@ impl Sink for MatchSink {
         self.flush();
         self.now = None;
         if let Ok(mut next) = self.next.try_lock()
-            && let Some((matcher, keep_lines)) = next.take()
+            && let Some(next) = next.take()
         {
-            self.matcher = matcher;
-            self.keep_lines = keep_lines;
+            self.matcher = next.matcher;
+            self.keep_lines = next.keep_lines;
+            self.findtime = next.findtime;
         }
         let round = std::mem::take(&mut self.round);
         let c = &self.counters;
@@ -167,6 +191,7 @@ impl Sink for MatchSink {
         c.failures.fetch_add(round.failures, Ordering::Relaxed);
         c.skipped.fetch_add(round.skipped, Ordering::Relaxed);
         c.ignored.fetch_add(round.ignored, Ordering::Relaxed);
+        c.too_old.fetch_add(round.too_old, Ordering::Relaxed);
         if too_long > self.too_long {
             self.counters
                 .skipped
@@ -212,12 +237,26 @@ impl Stage {
     /// Hands the stage the filter of a new configuration; taken up after its current round.
     pub fn set_filter(&self, jail: &JailConfig) {
         if let Some(matcher) = matcher(jail) {
-            let next = (matcher, jail.on_ban.is_some());
+            let next = NextFilter {
+                matcher,
+                keep_lines: KEEP_LINES,
+                findtime: findtime(jail),
+            };
             if let Ok(mut slot) = self.next.lock() {
                 *slot = Some(next);
             }
         }
     }
+}
+
+/// Whether failures carry their log line to the core: always, for the ban log (`nftjail log`)
+/// and `on_ban` hooks (the core keeps at most `maxretry` lines an address, and a bounded number
+/// of addresses).
+const KEEP_LINES: bool = true;
+
+/// The jail's findtime in seconds, as the matcher's age limit wants it.
+fn findtime(jail: &JailConfig) -> i64 {
+    i64::try_from(jail.policy.findtime).unwrap_or(i64::MAX)
 }
 
 /// A matcher for `jail`'s filter, in the host's zone (followed as it changes); `None` for a jail
@@ -248,7 +287,8 @@ pub fn stage(
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
-        keep_lines: jail.on_ban.is_some(),
+        keep_lines: KEEP_LINES,
+        findtime: findtime(jail),
         counters: counters.clone(),
         last_positions: Vec::new(),
         too_long: 0,
