@@ -1,4 +1,4 @@
-//! The control socket: how `nftjail status / ban / unban / banned / reload` (and a hosting
+//! The control socket: how `nftjail status / ban / unban / banned / reload / log` (and a hosting
 //! panel) talk to the running daemon.
 //!
 //! `protocol` is the one definition of the wire format, shared by both ends; `server` is the
@@ -36,6 +36,11 @@ pub enum Command {
         jail: Option<String>,
     },
     Reload,
+    Log {
+        jail: Option<String>,
+        since: Option<i64>,
+        after: Option<u64>,
+    },
 }
 
 /// A command and where its reply goes.

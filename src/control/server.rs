@@ -380,6 +380,7 @@ async fn command<R: AsyncBufRead + Unpin>(
         Request::Status { jail } => Command::Status { jail },
         Request::Banned { jail } => Command::Banned { jail },
         Request::Reload => Command::Reload,
+        Request::Log { jail, since, after } => Command::Log { jail, since, after },
         Request::Unban { target, jail, all } => {
             let target = match target {
                 Some(t) => Some(

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
+mod history;
 mod reload;
 mod requests;
 
@@ -34,9 +35,11 @@ use crate::config::{Config, Diagnostics};
 use crate::control::Call;
 use crate::filter::Event;
 use crate::state::Record;
+pub use history::History;
 use nftjail_backend::{BackendError, Element};
 use nftjail_core::addr::BanTarget;
 use nftjail_core::jail::JailName;
+use nftjail_core::state::EventAction;
 use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
 use reload::Reload;
 use requests::Tickets;
@@ -134,6 +137,8 @@ pub struct Core {
     pub(super) internal: mpsc::UnboundedSender<Internal>,
     /// Tells when the host's addresses change (ignoreself), if it could be opened.
     addresses: Option<AddressWatcher>,
+    /// The ban log and the counters, and what of them the state log lacks.
+    pub(super) history: History,
 }
 
 /// What the core starts with.
@@ -146,6 +151,7 @@ pub struct Parts {
     pub metrics: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
     pub internal: mpsc::UnboundedSender<Internal>,
     pub addresses: Option<AddressWatcher>,
+    pub history: History,
 }
 
 impl Core {
@@ -170,6 +176,7 @@ impl Core {
             upkeep: Upkeep::default(),
             internal: parts.internal,
             addresses: parts.addresses,
+            history: parts.history,
         }
     }
 
@@ -340,7 +347,11 @@ impl Core {
                 }
                 self.send(orders);
             }
-            Event::Checkpoint(positions) => self.push(Msg::Positions(positions)),
+            Event::Checkpoint(positions) => {
+                // The counters of what was read up to these positions go with them.
+                self.send_history();
+                self.push(Msg::Positions(positions));
+            }
             Event::Stopped {
                 jail,
                 id,
@@ -376,7 +387,9 @@ impl Core {
                 self.drift(true);
             }
             Report::Need(Barrier::Compact, reply) => {
-                let _ = reply.send(Settled::Records(self.snapshot()));
+                let mut records = self.snapshot();
+                records.extend(self.history_snapshot());
+                let _ = reply.send(Settled::Records(records));
             }
             Report::Need(Barrier::Repair { .. }, reply) => {
                 let _ = reply.send(Settled::Elements(self.desired()));
@@ -478,8 +491,12 @@ impl Core {
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
                 }
+                self.log_event(EventAction::Ban, ban, lines);
             }
-            Action::Unban => self.unbanned(ban),
+            Action::Unban => {
+                self.log_event(EventAction::Unban, ban, Vec::new());
+                self.unbanned(ban);
+            }
             Action::Ban | Action::Refresh | Action::Forget => {}
         }
     }
@@ -542,8 +559,11 @@ impl Core {
         self.follow_host_addresses();
         let ended = self.tracker.expire(now);
         for ban in &ended {
+            self.log_event(EventAction::Expire, ban, Vec::new());
             self.unbanned(ban);
         }
+        self.history.log.sweep(now);
+        self.send_history();
         if ended.len() <= LOG_EXPIRED_UP_TO {
             for ban in &ended {
                 tracing::info!(jail = %ban.jail, ip = %ban.target, "unban (expired)");

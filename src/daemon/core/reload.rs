@@ -124,6 +124,7 @@ impl Core {
             );
         }
         self.send(done.restored);
+        self.history.log.set_retention(new.daemon.dbpurgeage);
         self.tracker
             .set_self_addresses(crate::daemon::host_addresses());
         self.config = Arc::new(new);
