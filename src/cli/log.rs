@@ -96,7 +96,12 @@ pub fn run(socket: &Path, args: &LogArgs) -> Result<(), CliError> {
             return Ok(());
         }
         if let Request::Log { after, .. } = &mut request {
-            *after = reply.last.or(*after);
+            *after = match (reply.last, *after) {
+                // The daemon's numbers went back (its history ran out while it was down):
+                // everything it has now is new.
+                (Some(last), Some(seen)) if last < seen => Some(0),
+                (last, seen) => last.or(seen),
+            };
         }
         std::thread::sleep(FOLLOW_EVERY);
     }

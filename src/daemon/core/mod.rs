@@ -572,7 +572,8 @@ impl Core {
             tracing::info!(bans = ended.len(), "bans expired");
         }
         self.publish_metrics();
-        let live = self.tracker.bans().len() + self.tracker.history().len();
+        let live =
+            self.tracker.bans().len() + self.tracker.history().len() + self.history.log.len();
         let retry_due = self
             .upkeep
             .last_compaction_try
