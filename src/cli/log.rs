@@ -30,7 +30,7 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(1);
     nftjail log --jail sshd --since 1h   # the last hour of one jail\n  \
     nftjail log --follow                 # like tail -f: new bans and unbans as they happen\n  \
     nftjail log --json | jq -r 'select(.action == \"ban\") | .target'\n\n\
-    Each ban shows the log lines that led to it while the daemon keeps them (the newest 5000).\n\
+    Each ban shows the log lines that led to it while the daemon keeps them (the newest 1000).\n\
     --json prints one object a line: {\"seq\", \"time\", \"action\" (ban, unban, expire), \"jail\",\n\
     \"target\", \"duration\" (seconds, null when permanent), \"since\", \"expires\", \"count\",\n\
     \"origin\", \"lines\"}; times are Unix seconds.")]

@@ -70,7 +70,6 @@ type NextMatcher = Arc<Mutex<Option<NextFilter>>>;
 /// What a reload hands a running source.
 struct NextFilter {
     matcher: Matcher,
-    keep_lines: bool,
     findtime: i64,
 }
 
@@ -84,8 +83,6 @@ struct MatchSink {
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
     events: mpsc::Sender<Event>,
     pending: Vec<Matched>,
-    /// Keep each failure's line (for the ban log and `on_ban` hooks).
-    keep_lines: bool,
     /// The jail's findtime (seconds): lines older than it cannot count and are skipped early.
     findtime: i64,
     counters: Arc<SourceCounters>,
@@ -157,9 +154,8 @@ impl Sink for MatchSink {
             Outcome::Failure(f) => {
                 tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
                 self.round.failures += 1;
-                let line = self
-                    .keep_lines
-                    .then(|| String::from_utf8_lossy(text).into_owned());
+                // Kept for the ban log and `on_ban` hooks (the core keeps a bounded few).
+                let line = Some(String::from_utf8_lossy(text).into_owned());
                 self.pending.push(Matched { failure: f, line });
                 if self.pending.len() >= FAILURE_BATCH {
                     self.flush();
@@ -182,7 +178,6 @@ impl Sink for MatchSink {
             && let Some(next) = next.take()
         {
             self.matcher = next.matcher;
-            self.keep_lines = next.keep_lines;
             self.findtime = next.findtime;
         }
         let round = std::mem::take(&mut self.round);
@@ -239,7 +234,6 @@ impl Stage {
         if let Some(matcher) = matcher(jail) {
             let next = NextFilter {
                 matcher,
-                keep_lines: KEEP_LINES,
                 findtime: findtime(jail),
             };
             if let Ok(mut slot) = self.next.lock() {
@@ -248,11 +242,6 @@ impl Stage {
         }
     }
 }
-
-/// Whether failures carry their log line to the core: always, for the ban log (`nftjail log`)
-/// and `on_ban` hooks (the core keeps at most `maxretry` lines an address, and a bounded number
-/// of addresses).
-const KEEP_LINES: bool = true;
 
 /// The jail's findtime in seconds, as the matcher's age limit wants it.
 fn findtime(jail: &JailConfig) -> i64 {
@@ -287,7 +276,6 @@ pub fn stage(
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
-        keep_lines: KEEP_LINES,
         findtime: findtime(jail),
         counters: counters.clone(),
         last_positions: Vec::new(),

@@ -6,8 +6,9 @@
 //! the order they happened, each with a sequence number a follower (`nftjail log --follow`)
 //! resumes from. Bounded three ways: events older than the retention are dropped, at most
 //! [`MAX_EVENTS`] are kept (the oldest go first), and only the newest [`MAX_WITH_LINES`] keep
-//! their matched log lines, each cut to [`MAX_LINE_KEPT`] bytes (log lines are the attacker's
-//! text). Never does I/O: the daemon writes each event to the state log itself.
+//! their matched log lines — the last [`MAX_LINES`] of them, each cut to [`MAX_LINE_KEPT`]
+//! bytes (log lines are the attacker's text): at most 5 MB of lines whatever comes. Never does
+//! I/O: the daemon writes each event to the state log itself.
 
 use std::collections::VecDeque;
 
@@ -20,9 +21,11 @@ use crate::tracker::{Ban, Origin};
 /// The most events kept, whatever the retention.
 pub const MAX_EVENTS: usize = 50_000;
 /// Only this many of the newest events keep their matched lines.
-pub const MAX_WITH_LINES: usize = 5_000;
+pub const MAX_WITH_LINES: usize = 1_000;
+/// An event keeps at most its last this many lines.
+pub const MAX_LINES: usize = 10;
 /// A matched line longer than this is cut (at a character boundary) and marked with `…`.
-pub const MAX_LINE_KEPT: usize = 1_024;
+pub const MAX_LINE_KEPT: usize = 512;
 
 /// What happened to a ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +134,8 @@ impl BanLog {
     pub fn record(&mut self, mut event: BanEvent) -> &BanEvent {
         self.last_seq += 1;
         event.seq = self.last_seq;
+        let extra = event.lines.len().saturating_sub(MAX_LINES);
+        event.lines.drain(..extra);
         for line in &mut event.lines {
             cut(line);
         }
@@ -268,14 +273,19 @@ mod tests {
         let mut log = BanLog::new(600);
         let t = 1_800_000_000;
         let long = "x".repeat(MAX_LINE_KEPT + 10) + "é";
+        let mut lines: Vec<String> = (0..MAX_LINES + 2).map(|i| i.to_string()).collect();
+        lines.push(long);
         log.record(BanEvent::of(
             EventAction::Ban,
             &ban("sshd", "192.0.2.1", t),
             t,
-            vec![long],
+            lines,
         ));
-        let kept = &log.events().next().unwrap().lines[0];
-        assert!(kept.len() <= MAX_LINE_KEPT + '…'.len_utf8() && kept.ends_with('…'));
+        let kept = &log.events().next().unwrap().lines;
+        assert_eq!(kept.len(), MAX_LINES, "the last lines");
+        assert_eq!(kept[0], "3");
+        let cut = kept.last().unwrap();
+        assert!(cut.len() <= MAX_LINE_KEPT + '…'.len_utf8() && cut.ends_with('…'));
         log.sweep(t + 600);
         assert_eq!(log.len(), 1, "exactly the retention: kept");
         log.sweep(t + 601);
