@@ -521,14 +521,24 @@ impl Core {
         }
     }
 
-    /// Remembers a matched line for the jail's `on_ban` hook, keeping at most `maxretry` lines
-    /// per address and `HOOK_LINES_CAP` addresses.
-    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: String) {
+    /// Remembers a matched line for the ban log and the jail's `on_ban` hook, keeping at most
+    /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
+    /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
+    /// lines cost no more memory than the log would keep of them.
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String) {
         let Some(policy) = self.tracker.policy(jail) else {
             return;
         };
         let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
-        let keep = policy.maxretry.max(1) as usize;
+        let mut keep = policy.maxretry.max(1) as usize;
+        let hook = self
+            .config
+            .enabled()
+            .any(|j| &j.name == jail && j.on_ban.is_some());
+        if !hook {
+            keep = keep.min(nftjail_core::state::events::MAX_LINES);
+            nftjail_core::state::events::cut_line(&mut line);
+        }
         if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
             // Any entry will do: the map only has to stay bounded under a flood.
             if let Some(victim) = self.hook_lines.keys().next().cloned() {

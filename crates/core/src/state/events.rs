@@ -137,7 +137,7 @@ impl BanLog {
         let extra = event.lines.len().saturating_sub(MAX_LINES);
         event.lines.drain(..extra);
         for line in &mut event.lines {
-            cut(line);
+            cut_line(line);
         }
         self.push(event);
         self.events.back().expect("invariant: just pushed")
@@ -195,7 +195,7 @@ impl BanLog {
 }
 
 /// Cuts `line` to [`MAX_LINE_KEPT`] bytes at a character boundary, marking the cut.
-fn cut(line: &mut String) {
+pub fn cut_line(line: &mut String) {
     if line.len() <= MAX_LINE_KEPT {
         return;
     }
