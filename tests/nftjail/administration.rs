@@ -223,6 +223,11 @@ fn a_log_seen_for_the_first_time_is_read_back_for_findtime_once() {
     d.wait_until("a new line counted", || {
         jail_status(&d, "sshd")["total_failed"] == 4
     });
+    assert_eq!(
+        jail_status(&d, "sshd")["lines_read"],
+        1,
+        "only the new line was read after the restart"
+    );
 }
 
 /// The journal alike: first sight reads back from now − findtime, and a restart resumes from
@@ -283,6 +288,18 @@ fn a_journal_seen_for_the_first_time_is_read_back_for_findtime_once() {
         (Some(0), Some(3)),
         "nothing read twice after a restart\n{}",
         d.log()
+    );
+    crate::sources::write_journal(
+        &d.path("ssh.journal"),
+        &[("sshd-session", 300, failure("192.0.2.62", 300))],
+    );
+    d.wait_until("a new entry counted", || {
+        jail_status(&d, "sshd")["total_failed"] == 4
+    });
+    assert_eq!(
+        jail_status(&d, "sshd")["lines_read"],
+        1,
+        "only the new entry was read after the restart"
     );
 }
 
