@@ -370,7 +370,8 @@ fn terms(j: &crate::control::protocol::JailDetail) -> String {
     let ports = match j.ports.as_str() {
         "" => String::new(),
         "all" => " on all ports".to_string(),
-        list => format!(" on ports {list}"),
+        list if list.contains([',', ':']) => format!(" on ports {list}"),
+        one => format!(" on port {one}"),
     };
     let within = format_seconds(j.findtime);
     match (j.kind.as_str(), j.maxbans) {

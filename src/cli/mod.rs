@@ -29,7 +29,7 @@ use crate::config::Diagnostics;
     after_help = "Examples:\n  \
     nftjail check                        # validate /etc/nftjail; every key of every jail\n  \
     nftjail status                       # jails and counters\n  \
-    nftjail log --since 1d               # what was banned and unbanned today\n  \
+    nftjail log --since 1d               # bans and unbans of the last day\n  \
     nftjail ban manual 203.0.113.7 --for 180d\n  \
     nftjail test-filter sshd /var/log/auth.log\n\n\
     `nftjail help COMMAND` shows each command's own examples."
