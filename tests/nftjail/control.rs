@@ -381,8 +381,12 @@ fn clients_that_never_read_their_banned_replies_do_not_grow_the_daemon() {
         after < baseline + 8 * 1024,
         "RSS stayed at {after} KiB after the clients left (baseline {baseline} KiB)"
     );
+    // Stuck clients must not hold `status` up: one that waited for them would wait for their
+    // write deadline (WRITE_TIMEOUT, 5 s). Each `status` here is a new client process, which a
+    // machine busy with other builds may take a second or more to start (1.08 s was seen at
+    // load 14 on 2 cores): the bound is the deadline's, not a speed claim.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(3),
         "status took {slowest:?} while 64 clients were stuck"
     );
 }
