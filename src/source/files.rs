@@ -268,6 +268,16 @@ pub(crate) mod tests {
     }
 
     impl Collect {
+        /// Waits (up to 10 s) until a checkpoint holds the position of `key`: the file has been
+        /// looked at (a file read from its end is positioned at its first look, not at start).
+        pub fn wait_for_position(&self, key: &str) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.positions.lock().unwrap().contains_key(key) {
+                assert!(Instant::now() < deadline, "no position for {key}");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+
         /// Waits (up to 10 s) until `n` items arrived; returns them.
         pub fn wait_for(&self, n: usize) -> Vec<String> {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -307,7 +317,9 @@ pub(crate) mod tests {
             tail: vec![format!("{}/*.log", dir.path().display())],
         };
         let handle = spawn(source, HashMap::new(), Box::new(collect.clone())).unwrap();
-        thread::sleep(Duration::from_millis(100));
+        // Regression (flaky under load): a line written before the source's first look at the
+        // file was taken for history. Write once it has looked.
+        collect.wait_for_position(&position_key("web", &a));
         append(&a, "one\n");
         assert_eq!(collect.wait_for(1), ["one"]);
         std::fs::rename(&a, dir.path().join("a.log.1")).unwrap();
@@ -374,6 +386,7 @@ pub(crate) mod tests {
         };
         let handle = spawn(source, HashMap::new(), Box::new(collect.clone())).unwrap();
         assert_eq!(collect.wait_for(2), ["before 1", "before 2"]);
+        collect.wait_for_position(&position_key("j", &b));
         append(&b, "new in b\n");
         assert_eq!(collect.wait_for(3)[2], "new in b", "b starts at its end");
         drop(handle);

@@ -222,8 +222,10 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_answering() {
         .collect();
     let start = Instant::now();
     d.ok(&["status"]);
+    // Starved, it would wait for a silent client's READ_TIMEOUT (10 s); each `status` is a new
+    // process, which a machine busy with other builds takes its time to start.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "status took {:?} with 64 silent clients",
         start.elapsed()
     );

@@ -102,7 +102,9 @@ fn a_burst_of_reloads_during_a_write_stream_never_stalls_the_control_socket() {
             let asked = Instant::now();
             d.ok(&["status"]);
             assert!(
-                asked.elapsed() < Duration::from_secs(2),
+                // It hung for good when it broke; a busy machine takes its time to start the
+                // client process.
+                asked.elapsed() < Duration::from_secs(5),
                 "status took {:?} during the reload burst",
                 asked.elapsed()
             );
