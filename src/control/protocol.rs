@@ -156,7 +156,8 @@ pub struct JailDetail {
     /// The ports banned: `all`, or a list such as `22, 465, 49152:65534`.
     #[serde(default)]
     pub ports: String,
-    /// Lines skipped unread because they were logged more than `findtime` ago.
+    /// Lines that might have been failures, skipped without their regexes because they were
+    /// logged more than `findtime` ago.
     #[serde(default)]
     pub lines_too_old: u64,
     /// The nftables sets holding this jail's bans.

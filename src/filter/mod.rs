@@ -59,8 +59,8 @@ pub struct SourceCounters {
     pub skipped: AtomicU64,
     /// Lines an ignoreregex matched.
     pub ignored: AtomicU64,
-    /// Lines logged more than `findtime` ago (a log read back from its start): skipped without
-    /// a regex, never counted.
+    /// Lines that might have been failures but were logged more than `findtime` ago (a log
+    /// read back from its start): skipped without a regex, never counted.
     pub too_old: AtomicU64,
 }
 

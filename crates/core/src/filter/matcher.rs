@@ -89,10 +89,10 @@ impl Matcher {
         &self.filter
     }
 
-    /// From now on, lines logged at or before `instant` (Unix seconds) are
-    /// [`Outcome::TooOld`]: their time is read from the prefix and no regex runs on them, so a
-    /// log read back from its start skips what is older than `findtime` fast. `None`: every
-    /// line is matched (the default; `test-filter`).
+    /// From now on, lines logged at or before `instant` (Unix seconds) that the keyword pass
+    /// would hand to a regex are [`Outcome::TooOld`]: their time is read from the prefix and no
+    /// regex runs on them, so a log read back from its start skips what is older than
+    /// `findtime` fast. `None`: every line is matched (the default; `test-filter`).
     pub fn set_not_before(&mut self, instant: Option<i64>) {
         self.state.not_before = instant;
     }
@@ -284,18 +284,20 @@ impl State {
         if !filter.accepts_daemon(tag) {
             return Outcome::NoMatch;
         }
+        if !filter
+            .prefilter
+            .candidates(message.as_bytes(), &mut self.candidates)
+        {
+            return Outcome::NoMatch;
+        }
+        // After the keyword pass, so that the many lines no regex could match never pay for
+        // a time resolution; before the regexes, which are what a too old line is spared.
         if let (Some(limit), Some(_)) = (self.not_before, stamp)
             && self
                 .resolve(filter, stamp, now)
                 .is_some_and(|t| t.at <= limit)
         {
             return Outcome::TooOld;
-        }
-        if !filter
-            .prefilter
-            .candidates(message.as_bytes(), &mut self.candidates)
-        {
-            return Outcome::NoMatch;
         }
         let session = match (tag, pid) {
             (Some(tag), Some(pid)) if filter.has_sessions => Some(SessionKey::new(tag, pid)),
