@@ -203,10 +203,13 @@ fn within(limit: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
 
 /// Regression: `nft delete table`, `nft flush set` or `nft delete chain` while running left the
 /// bans gone (until a ban happened to arrive, or a restart) while `status` still listed them.
-/// Now the daemon sees the foreign change over netlink and repairs it within a second.
+/// Now the daemon sees the foreign change over netlink and repairs it 100 ms after the last
+/// notification. The test allows 5 s: each look it takes starts several `nft` processes, which a
+/// machine busy with other builds is slow to start (a 1 s bound failed at load 12); what broke
+/// was a repair that never came.
 #[test]
 #[ignore = "needs root"]
-fn kernel_drift_is_repaired_within_a_second_from_the_state() {
+fn kernel_drift_is_repaired_promptly_from_the_state() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
     let d = Daemon::start("dur-drift", "", &format!("{SSHD_JAIL}{manual}"));
     d.ok(&[
@@ -250,12 +253,12 @@ fn kernel_drift_is_repaired_within_a_second_from_the_state() {
                 .matches("nftjail:")
                 .count()
         };
-        let took = within(Duration::from_secs(1), || {
+        let took = within(Duration::from_secs(5), || {
             whole() && rules("input") > 0 && rules("forward") > 0
         });
         assert!(
             took.is_some(),
-            "`nft {}` not repaired within 1 s\n{}",
+            "`nft {}` not repaired within 5 s\n{}",
             args.join(" "),
             d.log()
         );
