@@ -3,8 +3,8 @@
 //!
 //! Receives every ban, unban and expiry once it took effect (with the log lines that led to a
 //! ban), the tracker's totals, checkpoints and ticks, and `log` requests; emits state records
-//! (an event per entry, the totals that changed) to the banner — at the checkpoint of the lines
-//! they count, or within a second — and the replies of `log`. Every compaction writes the whole
+//! (the events the log kept since the last send, the totals that changed) to the banner — at
+//! the checkpoint of the lines they count, or within a second — and the replies of `log`. Every compaction writes the whole
 //! ban log and every total again, so what survives a restart is bounded like the log itself
 //! (`dbpurgeage`, at most `MAX_EVENTS` events). It never waits and never writes a file itself.
 
@@ -24,17 +24,18 @@ pub struct History {
     pub log: BanLog,
     /// The totals as last sent to the state log, by jail.
     sent_totals: HashMap<JailName, (u64, u64)>,
-    /// Events recorded since the last send.
-    unsent: Vec<Record>,
+    /// The sequence number of the last event sent to the state log. Events are sent from the
+    /// log itself, so a burst (100,000 bans from a blocklist) sends only what the log keeps.
+    sent_seq: u64,
 }
 
 impl History {
     /// The history replayed from the state (the events and totals it recorded).
     pub fn new(log: BanLog, totals: impl IntoIterator<Item = (JailName, u64, u64)>) -> History {
         History {
+            sent_seq: log.last_seq(),
             log,
             sent_totals: totals.into_iter().map(|(j, f, b)| (j, (f, b))).collect(),
-            unsent: Vec::new(),
         }
     }
 }
@@ -43,16 +44,25 @@ impl Core {
     /// Records one event of the ban log (and queues it for the state log).
     pub(super) fn log_event(&mut self, action: EventAction, ban: &Ban, lines: Vec<String>) {
         let now = (self.clock)();
-        let event = self
-            .history
+        self.history
             .log
             .record(BanEvent::of(action, ban, now, lines));
-        self.history.unsent.push(Record::Event(event.clone()));
     }
 
     /// Sends the state log the events recorded and the totals changed since the last time.
     pub(super) fn send_history(&mut self) {
-        let mut records = std::mem::take(&mut self.history.unsent);
+        let unsent = Query {
+            after: Some(self.history.sent_seq),
+            ..Query::default()
+        };
+        let mut records: Vec<Record> = self
+            .history
+            .log
+            .query(&unsent)
+            .cloned()
+            .map(Record::Event)
+            .collect();
+        self.history.sent_seq = self.history.log.last_seq();
         for (jail, failed, banned) in self.tracker.totals() {
             if self.history.sent_totals.get(jail) != Some(&(failed, banned)) {
                 records.push(Record::Totals {
@@ -84,7 +94,7 @@ impl Core {
     /// The history's part of a compaction snapshot: every total and every event kept. Whatever
     /// was not sent yet is in it, so nothing is left to send.
     pub(super) fn history_snapshot(&mut self) -> Vec<Record> {
-        self.history.unsent.clear();
+        self.history.sent_seq = self.history.log.last_seq();
         let mut records = Vec::new();
         for (jail, failed, banned) in self.tracker.totals() {
             self.history

@@ -326,7 +326,12 @@ impl Core {
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Failures { jail, failures } => {
+            Event::Failures {
+                jail,
+                failures,
+                lines,
+            } => {
+                lines.release();
                 self.follow_host_addresses();
                 let now = (self.clock)();
                 let mut orders = Vec::new();

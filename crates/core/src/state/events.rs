@@ -18,8 +18,8 @@ use crate::addr::BanTarget;
 use crate::jail::JailName;
 use crate::tracker::{Ban, Origin};
 
-/// The most events kept, whatever the retention.
-pub const MAX_EVENTS: usize = 50_000;
+/// The most events kept, whatever the retention (about 1.2 MB without their lines).
+pub const MAX_EVENTS: usize = 10_000;
 /// Only this many of the newest events keep their matched lines.
 pub const MAX_WITH_LINES: usize = 1_000;
 /// An event keeps at most its last this many lines.
