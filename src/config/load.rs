@@ -141,11 +141,6 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
     let cluster = sections.cluster.and_then(|(place, raw)| {
         super::cluster::validate_cluster(&files, &place, raw, &validated, &mut diags)
     });
-    if let Some(c) = cluster.as_ref().filter(|c| c.share_lines) {
-        for jail in validated.iter_mut().filter(|j| c.publishes(&j.name)) {
-            jail.keep_lines = true;
-        }
-    }
     diags.extend(std::mem::take(&mut filters.diags));
     warnings.append(&mut filters.warnings);
     if !diags.is_empty() {

@@ -9,6 +9,7 @@
 //! `ignoreself`, are read by the daemon while it runs).
 
 pub mod cluster;
+pub mod effective;
 mod files;
 mod filters;
 pub mod firewall;
@@ -142,8 +143,15 @@ pub struct FilterChoice {
 /// Where a log jail reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Files (globs allowed), tailed with inotify; `poll_only` disables inotify.
-    Files { paths: Vec<String>, poll_only: bool },
+    /// Files (globs allowed), tailed with inotify; `poll_only` disables inotify. A file seen
+    /// for the first time (no saved position) is read back from its start, skipping what is
+    /// older than `findtime`, unless its pattern is in `tail` (fail2ban's `logpath = PATH tail`):
+    /// then it is read from its end.
+    Files {
+        paths: Vec<String>,
+        poll_only: bool,
+        tail: Vec<String>,
+    },
     /// The systemd journal, filtered by `FIELD=value` matches; `paths` reads given journal
     /// directories or files instead of the system journal.
     Journal {
@@ -164,8 +172,19 @@ pub struct JailConfig {
     /// Commands run after a ban / unban (argv; no shell).
     pub on_ban: Option<Vec<String>>,
     pub on_unban: Option<Vec<String>>,
-    /// The matched lines are kept until the ban (for `on_ban`, or shared with the fleet).
-    pub keep_lines: bool,
+    /// Every key in force and where it was set, for `nftjail check`.
+    pub settings: Vec<Setting>,
+}
+
+/// One key of a jail as it is in force, and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The key as written in a jail table (`escalation.factor` for the sub-table's).
+    pub key: &'static str,
+    /// As a person writes it: `1w`, `all`, `sshd`.
+    pub value: String,
+    /// `jail.d/99-local.toml:4`, `[defaults] nftjail.toml:21`, or `built-in`.
+    pub origin: String,
 }
 
 #[cfg(test)]

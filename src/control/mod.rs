@@ -1,5 +1,5 @@
-//! The control socket: how `nftjail status / ban / unban / banned / reload / firewall / rule /
-//! forward` (and a hosting panel) talk to the running daemon.
+//! The control socket: how `nftjail status / ban / unban / banned / reload / log / firewall /
+//! rule / forward` (and a hosting panel) talk to the running daemon.
 //!
 //! `protocol` is the one definition of the wire format, shared by both ends; `server` is the
 //! daemon's side (it turns requests into [`Call`]s for the core); `client` is the CLI's side.
@@ -44,6 +44,11 @@ pub enum Command {
     Reload,
     /// The host firewall: status, switches, rules and forwards.
     Firewall(firewall::FirewallCommand),
+    Log {
+        jail: Option<String>,
+        since: Option<i64>,
+        after: Option<u64>,
+    },
 }
 
 /// A command and where its reply goes.

@@ -427,6 +427,7 @@ async fn command<R: AsyncBufRead + Unpin>(
             Command::Firewall(super::firewall::FirewallCommand::from_request(firewall)?)
         }
         Request::Import { bans, stream } => import::command(bans, stream, reader).await?,
+        Request::Log { jail, since, after } => Command::Log { jail, since, after },
         Request::Unban { target, jail, all } => {
             let target = match target {
                 Some(t) => Some(t.parse().map_err(|e: nftjail_core::addr::TargetError| {

@@ -44,6 +44,7 @@ use crate::state::{Faults, Record, StateError, StateStore};
 use nftjail_backend::{Backend, BackendError, Element, reconcile};
 use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
+use nftjail_core::state::BanLog;
 use nftjail_core::tracker::{Ban, Tracker};
 pub use self_addresses::host_addresses;
 use sources::SourceOptions;
@@ -158,6 +159,17 @@ pub async fn run(
     // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
     let replayed: Vec<Ban> = std::mem::take(&mut recovered.bans).into_values().collect();
     tracker.restore(replayed, std::mem::take(&mut recovered.history), now);
+    for (jail, totals) in &recovered.totals {
+        tracker.set_totals(jail, totals.failed, totals.banned);
+    }
+    let mut ban_log = BanLog::new(config.daemon.dbpurgeage);
+    ban_log.restore(std::mem::take(&mut recovered.events), now);
+    let history = core::History::new(
+        ban_log,
+        std::mem::take(&mut recovered.totals)
+            .into_iter()
+            .map(|(j, t)| (j, t.failed, t.banned)),
+    );
     let parked = tracker.parked().count();
     if parked > 0 {
         tracing::info!(
@@ -357,6 +369,7 @@ pub async fn run(
         addresses,
         firewall: firewall.ruleset,
         fleet,
+        history,
     });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner

@@ -79,6 +79,9 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str)
         maxretry: jail.policy.recidive.unwrap_or(jail.policy.maxretry),
         findtime: jail.policy.findtime,
         bantime: jail.policy.bantime.seconds(),
+        maxbans: jail.policy.recidive,
+        ports: crate::config::effective::ports(&jail.ports),
+        lines_too_old: load(|c| &c.too_old),
         sets: [SetKind::Addr4, SetKind::Addr6, SetKind::Net4, SetKind::Net6]
             .iter()
             .map(|k| set_name(&jail.name, *k))

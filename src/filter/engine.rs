@@ -62,6 +62,7 @@ impl CompiledFilter {
                     local,
                     zone,
                     text: String::new(),
+                    not_before: None,
                 }))
             }
         }
@@ -87,6 +88,8 @@ pub struct Fail2banRun {
     zone: Zone,
     /// The line decoded (reused).
     text: String,
+    /// Failures logged before this instant are too old (see [`AnyMatcher::set_not_before`]).
+    not_before: Option<i64>,
 }
 
 impl Fail2banRun {
@@ -98,8 +101,8 @@ impl Fail2banRun {
         }
     }
 
-    fn outcome(found: Vec<nftjail_core::fail2ban::Found>) -> Outcome {
-        found
+    fn outcome(found: Vec<nftjail_core::fail2ban::Found>, not_before: Option<i64>) -> Outcome {
+        let outcome = found
             .into_iter()
             .filter(|found| !found.nofail)
             // A `<SUBNET>`/`<CIDR>` capture names a network, not an address: the tracker counts
@@ -118,11 +121,25 @@ impl Fail2banRun {
                     user: found.user,
                 })
             })
-            .map_or(Outcome::NoMatch, Outcome::Failure)
+            .map_or(Outcome::NoMatch, Outcome::Failure);
+        match (outcome, not_before) {
+            // fail2ban's engine finds the time with the match: the limit is applied after it.
+            (Outcome::Failure(failure), Some(limit)) if failure.at < limit => Outcome::TooOld,
+            (outcome, _) => outcome,
+        }
     }
 }
 
 impl AnyMatcher {
+    /// Lines logged before `instant` (Unix seconds) are [`Outcome::TooOld`]: the read-back of
+    /// a log seen for the first time counts only what is within `findtime`.
+    pub fn set_not_before(&mut self, instant: Option<i64>) {
+        match self {
+            AnyMatcher::Native(matcher) => matcher.set_not_before(instant),
+            AnyMatcher::Fail2ban(run) => run.not_before = instant,
+        }
+    }
+
     /// Matches one log line (without its newline).
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
         match self {
@@ -133,7 +150,7 @@ impl AnyMatcher {
                 run.text.clear();
                 run.text.push_str(&String::from_utf8_lossy(line));
                 let found = run.matcher.feed(&run.text, now, &run.zone);
-                Fail2banRun::outcome(found)
+                Fail2banRun::outcome(found, run.not_before)
             }
         }
     }
@@ -156,7 +173,7 @@ impl AnyMatcher {
                 });
                 let time = (entry.realtime_usec / 1_000_000) as i64;
                 let found = run.matcher.feed_journal(&line, time, now, &run.zone);
-                Fail2banRun::outcome(found)
+                Fail2banRun::outcome(found, run.not_before)
             }
         }
     }
@@ -196,7 +213,7 @@ mod tests {
         ];
         for (found, want) in cases {
             let label = found.raw.clone();
-            let host = match Fail2banRun::outcome(vec![found]) {
+            let host = match Fail2banRun::outcome(vec![found], None) {
                 Outcome::Failure(failure) => Some(failure.host.to_string()),
                 _ => None,
             };

@@ -1,5 +1,6 @@
 //! nftjail's end-to-end tests: one binary, one module per topic.
 
+mod administration;
 mod backend;
 mod bans;
 mod console;

@@ -32,6 +32,7 @@ fn jail_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("jails"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     files
@@ -152,8 +153,134 @@ fn the_shipped_configuration_loads_with_the_daemons_loader_and_local_overrides_w
     assert_eq!(postfix.policy.maxretry, 2);
     assert_eq!(
         postfix.policy.findtime, 600,
-        "the shipped file's other keys stay"
+        "what the shipped file does not set comes from [defaults]"
     );
+}
+
+/// The keys a shipped jail may set: what is specific to it, as in fail2ban's jail.conf.
+/// maxretry, findtime, bantime, ignore lists and escalation come from `[defaults]`; recidive's
+/// window and ban, and manual's ban, are what those jails are.
+const SPECIFIC: &[&str] = &[
+    "enabled",
+    "filter",
+    "mode",
+    "logpath",
+    "backend",
+    "journalmatch",
+    "journalpath",
+    "port",
+    "protocol",
+    "datepattern",
+    "logtimezone",
+];
+
+// Regression: the shipped jail files set maxretry, findtime and bantime and silently
+// overrode [defaults] (dovecot ran with 5/10m/1h under `[defaults] maxretry = 6, …`).
+#[test]
+fn shipped_jails_set_only_what_is_specific_to_them() {
+    for file in jail_files() {
+        let text = fs::read_to_string(&file).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for (jail, keys) in &table {
+            let allowed: Vec<&str> = match jail.as_str() {
+                "recidive" => [SPECIFIC, &["maxbans", "findtime", "bantime"]].concat(),
+                "manual" => [SPECIFIC, &["bantime"]].concat(),
+                _ => SPECIFIC.to_vec(),
+            };
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    allowed.contains(&key.as_str()),
+                    "{}: [{jail}] sets {key}, which belongs in [defaults] (or jail.d/99-local.toml)",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn defaults_reach_the_shipped_jails_and_allports_beats_their_ports() {
+    let dir = installed_layout();
+    let main = dir.path().join("nftjail.toml");
+    let text = fs::read_to_string(&main).unwrap();
+    let text = text
+        .replacen("\nmaxretry = 5 ", "\nmaxretry = 6 ", 1)
+        .replacen(
+            "\nfindtime = \"10m\" ",
+            "\nport = \"all\"\nfindtime = \"1w\" ",
+            1,
+        )
+        .replacen("\nbantime = \"1h\" ", "\nbantime = \"1w\" ", 1);
+    fs::write(&main, &text).unwrap();
+    // The line of a key in a file, as `check` names it.
+    let line_of = |text: &str, key: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let maxretry_line = format!("nftjail.toml:{}", line_of(&text, "maxretry = 6"));
+    let shipped = fs::read_to_string(dir.path().join("jail.d/10-dovecot.toml")).unwrap();
+    let filter_line = format!("jail.d/10-dovecot.toml:{}", line_of(&shipped, "filter ="));
+    fs::write(
+        dir.path().join("jail.d/99-local.toml"),
+        "[dovecot]\nenabled = true\n\n[sshd]\nport = [\"ssh\", 2222]\n",
+    )
+    .unwrap();
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let jail = |name: &str| c.jails.iter().find(|j| j.name.as_str() == name).unwrap();
+    let dovecot = jail("dovecot");
+    assert_eq!(
+        (dovecot.policy.maxretry, dovecot.policy.findtime),
+        (6, 604_800)
+    );
+    assert_eq!(dovecot.policy.bantime.seconds(), Some(604_800));
+    assert_eq!(
+        dovecot.ports,
+        config::Ports::All,
+        "allports beats 10-dovecot.toml"
+    );
+    assert_ne!(
+        jail("sshd").ports,
+        config::Ports::All,
+        "a port set again in 99-local.toml beats allports"
+    );
+    assert_eq!(
+        jail("recidive").policy.bantime.seconds(),
+        Some(604_800),
+        "recidive keeps its own window and ban"
+    );
+    assert_eq!(jail("recidive").policy.findtime, 86_400);
+    // `check` says where each value came from.
+    let out = Command::new(env!("CARGO_BIN_EXE_nftjail"))
+        .args(["check", "--config"])
+        .arg(&main)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    let dovecot_keys: Vec<&str> = report
+        .split("\ndovecot: enabled")
+        .nth(1)
+        .expect("dovecot in the report")
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let line = |key: &str| {
+        dovecot_keys
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {report}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line("maxretry")[1..], ["6", "[defaults]", &maxretry_line]);
+    assert_eq!(line("findtime")[1..3], ["1w", "[defaults]"]);
+    assert_eq!(line("bantime")[1..3], ["1w", "[defaults]"]);
+    assert_eq!(line("port")[1..3], ["all", "[defaults]"]);
+    assert_eq!(line("enabled")[1..], ["true", "jail.d/99-local.toml:2"]);
+    assert_eq!(line("filter")[1..], ["dovecot", &filter_line]);
+    assert_eq!(line("maxtracked")[1..], ["100000", "built-in"]);
 }
 
 #[test]

@@ -27,6 +27,7 @@ use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
 pub mod firewall;
 mod fleet;
+mod history;
 mod import;
 mod reload;
 mod requests;
@@ -39,10 +40,12 @@ use crate::config::{Config, Diagnostics};
 use crate::control::Call;
 use crate::filter::Event;
 use crate::state::Record;
+pub use history::History;
 use nftjail_backend::Element;
 use nftjail_core::addr::BanTarget;
 use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
+use nftjail_core::state::EventAction;
 use nftjail_core::tracker::{Action, Ban, Counted, Order, OrderId, Origin, Settlement, Tracker};
 use reload::Reload;
 use requests::Tickets;
@@ -148,6 +151,8 @@ pub struct Core {
     pub(super) fleet: Option<crate::fleet::Fleet>,
     /// Orders of administrators' unbans to share once settled.
     fleet_unbans: HashSet<OrderId>,
+    /// The ban log and the counters, and what of them the state log lacks.
+    pub(super) history: History,
 }
 
 /// What the core starts with.
@@ -163,6 +168,7 @@ pub struct Parts {
     /// The firewall's ruleset as start-up put it in the kernel and the state.
     pub firewall: Ruleset,
     pub fleet: Option<crate::fleet::Fleet>,
+    pub history: History,
 }
 
 impl Core {
@@ -190,6 +196,7 @@ impl Core {
             firewall: firewall::Firewall::new(parts.firewall),
             fleet: parts.fleet,
             fleet_unbans: HashSet::new(),
+            history: parts.history,
         }
     }
 
@@ -340,7 +347,12 @@ impl Core {
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Failures { jail, failures } => {
+            Event::Failures {
+                jail,
+                failures,
+                lines,
+            } => {
+                lines.release();
                 self.follow_host_addresses();
                 let now = (self.clock)();
                 let mut orders = Vec::new();
@@ -361,7 +373,11 @@ impl Core {
                 }
                 self.send(orders);
             }
-            Event::Checkpoint(positions) => self.push(Msg::Positions(positions)),
+            Event::Checkpoint(positions) => {
+                // The counters of what was read up to these positions go with them.
+                self.send_history();
+                self.push(Msg::Positions(positions));
+            }
             Event::Stopped {
                 jail,
                 id,
@@ -399,7 +415,9 @@ impl Core {
                 self.drift(true);
             }
             Report::Need(Barrier::Compact, reply) => {
-                let _ = reply.send(Settled::Records(self.snapshot()));
+                let mut records = self.snapshot();
+                records.extend(self.history_snapshot());
+                let _ = reply.send(Settled::Records(records));
             }
             Report::Need(Barrier::Repair { .. }, reply) => {
                 let _ = reply.send(Settled::Elements(self.desired()));
@@ -502,8 +520,12 @@ impl Core {
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
                 }
+                self.log_event(EventAction::Ban, ban, lines);
             }
-            Action::Unban => self.unbanned(ban),
+            Action::Unban => {
+                self.log_event(EventAction::Unban, ban, Vec::new());
+                self.unbanned(ban);
+            }
             Action::Ban | Action::Refresh | Action::Forget => {}
         }
     }
@@ -528,14 +550,24 @@ impl Core {
         }
     }
 
-    /// Remembers a matched line for the jail's `on_ban` hook, keeping at most `maxretry` lines
-    /// per address and `HOOK_LINES_CAP` addresses.
-    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: String) {
+    /// Remembers a matched line for the ban log and the jail's `on_ban` hook, keeping at most
+    /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
+    /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
+    /// lines cost no more memory than the log would keep of them.
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String) {
         let Some(policy) = self.tracker.policy(jail) else {
             return;
         };
         let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
-        let keep = policy.maxretry.max(1) as usize;
+        let mut keep = policy.maxretry.max(1) as usize;
+        let hook = self
+            .config
+            .enabled()
+            .any(|j| &j.name == jail && j.on_ban.is_some());
+        if !hook {
+            keep = keep.min(nftjail_core::state::events::MAX_LINES);
+            nftjail_core::state::events::cut_line(&mut line);
+        }
         if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
             // Any entry will do: the map only has to stay bounded under a flood.
             if let Some(victim) = self.hook_lines.keys().next().cloned() {
@@ -567,8 +599,11 @@ impl Core {
         self.firewall_tick();
         let ended = self.tracker.expire(now);
         for ban in &ended {
+            self.log_event(EventAction::Expire, ban, Vec::new());
             self.unbanned(ban);
         }
+        self.history.log.sweep(now);
+        self.send_history();
         if ended.len() <= LOG_EXPIRED_UP_TO {
             for ban in &ended {
                 tracing::info!(jail = %ban.jail, ip = %ban.target, "unban (expired)");
@@ -577,7 +612,8 @@ impl Core {
             tracing::info!(bans = ended.len(), "bans expired");
         }
         self.publish_metrics();
-        let live = self.tracker.bans().len() + self.tracker.history().len();
+        let live =
+            self.tracker.bans().len() + self.tracker.history().len() + self.history.log.len();
         let retry_due = self
             .upkeep
             .last_compaction_try

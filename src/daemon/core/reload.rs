@@ -144,6 +144,7 @@ impl Core {
             );
         }
         self.send(done.restored);
+        self.history.log.set_retention(new.daemon.dbpurgeage);
         self.tracker
             .set_self_addresses(crate::daemon::host_addresses());
         if new.cluster.as_ref() != self.fleet.as_ref().map(|f| &f.config) {

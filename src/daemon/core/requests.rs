@@ -166,6 +166,7 @@ impl Core {
                 self.banned_cache
                     .reply(generation, &self.tracker, jail.as_deref())
             }
+            Command::Log { jail, since, after } => self.log_reply(jail, since, after),
             Command::Reload => return self.reload_requested(reply),
             Command::Ban {
                 jail,

@@ -56,6 +56,9 @@ struct State {
     local: LocalZone,
     /// The text of the last line that had to be decoded (reused).
     decoded: String,
+    /// Lines logged at or before this instant (Unix seconds) are [`Outcome::TooOld`], found
+    /// without running a regex.
+    not_before: Option<i64>,
 }
 
 impl Matcher {
@@ -77,12 +80,21 @@ impl Matcher {
             last_time: None,
             local,
             decoded: String::new(),
+            not_before: None,
         };
         Matcher { filter, state }
     }
 
     pub fn filter(&self) -> &Arc<Filter> {
         &self.filter
+    }
+
+    /// From now on, lines logged at or before `instant` (Unix seconds) that the keyword pass
+    /// would hand to a regex are [`Outcome::TooOld`]: their time is read from the prefix and no
+    /// regex runs on them, so a log read back from its start skips what is older than
+    /// `findtime` fast. `None`: every line is matched (the default; `test-filter`).
+    pub fn set_not_before(&mut self, instant: Option<i64>) {
+        self.state.not_before = instant;
     }
 
     /// Open multi-line sessions (for status and tests).
@@ -277,6 +289,15 @@ impl State {
             .candidates(message.as_bytes(), &mut self.candidates)
         {
             return Outcome::NoMatch;
+        }
+        // After the keyword pass, so that the many lines no regex could match never pay for
+        // a time resolution; before the regexes, which are what a too old line is spared.
+        if let (Some(limit), Some(_)) = (self.not_before, stamp)
+            && self
+                .resolve(filter, stamp, now)
+                .is_some_and(|t| t.at <= limit)
+        {
+            return Outcome::TooOld;
         }
         let session = match (tag, pid) {
             (Some(tag), Some(pid)) if filter.has_sessions => Some(SessionKey::new(tag, pid)),
@@ -598,6 +619,62 @@ mod tests {
         assert_eq!(
             show(m.feed_journal(&entry, now())).split(' ').next(),
             Some("192.0.2.2")
+        );
+    }
+
+    #[test]
+    fn lines_older_than_the_limit_are_too_old_without_a_regex() {
+        let mut m = matcher(SESSIONS, None);
+        let at = |time: &str| {
+            chrono::NaiveDateTime::parse_from_str(
+                &format!("2026-11-23 {time}"),
+                "%Y-%m-%d %H:%M:%S",
+            )
+            .unwrap()
+            .and_utc()
+            .timestamp()
+        };
+        m.set_not_before(Some(at("11:50:00")));
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"Nov 23 11:49:59 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "TooOld",
+            ),
+            (
+                b"Nov 23 11:50:00 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "TooOld",
+            ),
+            (
+                b"Nov 23 11:50:01 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "192.0.2.1 2026-11-23T11:50:01 bob",
+            ),
+            // Another daemon's line is no match whatever its age; a line without a time is
+            // still unreadable.
+            (
+                b"Nov 23 07:00:00 h cron[1]: Invalid user bob from 192.0.2.1 port 22",
+                "NoMatch",
+            ),
+            (b"not a syslog line", "Skipped(NoTimestamp)"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                show(m.feed_line(line, now())),
+                *want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let entry = JournalEntry {
+            message: b"Invalid user eve from 198.51.100.7 port 1",
+            identifier: Some("sshd"),
+            pid: Some(9),
+            realtime_usec: (at("11:00:00") * 1_000_000) as u64,
+        };
+        assert_eq!(m.feed_journal(&entry, now()), Outcome::TooOld);
+        m.set_not_before(None);
+        assert_eq!(
+            show(m.feed_journal(&entry, now())),
+            "198.51.100.7 2026-11-23T11:00:00 eve"
         );
     }
 

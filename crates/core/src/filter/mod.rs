@@ -186,6 +186,9 @@ pub enum Outcome {
     NoMatch,
     /// A line that cannot be read, with the reason; counted, never fatal.
     Skipped(SkipReason),
+    /// Logged before the limit the matcher was given (`Matcher::set_not_before`), and a
+    /// candidate of the keyword pass: too old to count, so no regex ran on it.
+    TooOld,
 }
 
 /// Why a line was skipped.

@@ -627,10 +627,52 @@ fn a_jail_that_goes_has_its_bans_parked_and_restored_when_it_comes_back() {
     assert_eq!(restored.len(), 1);
     assert_eq!(
         t.stats(&name("manual")).unwrap().total_banned,
-        0,
-        "a restoration is no new ban"
+        2,
+        "the two bans made before it went; a restoration is no new ban"
     );
     assert_eq!(t.parked().count(), 0);
+}
+
+/// Regression: counters reset on restart and reload (`BANNED 1  TOTAL BANNED 0`).
+#[test]
+fn lifetime_totals_survive_reloads_and_jails_that_come_back() {
+    let mut t = tracker(vec![policy("sshd"), policy("manual")]);
+    t.set_totals(&name("sshd"), 40, 4);
+    t.set_totals(&name("gone"), 7, 1);
+    fail_until_ban(&mut t, "sshd", "192.0.2.1", T0);
+    let totals = |t: &Tracker, jail: &str| {
+        let s = t.stats(&name(jail)).unwrap();
+        (s.total_failed, s.total_banned)
+    };
+    assert_eq!(totals(&t, "sshd"), (43, 5));
+    let mut stricter = policy("sshd");
+    stricter.maxretry = 2;
+    t.reconfigure(vec![stricter.clone()], 86_400, T0 + 10);
+    assert_eq!(
+        totals(&t, "sshd"),
+        (43, 5),
+        "a changed window keeps the counters"
+    );
+    t.reconfigure(vec![], 86_400, T0 + 20);
+    let mut all: Vec<(String, u64, u64)> =
+        t.totals().map(|(j, f, b)| (j.to_string(), f, b)).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("gone".to_string(), 7, 1),
+            ("manual".to_string(), 0, 0),
+            ("sshd".to_string(), 43, 5)
+        ],
+        "retired jails keep theirs for the state log"
+    );
+    t.reconfigure(vec![stricter, policy("gone")], 86_400, T0 + 30);
+    assert_eq!(totals(&t, "sshd"), (43, 5));
+    assert_eq!(
+        totals(&t, "gone"),
+        (7, 1),
+        "a jail that comes back has its counters"
+    );
 }
 
 /// `nftjail unban --jail J --all` on a parked jail drops its bans from the state.
