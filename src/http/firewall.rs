@@ -2,7 +2,7 @@
 //!
 //! Receives HTTP requests that passed the guard (reads: the read token when one is set; changes:
 //! the admin token); emits the control socket's replies. Each endpoint builds the very
-//! [`Request`] the socket takes and is answered by the same path ([`api::ask`]): fields checked
+//! [`Request`] the socket takes and is answered by the same path (`api::ask`): fields checked
 //! and named by the control edge (`port: port 70000 is out of range`), one netlink transaction
 //! per change, answered once the kernel and the state log took it. Refusals keep their codes:
 //! `unknown_id` 404; `protected`, `from_file`, `duplicate`, `overlap`, `lockout`, `pending`,
