@@ -296,6 +296,58 @@ fn every_shipped_jail_is_in_the_debian_package() {
     }
 }
 
+/// Where the packages and install.sh put `firewall/hosting.toml`: documentation, not
+/// configuration, so that the host firewall is never changed by installing nftjail.
+const FIREWALL_EXAMPLE: &str = "usr/share/doc/nftjail/examples/firewall.d/10-hosting.toml";
+
+#[test]
+fn the_firewall_example_ships_as_documentation_and_is_in_force_only_once_copied() {
+    let cargo = fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    let asset = format!("[\"firewall/hosting.toml\", \"{FIREWALL_EXAMPLE}\", \"644\"]");
+    assert!(
+        cargo.contains(&asset),
+        "{asset} missing from the .deb's assets"
+    );
+    let spec = spec();
+    let install = spec_section(&spec, "%install").join("\n");
+    assert!(
+        install.contains("\"$src/firewall/hosting.toml\"")
+            && install.contains(&format!("%{{buildroot}}/{FIREWALL_EXAMPLE}")),
+        "%install copies the example:\n{install}"
+    );
+    let files = spec_section(&spec, "%files");
+    assert!(
+        files.contains(&format!("%doc /{FIREWALL_EXAMPLE}")),
+        "%files marks the example as documentation: {files:?}"
+    );
+
+    // As installed, no firewall rule is read: the shipped configuration leaves the firewall off.
+    let dir = installed_layout();
+    let main = dir.path().join("nftjail.toml");
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.firewall.settings.enabled);
+    assert!(c.firewall.rules.is_empty() && c.firewall.forwards.is_empty());
+    // Copied into firewall.d, it loads, every rule protected, and keeps the default admin port
+    // (ssh) open under a default-drop policy: the lock-out check of `nftjail check` passes.
+    fs::create_dir_all(dir.path().join("firewall.d")).unwrap();
+    fs::copy(
+        Path::new(ROOT).join("firewall/hosting.toml"),
+        dir.path().join("firewall.d/10-hosting.toml"),
+    )
+    .unwrap();
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(
+        &main,
+        format!("{text}\n[firewall]\nenabled = true\ndefault_input = \"drop\"\n"),
+    )
+    .unwrap();
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.firewall.settings.enabled);
+    assert!(c.firewall.rules.len() >= 9, "{:?}", c.firewall.rules);
+    assert!(c.firewall.rules.iter().all(|r| r.item.protected));
+}
+
 fn spec() -> String {
     fs::read_to_string(Path::new(ROOT).join("pkg/nftjail.spec")).unwrap()
 }
@@ -423,6 +475,20 @@ fn install_sh_stages_installs_idempotently_keeps_edits_and_uninstalls() {
     assert!(at("/etc/nftjail/nftjail.toml").exists());
     assert!(at("/etc/nftjail/jail.d/10-sshd.toml").exists());
     assert!(at("/usr/local/lib/systemd/system/nftjail.service").exists());
+    let example = at(&format!(
+        "/usr/local/{}",
+        FIREWALL_EXAMPLE.trim_start_matches("usr/")
+    ));
+    assert_eq!(
+        fs::read(&example).unwrap(),
+        fs::read(Path::new(ROOT).join("firewall/hosting.toml")).unwrap(),
+        "the firewall example, as documentation"
+    );
+    assert_eq!(
+        fs::read_dir(at("/etc/nftjail/firewall.d")).unwrap().count(),
+        0,
+        "firewall.d is there, empty: nothing in force"
+    );
     let unit = fs::read_to_string(at("/usr/local/lib/systemd/system/nftjail.service")).unwrap();
     assert!(
         unit.contains("ExecStart=/usr/local/bin/nftjail run"),
@@ -452,6 +518,7 @@ fn install_sh_stages_installs_idempotently_keeps_edits_and_uninstalls() {
     );
     install(&["--uninstall"]);
     assert!(!at("/usr/local/bin/nftjail").exists());
+    assert!(!example.exists() && !at("/usr/local/share/doc/nftjail").exists());
     assert!(!at("/usr/local/lib/systemd/system/nftjail.service").exists());
     assert!(
         at("/etc/nftjail/jail.d/10-sshd.toml").exists(),
