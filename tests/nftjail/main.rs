@@ -15,6 +15,7 @@ mod lifecycle;
 mod netns;
 mod operations;
 mod output;
+mod real;
 mod shipped;
 mod sources;
 mod web;
