@@ -105,11 +105,6 @@ impl Host {
         self.work.join("log")
     }
 
-    /// One log file as text (empty when absent).
-    pub fn log(&self, name: &str) -> String {
-        fs::read_to_string(self.log_dir().join(name)).unwrap_or_default()
-    }
-
     /// Starts the private root in `ns`: rsyslogd, then `script` (shell lines, run by bash with
     /// `set -eu` inside the root), then waits until every TCP port of `ports` accepts on
     /// 127.0.0.1. Panics with the script's output and the logs when a daemon does not come up.
@@ -170,15 +165,29 @@ impl Host {
     /// The start script's output and every log file, for failure messages.
     pub fn report(&self) -> String {
         let mut text = format!("--- start script output\n{}", self.output());
-        let mut files: Vec<PathBuf> = fs::read_dir(self.log_dir())
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.sort();
-        for file in files.iter().filter(|f| f.is_file()) {
-            let body = fs::read_to_string(file).unwrap_or_default();
-            text.push_str(&format!("--- {}\n{body}", file.display()));
+        for file in self.log_files() {
+            let body = fs::read_to_string(self.log_dir().join(&file)).unwrap_or_default();
+            text.push_str(&format!("--- /var/log/{}\n{body}", file.display()));
         }
         text
+    }
+
+    /// Every file under the log directory, relative to it, sorted.
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        fn walk(base: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+            for entry in fs::read_dir(base.join(rel)).into_iter().flatten().flatten() {
+                let rel = rel.join(entry.file_name());
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => walk(base, &rel, out),
+                    Ok(t) if t.is_file() => out.push(rel),
+                    _ => {}
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.log_dir(), Path::new(""), &mut files);
+        files.sort();
+        files
     }
 
     fn write_users(&self) {
@@ -226,12 +235,12 @@ impl Drop for Host {
                 .join("real-logs")
                 .join(name);
             let _ = fs::remove_dir_all(&keep);
-            if fs::create_dir_all(&keep).is_ok() {
-                for entry in fs::read_dir(self.log_dir()).into_iter().flatten().flatten() {
-                    if entry.path().is_file() {
-                        let _ = fs::copy(entry.path(), keep.join(entry.file_name()));
-                    }
+            for file in self.log_files() {
+                let to = keep.join(&file);
+                if let Some(parent) = to.parent() {
+                    let _ = fs::create_dir_all(parent);
                 }
+                let _ = fs::copy(self.log_dir().join(&file), to);
             }
         }
     }
