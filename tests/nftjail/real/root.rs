@@ -15,12 +15,7 @@ pub enum Set {
     Ssh,
     /// postfix and dovecot (imapd, pop3d).
     Mail,
-    Exim,
     Proftpd,
-    PureFtpd,
-    Vsftpd,
-    Nginx,
-    Apache,
 }
 
 impl Set {
@@ -29,12 +24,7 @@ impl Set {
             Set::Rsyslog => "rsyslog",
             Set::Ssh => "ssh",
             Set::Mail => "mail",
-            Set::Exim => "exim",
             Set::Proftpd => "proftpd",
-            Set::PureFtpd => "pure-ftpd",
-            Set::Vsftpd => "vsftpd",
-            Set::Nginx => "nginx",
-            Set::Apache => "apache",
         }
     }
 
