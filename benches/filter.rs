@@ -5,6 +5,10 @@
 //! - `filter/sshd-200k/test-filter`: the same lines through the `test-filter` binary's code path
 //!   (line splitting, matching, JSON output to a sink), which is what the ≥1.5 M lines/s target
 //!   and `benches/compare-fail2ban-regex.sh` measure.
+//! - `filter/sshd-200k/matcher-with-limit`: `matcher` with an age limit none of the lines
+//!   reaches (what the daemon runs: every line's time is resolved before its regexes).
+//! - `filter/sshd-200k/readback-too-old`: the same lines, all older than the limit — a log read
+//!   back on first sight, whose lines older than findtime are skipped without a regex.
 //! - `filter/modes/*`: one line kind through each sshd mode.
 //!
 //! The log is the one `examples/gen-sshd-log.rs` writes (seed 42), generated in-process.
@@ -98,9 +102,28 @@ fn sshd_200k(c: &mut Criterion) {
             failures
         })
     });
+    for (name, limit) in [
+        ("matcher-with-limit", 0),
+        ("readback-too-old", now().timestamp() + 10 * 365 * 86_400),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut m = matcher("sshd", "normal");
+                m.set_not_before(Some(limit));
+                let mut failures = 0u32;
+                for line in &lines {
+                    if let Outcome::Failure(f) = m.feed_line(line, now()) {
+                        failures += 1;
+                        black_box(f);
+                    }
+                }
+                failures
+            })
+        });
+    }
     group.bench_function("test-filter", |b| {
         b.iter(|| {
-            let mut m = matcher("sshd", "normal");
+            let mut m = nftjail::filter::engine::AnyMatcher::Native(matcher("sshd", "normal"));
             let mut sink = std::io::sink();
             let summary = test_filter::scan(&mut m, &log[..], now(), |number, failure| {
                 test_filter::write_failure(&mut sink, number, failure, true)

@@ -14,6 +14,12 @@
 #   /etc/nftjail/nftjail.toml             the main configuration          } never overwritten once
 #   /etc/nftjail/jail.d/10-NAME.toml      the shipped jails (jails/NAME)  } edited (see below)
 #   /etc/nftjail/filter.d/                empty: local filters go here
+#   /etc/nftjail/firewall.d/              empty: the host firewall's rules go here (it is off
+#                                         until `nftjail firewall enable` or [firewall] enabled)
+#   PREFIX/share/doc/nftjail/examples/firewall.d/10-hosting.toml
+#                                         the firewall example (firewall/hosting.toml), to copy
+#                                         into /etc/nftjail/firewall.d/ and edit; never in force
+#                                         by itself, replaced on every run like the binary
 # The state (/var/lib/nftjail) and the socket directory (/run/nftjail) are created by systemd
 # (StateDirectory=, RuntimeDirectory=), not here.
 #
@@ -83,6 +89,7 @@ destdir=${destdir%/}
 
 bindir=$prefix/bin
 sharedir=$prefix/share/nftjail
+exampledir=$prefix/share/doc/nftjail/examples
 confdir=/etc/nftjail
 if [ -z "$unitdir" ]; then
     case $prefix in
@@ -152,8 +159,8 @@ do_install() {
         die "no executable $binary: build it with \`cargo build --release\` or pass --binary FILE"
     fi
     if [ ! -f "$root/systemd/nftjail.service" ] || [ ! -f "$here/nftjail.toml" ] \
-        || [ ! -d "$root/jails" ]; then
-        die "run this script from an nftjail source tree (systemd/, dist/, jails/)"
+        || [ ! -d "$root/jails" ] || [ ! -f "$root/firewall/hosting.toml" ]; then
+        die "run this script from an nftjail source tree (systemd/, dist/, jails/, firewall/)"
     fi
 
     echo "Installing nftjail into ${destdir:-/} (prefix $prefix)"
@@ -178,8 +185,16 @@ do_install() {
         unit_changed=yes
     fi
 
+    # An example, not configuration: always the shipped version (a copy in firewall.d is yours).
+    install -d -m 0755 "$destdir$exampledir/firewall.d"
+    example=$exampledir/firewall.d/10-hosting.toml
+    if ! cmp -s "$root/firewall/hosting.toml" "$destdir$example"; then
+        install -m 0644 "$root/firewall/hosting.toml" "$destdir$example"
+        say "installed $example"
+    fi
+
     # Directories only when missing, so a mode the administrator chose stays.
-    for dir in "$confdir" "$confdir/jail.d" "$confdir/filter.d"; do
+    for dir in "$confdir" "$confdir/jail.d" "$confdir/filter.d" "$confdir/firewall.d"; do
         if [ ! -d "$destdir$dir" ]; then
             install -d -m 0755 "$destdir$dir"
             say "created $dir/"
@@ -210,6 +225,7 @@ do_install() {
         "$bindir/nftjail status" "jails and counters"
     echo "Local changes go in new files, e.g. $confdir/jail.d/99-local.toml; unit changes in"
     echo "\`systemctl edit nftjail\`. If nftjail was already running: systemctl restart nftjail"
+    echo "The host firewall is off; an example of its rules: $example"
 }
 
 # ---- uninstall -------------------------------------------------------------------------------
@@ -221,7 +237,8 @@ do_uninstall() {
         systemctl disable --now nftjail.service
         say "systemctl disable --now nftjail"
     fi
-    for file in "$bindir/nftjail" "$unitdir/nftjail.service"; do
+    for file in "$bindir/nftjail" "$unitdir/nftjail.service" \
+        "$exampledir/firewall.d/10-hosting.toml"; do
         if [ -e "$destdir$file" ]; then
             rm -f "$destdir$file"
             say "removed $file"
@@ -244,7 +261,8 @@ do_uninstall() {
         rm -f "$destdir$manifest"
     fi
     # Directories go only when empty (local jails and filters stay).
-    for dir in "$confdir/jail.d" "$confdir/filter.d" "$confdir" "$sharedir"; do
+    for dir in "$confdir/jail.d" "$confdir/filter.d" "$confdir/firewall.d" "$confdir" "$sharedir" \
+        "$exampledir/firewall.d" "$exampledir" "$prefix/share/doc/nftjail"; do
         if [ -d "$destdir$dir" ] && rmdir "$destdir$dir" 2>/dev/null; then
             say "removed $dir/"
         elif [ -d "$destdir$dir" ]; then

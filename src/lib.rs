@@ -15,8 +15,12 @@
 //!   lifecycle, drift repair, hooks, metrics, systemd.
 //! - [`banner`]: the banner stage: batches orders into kernel transactions and durable commits,
 //!   reports every outcome back.
+//! - [`fleet`]: bans shared with other hosts over NATS JetStream (`[cluster]`): outbox,
+//!   publisher, consumer.
 //! - [`state`]: the crash-safe state log on disk (core's records), group-committed.
 //! - [`control`]: the control socket: shared protocol, server (daemon side), client (CLI side).
+//! - [`fail2ban`]: core's fail2ban engine over the file system, and `import-fail2ban` (a whole
+//!   fail2ban installation: configuration, filters and active bans).
 //! - [`http`]: the HTTP API (the control socket's requests over HTTP, bearer tokens), the web
 //!   console and `/metrics`, on axum and hyper; off unless `[http]` or `[metrics]` is set.
 //! - [`cli`]: the `nftjail` command line (clap subcommands) and each command's implementation.
@@ -27,7 +31,9 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fail2ban;
 pub mod filter;
+pub mod fleet;
 pub mod http;
 pub mod source;
 pub mod state;

@@ -60,6 +60,9 @@ pub enum Settled {
 pub enum Msg {
     Orders(Vec<Order>),
     Positions(Vec<(String, Position)>),
+    /// Records that need no kernel change (counters, the ban log): written with the next job,
+    /// at most a second later, like positions.
+    Records(Vec<Record>),
     /// A new layout; with `firewall`, both are applied or neither (a reload).
     Layout {
         layout: Layout,
@@ -232,9 +235,12 @@ impl Queue {
         self.msgs.push_front(msg);
     }
 
-    /// Whether the queue holds work worth a job now: anything but positions, or positions due.
+    /// Whether the queue holds work worth a job now: anything but positions and records, or
+    /// those when due.
     fn ready(&self, positions_due: bool) -> bool {
-        self.msgs.iter().any(|m| !matches!(m, Msg::Positions(_)))
+        self.msgs
+            .iter()
+            .any(|m| !matches!(m, Msg::Positions(_) | Msg::Records(_)))
             || (positions_due && !self.msgs.is_empty())
     }
 }
@@ -374,6 +380,7 @@ fn next_job(queue: &mut Queue, now: i64) -> (Job, Waiters) {
             Msg::Firewall(update) => job.firewall = Some(*update),
             Msg::Orders(orders) => job.orders.extend(orders),
             Msg::Positions(p) => job.positions.extend(p),
+            Msg::Records(r) => job.records.extend(r),
             Msg::Flush { remove_table, done } => {
                 job.remove_table |= remove_table;
                 waiters.flushes.push(done);
@@ -389,6 +396,7 @@ fn job_is_empty(job: &Job) -> bool {
         && job.firewall.is_none()
         && job.orders.is_empty()
         && job.positions.is_empty()
+        && job.records.is_empty()
 }
 
 /// Reports a finished job to the core (in order), logs, and wakes whoever waits.

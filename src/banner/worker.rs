@@ -62,6 +62,8 @@ pub struct Job {
     pub firewall: Option<FirewallUpdate>,
     pub orders: Vec<Order>,
     pub positions: Vec<(String, Position)>,
+    /// Records without a kernel change (counters, the ban log), written with the job's commit.
+    pub records: Vec<Record>,
     /// A compaction or a repair: such a job carries nothing else.
     pub barrier: Option<BarrierJob>,
     /// Delete the whole table (shutdown with `keep_on_stop = false`).
@@ -148,6 +150,9 @@ impl Worker {
         let results = self.apply_orders(&job.orders, job.now, &mut outcome);
         for (source, position) in job.positions {
             self.store.position(source, position);
+        }
+        for record in &job.records {
+            self.store.append(record);
         }
         let durable = self.store.commit();
         let results = match durable {

@@ -1,4 +1,5 @@
-//! The commands that talk to the running daemon: `status`, `ban`, `unban`, `banned`, `reload`.
+//! The commands that talk to the running daemon: `status`, `ban`, `unban`, `banned`, `reload`
+//! (`log` has a file of its own).
 //!
 //! Each sends one request over the control socket and prints the reply: aligned text for
 //! people, or the reply object itself with `--json` (stable; see the README). Exit codes: 0 ok,
@@ -19,6 +20,13 @@ use crate::{errln, outln};
 
 /// Arguments of `nftjail status`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nftjail status                       # every enabled jail and its counters\n  \
+    nftjail status sshd                  # one jail: filter, sources, settings, banned list\n  \
+    nftjail status sshd --json           # the same as JSON, for panels and scripts\n  \
+    nftjail --config /srv/nftjail.toml status   # the daemon of another configuration\n\n\
+    With [cluster], a last line shows the fleet: the link to the NATS server, the outbox (bans\n\
+    waiting to be sent), the lag (peers' messages not read yet) and the refused messages.")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -55,6 +63,12 @@ pub struct BanArgs {
 
 /// Arguments of `nftjail unban`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nftjail unban 192.0.2.7              # from every jail\n  \
+    nftjail unban 198.51.100.0/24 --jail manual\n  \
+    nftjail unban --jail manual --all    # empty a jail (also a disabled jail's parked bans)\n\n\
+    With [cluster], unbanning an address this host shares (or a peer's ban, in the fleet jail)\n\
+    lifts it from the fleet jail of every host; --all stays local.")]
 pub struct UnbanArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -71,6 +85,10 @@ pub struct UnbanArgs {
 
 /// Arguments of `nftjail banned`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nftjail banned\n  \
+    nftjail banned --jail sshd\n  \
+    nftjail banned --json | jq -r '.bans[] | select(.count > 1) | .target'   # repeat offenders")]
 pub struct BannedArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -86,18 +104,26 @@ fn connect(socket: &Path) -> Result<Client, CliError> {
     Client::connect(socket).map_err(CliError::Connect)
 }
 
-/// A reply that is not ok becomes exit 1 with the daemon's reason (and diagnostics).
+/// A reply that is not ok becomes exit 1 with the daemon's reason (and diagnostics). Each
+/// reason is printed once: a ban refused for its only address says why in the error alone.
 fn checked(reply: Reply) -> Result<Reply, CliError> {
-    print_rejected(&reply);
     if reply.ok {
+        print_rejected(&reply);
         return Ok(reply);
     }
     for d in &reply.diagnostics {
         errln!("{d}");
     }
-    Err(CliError::Refused(
-        reply.error.unwrap_or_else(|| "refused".to_string()),
-    ))
+    let error = reply.error.clone().unwrap_or_else(|| "refused".to_string());
+    match reply.rejected.len() {
+        0 | 1 => Err(CliError::Refused(error)),
+        n => {
+            print_rejected(&reply);
+            Err(CliError::Refused(format!(
+                "nothing banned: all {n} addresses were rejected"
+            )))
+        }
+    }
 }
 
 /// The inputs a ban could not use, on stderr.
@@ -160,6 +186,23 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
             )?;
         }
     }
+    if let Some(c) = &reply.cluster {
+        let rejected: u64 = c.rejected.values().sum();
+        outln!(
+            "\nfleet: node {} on stream {}: {}; outbox {}, lag {}, published {}, received {}, applied {}, refused {rejected}",
+            c.node,
+            c.stream,
+            c.link,
+            c.outbox,
+            c.lag,
+            c.published,
+            c.received,
+            c.applied
+        )?;
+        if let Some(e) = &c.last_error {
+            outln!("fleet: last error: {e}")?;
+        }
+    }
     if let Some(j) = &reply.jail {
         let s = &j.stats;
         outln!("Status for the jail: {}", j.name)?;
@@ -196,15 +239,7 @@ pub fn status(socket: &Path, args: &StatusArgs) -> Result<(), CliError> {
             }
         )?;
         outln!("`- Actions")?;
-        let bantime = j.bantime.map_or_else(
-            || "permanent".to_string(),
-            nftjail_core::duration::format_seconds,
-        );
-        outln!(
-            "   |- maxretry {} within {}, bantime {bantime}",
-            j.maxretry,
-            nftjail_core::duration::format_seconds(j.findtime)
-        )?;
+        outln!("   |- {}", terms(j))?;
         outln!("   |- Sets:             {}", j.sets.join(", "))?;
         outln!("   |- Currently banned: {}", s.currently_banned)?;
         outln!("   |- Total banned:     {}", s.total_banned)?;
@@ -310,6 +345,10 @@ pub fn banned(socket: &Path, args: &BannedArgs) -> Result<(), CliError> {
 
 /// Arguments of `nftjail reload`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nftjail reload                       # or: systemctl reload nftjail, or SIGHUP\n  \
+    nftjail check && nftjail reload      # see every error first (PATH:LINE:COL)\n\n\
+    An invalid configuration is refused with its errors and the running one stays.")]
 pub struct ReloadArgs {
     #[command(flatten)]
     pub client: super::target::ClientArgs,
@@ -342,18 +381,39 @@ pub fn reload(socket: &Path, args: &ReloadArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn local(at: i64) -> String {
+/// A jail's terms in its own words: what bans, for how long, on which ports.
+fn terms(j: &crate::control::protocol::JailDetail) -> String {
+    use nftjail_core::duration::format_seconds;
+    let bantime = j.bantime.map_or_else(
+        || "permanently".to_string(),
+        |b| format!("for {}", format_seconds(b)),
+    );
+    let ports = match j.ports.as_str() {
+        "" => String::new(),
+        "all" => " on all ports".to_string(),
+        list if list.contains([',', ':']) => format!(" on ports {list}"),
+        one => format!(" on port {one}"),
+    };
+    let within = format_seconds(j.findtime);
+    match (j.kind.as_str(), j.maxbans) {
+        ("recidive", Some(bans)) => {
+            format!("{bans} bans (in the other jails) within {within} ban {bantime}{ports}")
+        }
+        ("manual", _) => format!("bans by hand, {bantime} unless --for says otherwise,{ports}"),
+        _ => format!(
+            "{} failures within {within} ban {bantime}{ports}",
+            j.maxretry
+        ),
+    }
+}
+
+pub(super) fn local(at: i64) -> String {
     Local.timestamp_opt(at, 0).single().map_or_else(
         || at.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
     )
 }
 
-fn origin(b: &BanEntry) -> &'static str {
-    match b.origin {
-        nftjail_core::tracker::Origin::Failures => "failures",
-        nftjail_core::tracker::Origin::Manual => "manual",
-        nftjail_core::tracker::Origin::Recidive => "recidive",
-        nftjail_core::tracker::Origin::Adopted => "adopted",
-    }
+fn origin(b: &BanEntry) -> String {
+    b.origin.to_string()
 }

@@ -27,7 +27,8 @@ use nftjail_backend::{Backend, NetlinkBackend};
 /// Arguments of `nftjail demo`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Needs root (it creates network namespaces) and iproute2. Takes about ten seconds."
+    after_help = "Examples:\n  sudo nftjail demo\n  sudo nftjail demo --keep   # then look at the daemon's log and state it prints the path of\n\n\
+    Needs root (it creates network namespaces) and iproute2. Takes about ten seconds."
 )]
 pub struct DemoArgs {
     /// Keep the temporary directory (config, state, the daemon's log) for a look afterwards.

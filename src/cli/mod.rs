@@ -11,6 +11,8 @@ pub mod control;
 pub mod demo;
 pub mod firewall;
 pub mod http_token;
+pub mod import_fail2ban;
+pub mod log;
 pub mod output;
 pub mod run;
 pub mod target;
@@ -22,7 +24,19 @@ use crate::config::Diagnostics;
 
 /// nftjail: a native fail2ban replacement that bans straight into nftables sets.
 #[derive(Debug, Parser)]
-#[command(name = "nftjail", version, about, long_about = None)]
+#[command(
+    name = "nftjail",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  \
+    nftjail check                        # validate /etc/nftjail; every key of every jail\n  \
+    nftjail status                       # jails and counters\n  \
+    nftjail log --since 1d               # bans and unbans of the last day\n  \
+    nftjail ban manual 203.0.113.7 --for 180d\n  \
+    nftjail test-filter sshd /var/log/auth.log\n\n\
+    `nftjail help COMMAND` shows each command's own examples."
+)]
 pub struct Cli {
     /// Where the commands that talk to the daemon find it (also accepted after the command).
     #[command(flatten)]
@@ -63,6 +77,12 @@ pub enum Command {
     Forward(firewall::ForwardArgs),
     /// Print the HTTP API's bearer token ([http] token_file), or the console's address with it.
     HttpToken(http_token::HttpTokenArgs),
+    /// Migrate a fail2ban installation: its jails and filters into an nftjail configuration
+    /// (--config-dir, --out), its active bans into the running daemon (--db).
+    #[command(name = "import-fail2ban")]
+    ImportFail2ban(import_fail2ban::ImportArgs),
+    /// Show the ban history: bans, unbans and expiries, with the log lines that led to a ban.
+    Log(log::LogArgs),
 }
 
 /// How a command failed.
@@ -135,6 +155,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             args.config = args.config.or(cli.client.config);
             http_token::run(&args)
         }
+        Command::ImportFail2ban(mut args) => {
+            args.client = args.client.or(&cli.client);
+            import_fail2ban::run(&args)
+        }
+        Command::Log(args) => log::run(&args.client.or(&cli.client).socket()?, &args),
     }
 }
 
@@ -147,6 +172,19 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_examples() {
+        let mut cli = Cli::command();
+        for command in cli.get_subcommands_mut() {
+            let help = command.render_long_help().to_string();
+            assert!(
+                help.contains("Examples:\n  ") && help.contains("nftjail "),
+                "`nftjail {} --help` shows no example:\n{help}",
+                command.get_name()
+            );
+        }
     }
 
     /// Regression: `--socket` was listed on `test-filter` and `check`, where it does nothing.

@@ -19,7 +19,10 @@ use nftjail_backend::{NetlinkBackend, TableMonitor};
 /// Arguments of `nftjail run`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Signals: SIGHUP reloads the configuration (as `nftjail reload`), SIGTERM and SIGINT \
+    after_help = "Examples:\n  nftjail run                                  # /etc/nftjail/nftjail.toml\n  \
+    nftjail run --config /srv/nftjail/nftjail.toml\n  \
+    systemctl start nftjail                      # how it normally runs (systemd/nftjail.service)\n\n\
+    Signals: SIGHUP reloads the configuration (as `nftjail reload`), SIGTERM and SIGINT \
     stop cleanly; bans stay in the kernel and expire by themselves.\nLog level: [daemon] loglevel, or RUST_LOG."
 )]
 pub struct RunArgs {

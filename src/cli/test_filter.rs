@@ -1,9 +1,11 @@
 //! `nftjail test-filter FILTER LOG`: runs a filter over a log file and prints each failure.
 //!
-//! Receives a filter (built-in name or `.toml` path) and a log (file or `-` for stdin); emits one
+//! Receives a filter (built-in name, `.toml` path, or a fail2ban filter file with fail2ban's
+//! option syntax, `sshd.conf[mode=aggressive]`) and a log (file or `-` for stdin); emits one
 //! line per failure on stdout (readable, or one JSON object per line with `--json`) and a
 //! summary on stderr: lines read, failures, ignored, skipped with reasons, lines per second.
-//! Lines that are not failures print nothing. This is the filter stage's only I/O edge; it
+//! Lines that are not failures print nothing. Blank lines and lines starting with `#` are
+//! counted apart and never matched (as fail2ban-regex does: annotated sample logs read alike). This is the filter stage's only I/O edge; it
 //! never talks to the daemon.
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,9 +22,11 @@ use clap::Args;
 
 use super::{CliError, output};
 use crate::errln;
+use crate::fail2ban::{FAIL2BAN_DIR, Fail2banOptions, is_fail2ban_reference};
+use crate::filter::engine::{AnyMatcher, CompiledFilter};
 use nftjail_core::filter::{
-    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Matcher, Outcome,
-    SkipReason, builtin,
+    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Outcome, SkipReason,
+    builtin,
 };
 
 /// Arguments of `nftjail test-filter`.
@@ -30,11 +34,16 @@ use nftjail_core::filter::{
 #[command(
     after_help = "Examples:\n  nftjail test-filter sshd /var/log/auth.log\n  \
     journalctl -u ssh -o short-iso | nftjail test-filter sshd - --mode aggressive --json\n  \
-    nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log"
+    nftjail test-filter /etc/nftjail/filter.d/myapp.toml /var/log/myapp.log\n  \
+    nftjail test-filter '/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]' /var/log/auth.log\n  \
+    nftjail test-filter 'postfix[mode=extra]' /var/log/mail.log    # fail2ban's, from /etc/fail2ban"
 )]
 pub struct TestFilterArgs {
-    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, proftpd, panel) or the path
-    /// of a filter .toml file.
+    /// A built-in filter name (sshd, postfix, postfix-sasl, dovecot, exim, exim-spam, proftpd,
+    /// pure-ftpd, vsftpd, apache-auth, nginx-http-auth, pam-generic, roundcube-auth, sogo-auth,
+    /// webmin-auth, directadmin, panel), the path of a filter .toml file, or a fail2ban filter:
+    /// a .conf path or a name with fail2ban's options (`exim.conf`, `sshd[mode=aggressive]`;
+    /// names resolve under --fail2ban-dir).
     #[arg(value_name = "FILTER")]
     pub filter: String,
 
@@ -52,8 +61,9 @@ pub struct TestFilterArgs {
 
     /// Where and how the log writes its time, strftime-like (e.g. "%Y-%m-%d %H:%M:%S"; a
     /// leading ^ anchors it at the line start; "none": lines carry no time).
-    #[arg(long, value_name = "PATTERN", value_parser = parse_datepattern)]
-    pub datepattern: Option<DatePattern>,
+    /// For a fail2ban filter: fail2ban's datepattern syntax (`{^LN-BEG}%Y-%m-%d`, `EPOCH`).
+    #[arg(long, value_name = "PATTERN")]
+    pub datepattern: Option<String>,
 
     /// Zone of times written without an offset: local, UTC, UTC+0200, +02:00, -0500.
     #[arg(long, value_name = "ZONE", default_value = "local")]
@@ -63,16 +73,18 @@ pub struct TestFilterArgs {
     /// syslog files reproducible.
     #[arg(long, value_name = "TIME")]
     pub now: Option<DateTime<Utc>>,
-}
 
-fn parse_datepattern(text: &str) -> Result<DatePattern, String> {
-    text.parse()
+    /// fail2ban's configuration directory: fail2ban filter names resolve in its filter.d/.
+    #[arg(long, value_name = "DIR", default_value = FAIL2BAN_DIR)]
+    pub fail2ban_dir: PathBuf,
 }
 
 /// What a run counted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub lines: u64,
+    /// Blank lines and comments (`#` first): counted in `lines`, never matched nor skipped.
+    pub comments: u64,
     pub failures: u64,
     pub ignored: u64,
     pub no_match: u64,
@@ -81,15 +93,9 @@ pub struct Summary {
 }
 
 pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
-    let file = load_filter(&args.filter)?;
-    let options = FilterOptions {
-        mode: args.mode.clone(),
-        datepattern: args.datepattern.clone(),
-        timezone: args.logtimezone,
-    };
-    let filter = Arc::new(file.compile(&options).map_err(CliError::Config)?);
-    let mut matcher = Matcher::new(Arc::clone(&filter), crate::filter::zone::system());
     let now = args.now.unwrap_or_else(Utc::now);
+    let (filter, name) = compile(args)?;
+    let mut matcher = filter.matcher(crate::filter::zone::system());
     let log_name = if args.log == Path::new("-") {
         "stdin".into()
     } else {
@@ -122,8 +128,8 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
         "{}",
         report(
             &summary,
-            filter.name(),
-            filter.mode(),
+            &name,
+            &filter.mode(),
             filter.regex_count(),
             &log_name,
             elapsed
@@ -131,6 +137,48 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
         .trim_end()
     );
     Ok(())
+}
+
+/// The filter named on the command line, compiled with the command's options, and its name.
+fn compile(args: &TestFilterArgs) -> Result<(CompiledFilter, String), CliError> {
+    if is_fail2ban_reference(&args.filter) {
+        let options = Fail2banOptions {
+            mode: args.mode.clone(),
+            datepattern: args.datepattern.clone(),
+            log_time_zone: (args.logtimezone != LogTimeZone::Local)
+                .then(|| args.logtimezone.to_string()),
+            journal: false,
+        };
+        // The year window of `%ExY` comes from the clock at load, as fail2ban's does (not from
+        // `--now`, which only stands in for the time lines are matched at).
+        let filter = crate::fail2ban::load_filter(
+            &args.filter,
+            &args.fail2ban_dir,
+            &options,
+            crate::fail2ban::unix_now(),
+        )
+        .map_err(CliError::Config)?;
+        for warning in filter.warnings() {
+            errln!("{} (warning)", warning.to_diagnostic());
+        }
+        return Ok((CompiledFilter::Fail2ban(filter), args.filter.clone()));
+    }
+    let file = load_filter(&args.filter)?;
+    let datepattern = match &args.datepattern {
+        Some(text) => Some(
+            text.parse::<DatePattern>()
+                .map_err(|e| CliError::Usage(format!("--datepattern {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let options = FilterOptions {
+        mode: args.mode.clone(),
+        datepattern,
+        timezone: args.logtimezone,
+    };
+    let filter = file.compile(&options).map_err(CliError::Config)?;
+    let name = filter.name().to_string();
+    Ok((CompiledFilter::Native(Arc::new(filter)), name))
 }
 
 /// The filter named on the command line: a path if it looks like one, else a built-in.
@@ -165,7 +213,7 @@ pub enum ScanError {
 /// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
 /// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
 pub fn scan<R: Read>(
-    matcher: &mut Matcher,
+    matcher: &mut AnyMatcher,
     mut input: R,
     now: DateTime<Utc>,
     mut on_failure: impl FnMut(u64, &Failure) -> io::Result<()>,
@@ -194,22 +242,29 @@ pub fn scan<R: Read>(
                 None if eof && start < filled => filled,
                 None => break,
             };
+            let line = &buf[start..line_end];
             let outcome = if overlong {
                 overlong = false;
-                Outcome::Skipped(SkipReason::TooLong)
+                Some(Outcome::Skipped(SkipReason::TooLong))
+            } else if is_comment_or_blank(line) {
+                None
             } else {
-                matcher.feed_line(&buf[start..line_end], now)
+                Some(matcher.feed_line(line, now))
             };
             summary.lines += 1;
             match outcome {
-                Outcome::Failure(failure) => {
-                    summary.failures += 1;
-                    addresses.insert(failure.host);
-                    on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
-                }
-                Outcome::Ignored => summary.ignored += 1,
-                Outcome::NoMatch => summary.no_match += 1,
-                Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
+                None => summary.comments += 1,
+                Some(outcome) => match outcome {
+                    Outcome::Failure(failure) => {
+                        summary.failures += 1;
+                        addresses.insert(failure.host);
+                        on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
+                    }
+                    Outcome::Ignored => summary.ignored += 1,
+                    // test-filter sets no age limit: every line is matched.
+                    Outcome::NoMatch | Outcome::TooOld => summary.no_match += 1,
+                    Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
+                },
             }
             start = (line_end + 1).min(filled);
             from = start;
@@ -230,6 +285,11 @@ pub fn scan<R: Read>(
     }
     summary.addresses = addresses.len();
     Ok(summary)
+}
+
+/// A blank line (spaces, tabs, a carriage return) or a comment (`#` in the first column).
+fn is_comment_or_blank(line: &[u8]) -> bool {
+    line.first() == Some(&b'#') || line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
 /// Writes one failure as `test-filter` prints it (JSON line or readable line). Numbers and the
@@ -333,8 +393,8 @@ fn report(
     );
     let _ = writeln!(
         text,
-        "lines read: {}, failures: {} ({} addresses), ignored: {}, not matched: {}, skipped: {}",
-        s.lines, s.failures, s.addresses, s.ignored, s.no_match, skipped
+        "lines read: {} ({} blank or comments), failures: {} ({} addresses), ignored: {}, not matched: {}, skipped: {}",
+        s.lines, s.comments, s.failures, s.addresses, s.ignored, s.no_match, skipped
     );
     for (reason, count) in &s.skipped {
         let _ = writeln!(text, "  skipped, {reason}: {count}");
@@ -356,16 +416,14 @@ mod tests {
         "2026-11-23T12:00:00Z".parse().unwrap()
     }
 
-    fn sshd() -> Matcher {
+    fn sshd() -> AnyMatcher {
         let file = builtin::load("sshd").unwrap().unwrap();
         let options = FilterOptions {
             timezone: "UTC".parse().unwrap(),
             ..FilterOptions::default()
         };
-        Matcher::new(
-            Arc::new(file.compile(&options).unwrap()),
-            nftjail_core::filter::LocalZone::utc(),
-        )
+        CompiledFilter::Native(Arc::new(file.compile(&options).unwrap()))
+            .matcher(nftjail_core::filter::LocalZone::utc())
     }
 
     /// Reads `input` in reads of at most `chunk` bytes, to exercise line splitting.
@@ -390,6 +448,8 @@ mod tests {
             b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22\n",
         );
         log.extend_from_slice(b"garbage\n");
+        // Regression: comments and blank lines were counted as skipped ("no timestamp").
+        log.extend_from_slice(b"# failJSON: { \"match\": false }\n \t\r\n");
         // Mostly not text, and no failure: counted as skipped.
         log.extend_from_slice(
             b"Nov 23 07:18:36 h sshd[1]: \xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\n",
@@ -405,17 +465,18 @@ mod tests {
             .unwrap();
             assert_eq!(
                 seen,
-                [(1, "192.0.2.1".to_string()), (6, "2001:db8::1".to_string())],
+                [(1, "192.0.2.1".to_string()), (8, "2001:db8::1".to_string())],
                 "chunk {chunk}"
             );
             assert_eq!(
                 (
                     summary.lines,
+                    summary.comments,
                     summary.failures,
                     summary.no_match,
                     summary.addresses
                 ),
-                (6, 2, 1, 2)
+                (8, 3, 2, 0, 2)
             );
             let skipped: Vec<_> = summary.skipped.into_iter().collect();
             assert_eq!(
@@ -457,6 +518,17 @@ mod tests {
              {\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\"}\n\
              line 12: 192.0.2.1 at 2026-11-23T07:18:36 user ro\\\"ot\n"
         );
+    }
+
+    #[test]
+    fn the_help_names_every_builtin_filter() {
+        use clap::Args as _;
+        let help = TestFilterArgs::augment_args(clap::Command::new("test-filter"))
+            .render_long_help()
+            .to_string();
+        for name in builtin::names() {
+            assert!(help.contains(name), "--help does not name {name}");
+        }
     }
 
     #[test]

@@ -11,8 +11,9 @@ use toml::Spanned;
 use super::files::{FileId, Files, Place};
 use super::filters::FilterCache;
 use super::ports::parse_ports;
-use super::raw::{EscalationRaw, JailRaw, PortRaw};
-use super::{BanTime, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
+use super::raw::{EscalationRaw, JailRaw, OneOrMany, PortRaw};
+use super::{BanTime, CompiledFilter, FilterChoice, JailConfig, JailKind, Ports, Protocol, Source};
+use crate::fail2ban::Fail2banOptions;
 use nftjail_core::addr::BanTarget;
 use nftjail_core::diag::{Diagnostic, Diagnostics};
 use nftjail_core::filter::FilterOptions;
@@ -36,7 +37,7 @@ pub struct Layers<'a> {
 
 impl Layers<'_> {
     /// The value of a key from the last layer that sets it, with its file.
-    fn pick<T>(&self, get: impl Fn(&JailRaw) -> Option<&T>) -> Option<(FileId, &T)> {
+    pub(super) fn pick<T>(&self, get: impl Fn(&JailRaw) -> Option<&T>) -> Option<(FileId, &T)> {
         self.layers
             .iter()
             .rev()
@@ -44,7 +45,7 @@ impl Layers<'_> {
     }
 
     /// Like `pick`, for a key of the `escalation` sub-table.
-    fn pick_escalation<T>(
+    pub(super) fn pick_escalation<T>(
         &self,
         get: impl Fn(&EscalationRaw) -> Option<&T>,
     ) -> Option<(FileId, &T)> {
@@ -52,6 +53,27 @@ impl Layers<'_> {
             .iter()
             .rev()
             .find_map(|(id, raw)| raw.escalation.as_ref().and_then(&get).map(|v| (*id, v)))
+    }
+
+    /// The `port` in force. `[defaults] port = "all"` is fail2ban's `banaction =
+    /// nftables-allports`: it wins over the ports listed by the table that defines the jail (a
+    /// shipped `jail.d/10-NAME.toml`, say); a `port` set for the jail again in a later drop-in
+    /// (`jail.d/99-local.toml`) wins over it. Any other `[defaults] port` only fills in for
+    /// jails that list none.
+    pub(super) fn pick_port(&self) -> Option<(FileId, &Spanned<OneOrMany<PortRaw>>)> {
+        fn port<'r>(
+            (id, raw): &(FileId, &'r JailRaw),
+        ) -> Option<(FileId, &'r Spanned<OneOrMany<PortRaw>>)> {
+            raw.port.as_ref().map(|v| (*id, v))
+        }
+        if let Some(again) = self.layers.iter().skip(2).rev().find_map(port) {
+            return Some(again);
+        }
+        let defaults = self.layers.first().and_then(port);
+        if defaults.is_some_and(|(_, v)| port_words_are_all(v.get_ref())) {
+            return defaults;
+        }
+        self.pick(|r| r.port.as_ref())
     }
 
     fn place<T>(&self, file: FileId, value: &Spanned<T>) -> Place {
@@ -75,7 +97,9 @@ pub fn validate_jail(
 ) -> Result<JailConfig, Diagnostics> {
     let mut diags = Diagnostics::default();
     let name = l.name.clone();
-    let enabled = l.pick(|r| r.enabled.as_ref()).is_some_and(|(_, e)| *e);
+    let enabled = l
+        .pick(|r| r.enabled.as_ref())
+        .is_some_and(|(_, e)| *e.get_ref());
 
     let int = |key: &str,
                v: Option<(FileId, &Spanned<i64>)>,
@@ -186,9 +210,11 @@ pub fn validate_jail(
         fold_v6,
         maxtracked: usize::try_from(maxtracked).unwrap_or(usize::MAX),
         recidive,
-        ignoreself: l.pick(|r| r.ignoreself.as_ref()).is_none_or(|(_, b)| *b),
+        ignoreself: l
+            .pick(|r| r.ignoreself.as_ref())
+            .is_none_or(|(_, b)| *b.get_ref()),
     };
-    Ok(JailConfig {
+    let mut jail = JailConfig {
         name,
         enabled,
         kind,
@@ -197,23 +223,26 @@ pub fn validate_jail(
         policy,
         on_ban,
         on_unban,
-    })
+        settings: Vec::new(),
+    };
+    jail.settings = super::effective::settings(l, &jail);
+    Ok(jail)
 }
 
 fn escalation(l: &Layers<'_>, diags: &mut Diagnostics) -> Escalation {
     let mut e = Escalation {
         increment: l
             .pick_escalation(|e| e.increment.as_ref())
-            .is_some_and(|(_, v)| *v),
+            .is_some_and(|(_, v)| *v.get_ref()),
         maxtime: l
             .pick_escalation(|e| e.maxtime.as_ref())
-            .map(|(_, s)| s.as_secs()),
+            .map(|(_, s)| s.get_ref().as_secs()),
         rndtime: l
             .pick_escalation(|e| e.rndtime.as_ref())
-            .map(|(_, s)| s.as_secs()),
+            .map(|(_, s)| s.get_ref().as_secs()),
         overalljails: l
             .pick_escalation(|e| e.overalljails.as_ref())
-            .is_some_and(|(_, v)| *v),
+            .is_some_and(|(_, v)| *v.get_ref()),
         ..Escalation::default()
     };
     if let Some((f, factor)) = l.pick_escalation(|e| e.factor.as_ref()) {
@@ -299,6 +328,18 @@ fn resolve(name: &str, timeout: std::time::Duration) -> std::io::Result<Vec<std:
     })
 }
 
+/// A `logpath` entry split as fail2ban reads it: the path, and whether it ends with the option
+/// `tail` (a file seen for the first time is read from its end, not from `findtime` ago;
+/// `head`, the default, may be written too).
+pub(super) fn logpath_entry(entry: &str) -> (&str, bool) {
+    let entry = entry.trim();
+    match entry.rsplit_once(char::is_whitespace) {
+        Some((path, "tail")) => (path.trim_end(), true),
+        Some((path, "head")) => (path.trim_end(), false),
+        _ => (entry, false),
+    }
+}
+
 /// Whether a `logpath` entry (a path, or a pattern with `*`/`?` in its last component) names
 /// an existing file now.
 fn any_file_exists(pattern: &str) -> bool {
@@ -319,20 +360,32 @@ fn any_file_exists(pattern: &str) -> bool {
     })
 }
 
+/// The words of a `port` value, as text.
+fn port_words(values: &OneOrMany<PortRaw>) -> Vec<String> {
+    values
+        .clone()
+        .into_vec()
+        .into_iter()
+        .map(|p| match p {
+            PortRaw::Number(n) => n.to_string(),
+            PortRaw::Text(t) => t,
+        })
+        .collect()
+}
+
+/// Whether a `port` value says every port (`"all"`).
+fn port_words_are_all(values: &OneOrMany<PortRaw>) -> bool {
+    matches!(
+        parse_ports(port_words(values).iter().map(String::as_str)),
+        Ok(Ports::All)
+    )
+}
+
 fn ports_and_protocols(l: &Layers<'_>, diags: &mut Diagnostics) -> (Ports, Vec<Protocol>) {
-    let ports = match l.pick(|r| r.port.as_ref()) {
+    let ports = match l.pick_port() {
         None => Ports::All,
         Some((f, values)) => {
-            let words: Vec<String> = values
-                .get_ref()
-                .clone()
-                .into_vec()
-                .into_iter()
-                .map(|p| match p {
-                    PortRaw::Number(n) => n.to_string(),
-                    PortRaw::Text(t) => t,
-                })
-                .collect();
+            let words = port_words(values.get_ref());
             match parse_ports(words.iter().map(String::as_str)) {
                 Ok(p) => p,
                 Err(e) => {
@@ -407,7 +460,7 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
                         .clone()
                         .into_vec()
                         .iter()
-                        .any(|path| any_file_exists(path))
+                        .any(|entry| any_file_exists(logpath_entry(entry).0))
                 })
         }
         _ => false,
@@ -430,18 +483,32 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
         }
         return JailKind::Manual;
     }
-    if !filters.exists(&filter_name) {
+    let fail2ban = filters.is_fail2ban(&filter_name);
+    if !fail2ban && !filters.exists(&filter_name) {
         diags.push(l.files.diag(
             &filter_place,
             format!(
-                "unknown filter {filter_name:?} (not in filter.d/ nor among the built-in filters)"
+                "unknown filter {filter_name:?} (not in filter.d/ nor among the built-in filters; a fail2ban filter is written NAME.conf or a path)"
             ),
         ));
     }
+    let compiled = if fail2ban {
+        compile_fail2ban(l, filters, &filter_name, journal, diags)
+    } else {
+        compile_filter(l, filters, &filter_name, diags)
+    };
     let source = if journal {
+        // A journal jail takes its filter's journalmatch (fail2ban's) unless it sets its own.
         let matches = l
             .pick(|r| r.journalmatch.as_ref())
             .map(|(_, m)| m.get_ref().clone().into_vec())
+            .or_else(|| match compiled.as_ref().map(|c| &c.filter) {
+                Some(CompiledFilter::Fail2ban(filter)) => {
+                    let lines = filter.journalmatch();
+                    (!lines.is_empty()).then(|| lines.join(&["+".to_string()][..]))
+                }
+                _ => None,
+            })
             .unwrap_or_default();
         if let Some((f, m)) = l.pick(|r| r.journalmatch.as_ref()) {
             for word in m.get_ref().clone().into_vec() {
@@ -470,11 +537,17 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
         Source::Journal { matches, paths }
     } else {
         let (f, p) = logpath.expect("invariant: a file jail has a logpath");
-        let paths = p.get_ref().clone().into_vec();
-        for path in &paths {
+        let mut paths = Vec::new();
+        let mut tail = Vec::new();
+        for entry in p.get_ref().clone().into_vec() {
+            let (path, from_end) = logpath_entry(&entry);
             if !path.starts_with('/') {
                 diags.push(l.diag(f, p, format!("logpath {path:?} must be absolute")));
             }
+            if from_end {
+                tail.push(path.to_string());
+            }
+            paths.push(path.to_string());
         }
         if paths.is_empty() {
             diags.push(l.diag(f, p, "logpath is empty"));
@@ -482,13 +555,49 @@ fn kind(l: &Layers<'_>, filters: &mut FilterCache, diags: &mut Diagnostics) -> J
         Source::Files {
             paths,
             poll_only: backend_name == "polling",
+            tail,
         }
     };
-    match compile_filter(l, filters, &filter_name, diags) {
+    match compiled {
         Some(filter) => JailKind::Log { filter, source },
         // The errors are reported; the kind does not matter any more.
         None => JailKind::Manual,
     }
+}
+
+/// Loads the jail's fail2ban filter with the jail's `mode`, `datepattern` and `logtimezone` as
+/// fail2ban passes jail options to its filter; the filter file's errors are reported by the
+/// cache, at their file and line.
+fn compile_fail2ban(
+    l: &Layers<'_>,
+    filters: &mut FilterCache,
+    reference: &str,
+    journal: bool,
+    diags: &mut Diagnostics,
+) -> Option<FilterChoice> {
+    let mut options = Fail2banOptions {
+        journal,
+        ..Fail2banOptions::default()
+    };
+    options.mode = l
+        .pick(|r| r.mode.as_ref())
+        .map(|(_, m)| m.get_ref().clone());
+    options.datepattern = l
+        .pick(|r| r.datepattern.as_ref())
+        .map(|(_, p)| p.get_ref().clone());
+    if let Some((f, zone)) = l.pick(|r| r.logtimezone.as_ref()) {
+        match zone.get_ref().parse::<nftjail_core::filter::LogTimeZone>() {
+            Ok(nftjail_core::filter::LogTimeZone::Local) => {}
+            Ok(_) => options.log_time_zone = Some(zone.get_ref().clone()),
+            Err(e) => diags.push(l.diag(f, zone, format!("logtimezone: {e}"))),
+        }
+    }
+    let filter = filters.fail2ban(reference, &options)?;
+    Some(FilterChoice {
+        name: reference.to_string(),
+        path: filters.fail2ban_path(reference),
+        filter: CompiledFilter::Fail2ban(filter),
+    })
 }
 
 /// Compiles the jail's filter in its mode with its date options; every problem is reported at
@@ -533,7 +642,7 @@ fn compile_filter(
         Ok(filter) => Some(FilterChoice {
             name: name.to_string(),
             path: file.path().to_path_buf(),
-            filter: Arc::new(filter),
+            filter: CompiledFilter::Native(Arc::new(filter)),
         }),
         // The filter file's own errors are reported by the cache, once for all jails.
         Err(_) => None,

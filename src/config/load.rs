@@ -36,9 +36,12 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
             "metrics" => sections.metrics = parse_table(&files, &place, table, &mut diags),
             "http" => sections.http = parse_table(&files, &place, table, &mut diags),
             "firewall" => sections.firewall = parse_table(&files, &place, table, &mut diags),
+            "cluster" => {
+                sections.cluster = parse_table(&files, &place, table, &mut diags).map(|c| (place, c))
+            }
             other => diags.push(files.diag(
                 &place,
-                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics], [http] and [firewall]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
+                format!("unknown section `{other}` (nftjail.toml has [daemon], [nftables], [defaults], [metrics], [http], [firewall] and [cluster]; jails go in jail.d/*.toml, firewall rules in firewall.d/*.toml)"),
             )),
         }
     }
@@ -116,7 +119,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         &mut diags,
     );
 
-    let mut filters = FilterCache::new(&filter_files);
+    let mut filters = FilterCache::new(&filter_files, &dir);
     filters.check_all();
     let defaults = sections.defaults.unwrap_or_default();
     let mut validated = Vec::new();
@@ -135,7 +138,11 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         }
     }
 
+    let cluster = sections.cluster.and_then(|(place, raw)| {
+        super::cluster::validate_cluster(&files, &place, raw, &validated, &mut diags)
+    });
     diags.extend(std::mem::take(&mut filters.diags));
+    warnings.append(&mut filters.warnings);
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -145,6 +152,7 @@ pub fn load(main: &Path) -> Result<Config, Diagnostics> {
         nftables,
         metrics,
         http,
+        cluster,
         jails: validated,
         firewall,
         warnings,
@@ -167,6 +175,7 @@ struct MainSections {
     metrics: Option<MetricsRaw>,
     http: Option<HttpRaw>,
     firewall: Option<super::firewall::FirewallRaw>,
+    cluster: Option<(Place, super::cluster::ClusterRaw)>,
 }
 
 /// The top-level tables of a file, in file order. Anything else at the top level is reported.

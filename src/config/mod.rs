@@ -8,6 +8,8 @@
 //! system; it only reads files and resolves `ignoreip` host names (the host's own addresses, for
 //! `ignoreself`, are read by the daemon while it runs).
 
+pub mod cluster;
+pub mod effective;
 mod files;
 mod filters;
 pub mod firewall;
@@ -19,7 +21,6 @@ mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 pub use files::{FileId, Files, Place};
 pub use firewall::FirewallConfig;
@@ -28,7 +29,7 @@ pub use nftjail_backend::{Hook, JailRules, Layout, PortRange, Ports, Protocol, V
 pub use nftjail_core::diag::{Diagnostic, Diagnostics};
 pub use nftjail_core::duration::{BanTime, Span};
 
-use nftjail_core::filter::Filter;
+pub use crate::filter::engine::CompiledFilter;
 use nftjail_core::jail::JailName;
 use nftjail_core::tracker::JailPolicy;
 
@@ -49,6 +50,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The HTTP API, console and `/metrics`, if on.
     pub http: Option<http::HttpConfig>,
+    /// The fleet (`[cluster]`), when on.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Every jail, enabled or not, in the order first defined.
     pub jails: Vec<JailConfig>,
     /// `[firewall]` and the rules and forwards of `firewall.d/`.
@@ -131,16 +134,24 @@ pub enum JailKind {
 #[derive(Debug, Clone)]
 pub struct FilterChoice {
     pub name: String,
-    /// The filter file (`filter.d/NAME.toml`, or `filters/NAME.toml (built-in)`).
+    /// The filter file (`filter.d/NAME.toml`, `filters/NAME.toml (built-in)`, or a fail2ban
+    /// `.conf`).
     pub path: PathBuf,
-    pub filter: Arc<Filter>,
+    pub filter: CompiledFilter,
 }
 
 /// Where a log jail reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Files (globs allowed), tailed with inotify; `poll_only` disables inotify.
-    Files { paths: Vec<String>, poll_only: bool },
+    /// Files (globs allowed), tailed with inotify; `poll_only` disables inotify. A file seen
+    /// for the first time (no saved position) is read back from its start, skipping what is
+    /// older than `findtime`, unless its pattern is in `tail` (fail2ban's `logpath = PATH tail`):
+    /// then it is read from its end.
+    Files {
+        paths: Vec<String>,
+        poll_only: bool,
+        tail: Vec<String>,
+    },
     /// The systemd journal, filtered by `FIELD=value` matches; `paths` reads given journal
     /// directories or files instead of the system journal.
     Journal {
@@ -161,14 +172,27 @@ pub struct JailConfig {
     /// Commands run after a ban / unban (argv; no shell).
     pub on_ban: Option<Vec<String>>,
     pub on_unban: Option<Vec<String>>,
+    /// Every key in force and where it was set, for `nftjail check`.
+    pub settings: Vec<Setting>,
+}
+
+/// One key of a jail as it is in force, and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The key as written in a jail table (`escalation.factor` for the sub-table's).
+    pub key: &'static str,
+    /// As a person writes it: `1w`, `all`, `sshd`.
+    pub value: String,
+    /// `jail.d/99-local.toml:4`, `[defaults] nftjail.toml:21`, or `built-in`.
+    pub origin: String,
 }
 
 #[cfg(test)]
 mod tests;
 
 /// The keys a configuration table accepts, as the code knows them (`daemon`, `nftables`,
-/// `metrics`, `http`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall forward`): used
-/// to check the README's reference against the code.
+/// `metrics`, `http`, `cluster`, `jail`, `escalation`, `firewall`, `firewall rule`, `firewall
+/// forward`): used to check the README's reference against the code.
 #[doc(hidden)]
 pub fn section_keys(section: &str) -> Vec<String> {
     fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -188,6 +212,7 @@ pub fn section_keys(section: &str) -> Vec<String> {
         "nftables" => keys::<raw::NftablesRaw>(),
         "metrics" => keys::<raw::MetricsRaw>(),
         "http" => keys::<http::HttpRaw>(),
+        "cluster" => keys::<cluster::ClusterRaw>(),
         "jail" => keys::<raw::JailRaw>(),
         "escalation" => keys::<raw::EscalationRaw>(),
         "firewall" => keys::<firewall::FirewallRaw>(),

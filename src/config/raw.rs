@@ -52,12 +52,12 @@ pub struct MetricsRaw {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationRaw {
-    pub increment: Option<bool>,
+    pub increment: Option<Spanned<bool>>,
     pub factor: Option<Spanned<f64>>,
     pub multipliers: Option<Spanned<Vec<f64>>>,
-    pub maxtime: Option<Span>,
-    pub rndtime: Option<Span>,
-    pub overalljails: Option<bool>,
+    pub maxtime: Option<Spanned<Span>>,
+    pub rndtime: Option<Spanned<Span>>,
+    pub overalljails: Option<Spanned<bool>>,
 }
 
 /// A string or a list of strings (fail2ban users write both).
@@ -135,9 +135,11 @@ impl<'de> Deserialize<'de> for PortRaw {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JailRaw {
-    pub enabled: Option<bool>,
+    pub enabled: Option<Spanned<bool>>,
     pub filter: Option<Spanned<String>>,
     pub mode: Option<Spanned<String>>,
+    /// Paths or patterns; fail2ban's `PATH tail` reads a file seen for the first time from its
+    /// end instead of reading back `findtime` of it.
     pub logpath: Option<Spanned<OneOrMany<String>>>,
     /// `auto`, `file`, `polling`, `journal` (alias `systemd`).
     pub backend: Option<Spanned<String>>,
@@ -152,7 +154,7 @@ pub struct JailRaw {
     /// Recidive jails: bans within findtime that trigger (defaults to maxretry).
     pub maxbans: Option<Spanned<i64>>,
     pub ignoreip: Option<Spanned<OneOrMany<String>>>,
-    pub ignoreself: Option<bool>,
+    pub ignoreself: Option<Spanned<bool>>,
     /// Fold IPv6 addresses into prefixes of this length (64 bans a whole /64).
     pub ipv6_prefix: Option<Spanned<i64>>,
     /// Most addresses a jail tracks at once (memory bound under distributed attacks).

@@ -96,7 +96,8 @@ fn defaults_and_drop_ins_merge_key_by_key_last_file_wins() {
                 *source,
                 Source::Files {
                     paths: vec!["/var/log/auth.log".into()],
-                    poll_only: false
+                    poll_only: false,
+                    tail: Vec::new(),
                 }
             );
         }
@@ -405,5 +406,65 @@ fn loopback_is_ignored_by_default_like_fail2ban() {
             .ignore
             .contains("127.0.0.1".parse().unwrap()),
         "an explicit empty list ignores nothing"
+    );
+}
+
+#[test]
+fn logpath_takes_fail2bans_tail_option() {
+    let d = Dir::new("");
+    d.write(
+        "jail.d/a.toml",
+        "[sshd]\nenabled = true\nlogpath = [\"/var/log/auth.log tail\", \"/var/log/secure  head\", \"/var/log/x.log\"]\n",
+    );
+    let c = d.load().unwrap();
+    match &c.jails[0].kind {
+        JailKind::Log { source, .. } => assert_eq!(
+            *source,
+            Source::Files {
+                paths: vec![
+                    "/var/log/auth.log".into(),
+                    "/var/log/secure".into(),
+                    "/var/log/x.log".into()
+                ],
+                poll_only: false,
+                tail: vec!["/var/log/auth.log".into()],
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_defaults_port_list_only_fills_in_while_all_is_allports() {
+    let d = Dir::new("[defaults]\nport = [\"ssh\"]\n");
+    d.write(
+        "jail.d/10-a.toml",
+        "[own]\nenabled = true\nport = [\"smtp\"]\n\n[none]\nenabled = true\n",
+    );
+    let c = d.load().unwrap();
+    assert_eq!(c.jails[0].ports, Ports::List(vec![PortRange::single(25)]));
+    assert_eq!(c.jails[1].ports, Ports::List(vec![PortRange::single(22)]));
+
+    let d = Dir::new("[defaults]\nport = \"all\"\n");
+    d.write(
+        "jail.d/10-a.toml",
+        "[own]\nenabled = true\nport = [\"smtp\"]\n",
+    );
+    assert_eq!(d.load().unwrap().jails[0].ports, Ports::All);
+    d.write("jail.d/99-local.toml", "[own]\nport = [\"smtp\", 2525]\n");
+    let c = d.load().unwrap();
+    assert_eq!(
+        c.jails[0].ports,
+        Ports::List(vec![PortRange::single(25), PortRange::single(2525)]),
+        "set again in a later drop-in: its own ports"
+    );
+    let port = c.jails[0]
+        .settings
+        .iter()
+        .find(|s| s.key == "port")
+        .unwrap();
+    assert_eq!(
+        (port.value.as_str(), port.origin.as_str()),
+        ("25, 2525", "jail.d/99-local.toml:2")
     );
 }

@@ -1,5 +1,5 @@
-//! The control socket: how `nftjail status / ban / unban / banned / reload / firewall / rule /
-//! forward` (and a hosting panel) talk to the running daemon.
+//! The control socket: how `nftjail status / ban / unban / banned / reload / log / firewall /
+//! rule / forward` (and a hosting panel) talk to the running daemon.
 //!
 //! `protocol` is the one definition of the wire format, shared by both ends; `server` is the
 //! daemon's side (it turns requests into [`Call`]s for the core); `client` is the CLI's side.
@@ -33,12 +33,22 @@ pub enum Command {
         jail: Option<String>,
         all: bool,
     },
+    /// Bans decided elsewhere, with their jail (as named), times and count.
+    Import {
+        bans: Vec<(String, nftjail_core::tracker::CarriedBan)>,
+        rejected: Vec<Rejected>,
+    },
     Banned {
         jail: Option<String>,
     },
     Reload,
     /// The host firewall: status, switches, rules and forwards.
     Firewall(firewall::FirewallCommand),
+    Log {
+        jail: Option<String>,
+        since: Option<i64>,
+        after: Option<u64>,
+    },
 }
 
 /// A command and where its reply goes.

@@ -22,6 +22,7 @@ pub use firewall::{FirewallStatus, ForwardEntry, RuleEntry, SessionText};
 pub use line::{ReplyLine, SharedLine};
 
 use nftjail_core::addr::BanTarget;
+use nftjail_core::state::{BanEvent, EventAction};
 use nftjail_core::tracker::{JailStats, Origin};
 
 /// The longest request line accepted.
@@ -121,6 +122,40 @@ pub enum Request {
     ForwardDelete {
         id: u64,
     },
+    /// Takes bans decided elsewhere (fail2ban's database, `nftjail import-fail2ban --db`) with
+    /// their own times and ban count. With `stream`, one [`ImportedBan`] object a line follows,
+    /// ended by an empty line (as a streamed ban).
+    Import {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bans: Vec<ImportedBan>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
+    },
+    /// The ban log: bans, unbans and expiries kept for `dbpurgeage`, oldest first.
+    Log {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+        /// Only events at or after this instant (Unix seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
+        /// Only events after this sequence number (the `last` of a previous reply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+    },
+}
+
+/// One ban of an `import` request. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedBan {
+    pub jail: String,
+    /// An address or CIDR prefix.
+    pub target: String,
+    pub since: i64,
+    /// `null`: permanent.
+    pub expires: Option<i64>,
+    /// The target's ban count (its `count`-th ban), for escalation.
+    pub count: u32,
 }
 
 impl Request {
@@ -138,6 +173,7 @@ impl Request {
                 | Request::RuleDelete { .. }
                 | Request::ForwardAdd { .. }
                 | Request::ForwardDelete { .. }
+                | Request::Import { .. }
         )
     }
 }
@@ -210,6 +246,16 @@ pub struct JailDetail {
     pub findtime: u64,
     /// Seconds, or `null` when permanent.
     pub bantime: Option<u64>,
+    /// The recidive jail: bans (in the other jails) within `findtime` that trigger it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxbans: Option<u32>,
+    /// The ports banned: `all`, or a list such as `22, 465, 49152:65534`.
+    #[serde(default)]
+    pub ports: String,
+    /// Lines that might have been failures, skipped without their regexes because they were
+    /// logged more than `findtime` ago.
+    #[serde(default)]
+    pub lines_too_old: u64,
     /// The nftables sets holding this jail's bans.
     pub sets: Vec<String>,
     pub banned: Vec<String>,
@@ -237,7 +283,48 @@ pub struct BanEntryRef<'a> {
     pub since: i64,
     pub expires: Option<i64>,
     pub count: u32,
+    pub origin: &'a Origin,
+}
+
+/// One entry of the ban log (`log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Increases by one with every event, across restarts.
+    pub seq: u64,
+    /// When it happened (Unix seconds).
+    pub time: i64,
+    /// `ban`, `unban` or `expire`.
+    pub action: EventAction,
+    pub jail: String,
+    pub target: String,
+    /// The ban's length in seconds, `null` when permanent.
+    pub duration: Option<u64>,
+    /// The ban's start and end (Unix seconds; `expires` null when permanent).
+    pub since: i64,
+    pub expires: Option<i64>,
+    pub count: u32,
     pub origin: Origin,
+    /// The log lines that led to a ban, while the daemon keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+}
+
+impl From<&BanEvent> for LogEvent {
+    fn from(e: &BanEvent) -> LogEvent {
+        LogEvent {
+            seq: e.seq,
+            time: e.at,
+            action: e.action,
+            jail: e.jail.to_string(),
+            target: e.target.to_string(),
+            duration: e.length(),
+            since: e.since,
+            expires: e.expires,
+            count: e.count,
+            origin: e.origin.clone(),
+            lines: e.lines.clone(),
+        }
+    }
 }
 
 /// An input a bulk ban could not use.
@@ -275,6 +362,9 @@ pub struct Reply {
     /// Bans whose timeout a `ban` refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed: Option<usize>,
+    /// `import`: bans left as they were (already in place at least as long, or over by now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
     /// `unban`: `JAIL TARGET` pairs removed.
@@ -302,6 +392,15 @@ pub struct Reply {
     /// Things the request did not fail on but that need a look (`net.ipv4.ip_forward` is off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// `status`: the fleet (`[cluster]`), when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::fleet::ClusterStatus>,
+    /// `log`: the events asked for, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<LogEvent>>,
+    /// `log`: the sequence number of the daemon's last event (ask for what comes `after` it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u64>,
     /// The whole reply already serialized (see [`SharedLine`]). When set, it is what goes on
     /// the wire and the fields above are not looked at. Never part of the JSON.
     #[serde(skip)]
@@ -475,6 +574,26 @@ mod tests {
                 session: None,
             },
             Request::ForwardDelete { id: 8 },
+            Request::Import {
+                bans: vec![ImportedBan {
+                    jail: "sshd".into(),
+                    target: "192.0.2.1".into(),
+                    since: 1_800_000_000,
+                    expires: None,
+                    count: 3,
+                }],
+                stream: true,
+            },
+            Request::Log {
+                jail: Some("sshd".into()),
+                since: Some(1_800_000_000),
+                after: Some(41),
+            },
+            Request::Log {
+                jail: None,
+                since: None,
+                after: None,
+            },
         ];
         for r in requests {
             let line = encode_request(&r);
@@ -587,7 +706,7 @@ mod tests {
                 since: 10,
                 expires: Some(3_610),
                 count: 2,
-                origin: Origin::Failures,
+                origin: &Origin::Failures,
             },
             BanEntryRef {
                 jail: "manual \"x\"",
@@ -595,7 +714,7 @@ mod tests {
                 since: 11,
                 expires: None,
                 count: 1,
-                origin: Origin::Manual,
+                origin: &Origin::Manual,
             },
         ];
         let owned = Reply {
@@ -608,7 +727,7 @@ mod tests {
                         since: e.since,
                         expires: e.expires,
                         count: e.count,
-                        origin: e.origin,
+                        origin: e.origin.clone(),
                     })
                     .collect(),
             ),

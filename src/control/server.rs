@@ -426,6 +426,8 @@ async fn command<R: AsyncBufRead + Unpin>(
         | Request::ForwardDelete { .. }) => {
             Command::Firewall(super::firewall::FirewallCommand::from_request(firewall)?)
         }
+        Request::Import { bans, stream } => import::command(bans, stream, reader).await?,
+        Request::Log { jail, since, after } => Command::Log { jail, since, after },
         Request::Unban { target, jail, all } => {
             let target = match target {
                 Some(t) => Some(t.parse().map_err(|e: nftjail_core::addr::TargetError| {
@@ -600,6 +602,7 @@ async fn privileged(cred: Option<&tokio::net::unix::UCred>, group: Option<u32>) 
         .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }
 
+mod import;
 pub mod reads;
 #[cfg(test)]
 mod tests;

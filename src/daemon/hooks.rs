@@ -70,7 +70,7 @@ pub fn values(action: Action, ban: &Ban, matches: &[String]) -> Vec<(&'static st
         ("IP", ban.target.to_string()),
         ("BANTIME", bantime),
         ("BANCOUNT", ban.count.to_string()),
-        ("ORIGIN", format!("{:?}", ban.origin).to_lowercase()),
+        ("ORIGIN", ban.origin.to_string()),
         ("FAILURES", matches.len().to_string()),
         ("MATCHES", matches.join("\n")),
     ]

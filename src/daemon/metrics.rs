@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub jails: Vec<JailMetrics>,
     /// `(jail, path, position)` of every followed file.
     pub files: Vec<(String, String, Position)>,
+    /// The fleet, when `[cluster]` is on.
+    pub cluster: Option<crate::fleet::ClusterStatus>,
 }
 
 /// Unread bytes of each followed file (its size past the read position; all of it if the path
@@ -203,6 +205,9 @@ impl Collector for Exposition {
             let labels = [("jail", jail.as_str()), ("path", path.as_str())];
             encode_value(metric.encode_family(&labels)?, MetricType::Gauge, *lag)?;
         }
+        if let Some(cluster) = &self.snapshot.cluster {
+            encode_cluster(&mut encoder, cluster)?;
+        }
         let mut metric = encoder.encode_descriptor(
             "nftjail_build_info",
             "nftjail's version.",
@@ -212,6 +217,73 @@ impl Collector for Exposition {
         let labels = [("version", env!("CARGO_PKG_VERSION"))];
         encode_value(metric.encode_family(&labels)?, MetricType::Gauge, 1)
     }
+}
+
+/// The fleet's families (`[cluster]`), labelled with the node's name.
+fn encode_cluster(
+    encoder: &mut DescriptorEncoder,
+    c: &crate::fleet::ClusterStatus,
+) -> Result<(), std::fmt::Error> {
+    let node = [("node", c.node.as_str())];
+    let connected = u64::from(c.link == crate::fleet::stats::Link::Connected.as_str());
+    for (name, kind, help, value) in [
+        (
+            "nftjail_cluster_connected",
+            MetricType::Gauge,
+            "1 when the link to the NATS server is up.",
+            connected,
+        ),
+        (
+            "nftjail_cluster_outbox",
+            MetricType::Gauge,
+            "Bans waiting in the outbox for the server.",
+            c.outbox,
+        ),
+        (
+            "nftjail_cluster_outbox_dropped",
+            MetricType::Counter,
+            "Bans not shared because the outbox was full.",
+            c.outbox_dropped,
+        ),
+        (
+            "nftjail_cluster_published",
+            MetricType::Counter,
+            "Bans and unbans the stream stored.",
+            c.published,
+        ),
+        (
+            "nftjail_cluster_received",
+            MetricType::Counter,
+            "Messages read from the stream.",
+            c.received,
+        ),
+        (
+            "nftjail_cluster_applied",
+            MetricType::Counter,
+            "Peers' bans and unbans applied here.",
+            c.applied,
+        ),
+        (
+            "nftjail_cluster_lag_messages",
+            MetricType::Gauge,
+            "Messages in the stream not read yet.",
+            c.lag,
+        ),
+    ] {
+        let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+        encode_value(metric.encode_family(&node)?, kind, value)?;
+    }
+    let mut metric = encoder.encode_descriptor(
+        "nftjail_cluster_rejected",
+        "Peers' messages refused, by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in &c.rejected {
+        let labels = [("node", c.node.as_str()), ("reason", reason.as_str())];
+        encode_value(metric.encode_family(&labels)?, MetricType::Counter, *n)?;
+    }
+    Ok(())
 }
 
 fn encode_value(
@@ -249,6 +321,7 @@ mod tests {
                 skipped: 4,
             }],
             files: vec![],
+            cluster: None,
         };
         let banner = BannerStats::default();
         banner.jobs.store(5, Ordering::Relaxed);
@@ -290,5 +363,32 @@ mod tests {
             !text.contains("# EOF"),
             "the Prometheus format, not OpenMetrics"
         );
+    }
+
+    #[test]
+    fn the_fleet_families_keep_their_names() {
+        let stats = crate::fleet::stats::FleetStats::default();
+        stats.set_link(crate::fleet::stats::Link::Connected);
+        stats.outbox.store(3, Ordering::Relaxed);
+        stats.reject(&nftjail_core::fleet::Rejection::Malformed("x".into()));
+        stats.reject(&nftjail_core::fleet::Rejection::Malformed("y".into()));
+        let snapshot = Snapshot {
+            jails: vec![],
+            files: vec![],
+            cluster: Some(stats.status("mail1", "NFTJAIL_BANS")),
+        };
+        let text = render(Arc::new(snapshot), &BannerStats::default(), vec![]);
+        for line in [
+            "nftjail_cluster_connected{node=\"mail1\"} 1",
+            "nftjail_cluster_outbox{node=\"mail1\"} 3",
+            "nftjail_cluster_rejected_total{node=\"mail1\",reason=\"malformed\"} 2",
+            "# TYPE nftjail_cluster_lag_messages gauge",
+            "# TYPE nftjail_cluster_published_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
     }
 }

@@ -44,6 +44,7 @@ use crate::state::{Faults, Record, StateError, StateStore};
 use nftjail_backend::{Backend, BackendError, Element, reconcile};
 use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
+use nftjail_core::state::BanLog;
 use nftjail_core::tracker::{Ban, Tracker};
 pub use self_addresses::host_addresses;
 use sources::SourceOptions;
@@ -66,6 +67,8 @@ pub enum DaemonError {
     /// administrator out.
     #[error("{0}")]
     Firewall(String),
+    #[error("cannot start the fleet: {0}")]
+    Fleet(#[from] crate::fleet::FleetError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -156,6 +159,17 @@ pub async fn run(
     // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
     let replayed: Vec<Ban> = std::mem::take(&mut recovered.bans).into_values().collect();
     tracker.restore(replayed, std::mem::take(&mut recovered.history), now);
+    for (jail, totals) in &recovered.totals {
+        tracker.set_totals(jail, totals.failed, totals.banned);
+    }
+    let mut ban_log = BanLog::new(config.daemon.dbpurgeage);
+    ban_log.restore(std::mem::take(&mut recovered.events), now);
+    let history = core::History::new(
+        ban_log,
+        std::mem::take(&mut recovered.totals)
+            .into_iter()
+            .map(|(j, t)| (j, t.failed, t.banned)),
+    );
     let parked = tracker.parked().count();
     if parked > 0 {
         tracing::info!(
@@ -314,6 +328,31 @@ pub async fn run(
         drift::spawn(monitor, internal_tx.clone(), shutdown.clone())
             .map_err(|e| DaemonError::Internal(format!("cannot start the table monitor: {e}")))?;
     }
+    // The fleet: its stream position is the state's, not a log source's.
+    let fleet = match config.cluster.clone() {
+        Some(cluster) => {
+            let key = crate::fleet::position_key(&cluster);
+            let position = match recovered.positions.remove(&key) {
+                Some(crate::state::Position::Stream { seq }) => seq,
+                _ => 0,
+            };
+            Some(
+                crate::fleet::start(
+                    cluster,
+                    &config.daemon.state_dir,
+                    position,
+                    clock,
+                    shutdown.clone(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    let (fleet, peers, fleet_task) = match fleet {
+        Some(r) => (Some(r.fleet), Some(r.incoming), Some(r.task)),
+        None => (None, None, None),
+    };
     let sources = sources::Sources::new(
         std::mem::take(&mut recovered.positions),
         events_tx,
@@ -329,6 +368,8 @@ pub async fn run(
         internal: internal_tx,
         addresses,
         firewall: firewall.ruleset,
+        fleet,
+        history,
     });
     // A clean, compact state log from the start (adopted bans included, stale ones gone).
     banner
@@ -347,6 +388,7 @@ pub async fn run(
         calls,
         reports,
         internal,
+        peers,
     };
     let result = core.run(inputs, shutdown.clone()).await;
     if result.is_err() {
@@ -354,6 +396,13 @@ pub async fn run(
         shutdown.cancel();
     }
     let banner_result = banner_task.await;
+    if let Some(task) = fleet_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the fleet task did not stop in time");
+    }
     let _ = server_task.await;
     for task in http_tasks {
         let _ = task.await;

@@ -82,7 +82,11 @@ fn start_source(
     let (sink, stage) = crate::filter::stage(jail, id, events)?;
     let prefix = format!("{}:", jail.name);
     let started = match source {
-        Source::Files { paths, poll_only } => {
+        Source::Files {
+            paths,
+            poll_only,
+            tail,
+        } => {
             let saved = positions
                 .iter()
                 .filter(|(k, _)| k.starts_with(&prefix))
@@ -94,6 +98,7 @@ fn start_source(
                 poll_only: *poll_only,
                 poll_interval: options.poll_interval,
                 max_line: options.max_line,
+                tail: tail.clone(),
             };
             files::spawn(spec, saved, sink)
         }
@@ -103,6 +108,7 @@ fn start_source(
                 matches: matches.clone(),
                 paths: paths.clone(),
                 journalctl: options.journalctl.clone(),
+                read_back: Some(Duration::from_secs(jail.policy.findtime)),
             };
             let cursor = match positions.get(&spec.key()) {
                 Some(Position::Journal { cursor }) => Some(cursor.clone()),

@@ -57,10 +57,7 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str)
         counters.map_or(0, |c| f(c).load(Ordering::Relaxed))
     };
     let (filter, mode) = match &jail.kind {
-        JailKind::Log { filter, .. } => (
-            Some(filter.name.clone()),
-            Some(filter.filter.mode().to_string()),
-        ),
+        JailKind::Log { filter, .. } => (Some(filter.name.clone()), Some(filter.filter.mode())),
         _ => (None, None),
     };
     let mut banned: Vec<String> = tracker
@@ -82,6 +79,9 @@ pub fn detail(config: &Config, tracker: &Tracker, sources: &Sources, name: &str)
         maxretry: jail.policy.recidive.unwrap_or(jail.policy.maxretry),
         findtime: jail.policy.findtime,
         bantime: jail.policy.bantime.seconds(),
+        maxbans: jail.policy.recidive,
+        ports: crate::config::effective::ports(&jail.ports),
+        lines_too_old: load(|c| &c.too_old),
         sets: [SetKind::Addr4, SetKind::Addr6, SetKind::Net4, SetKind::Net6]
             .iter()
             .map(|k| set_name(&jail.name, *k))
@@ -178,7 +178,7 @@ pub fn banned_line(tracker: &Tracker, jail: Option<&str>) -> Result<SharedLine, 
         since: b.since,
         expires: b.expires,
         count: b.count,
-        origin: b.origin,
+        origin: &b.origin,
     })))
 }
 

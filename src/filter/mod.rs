@@ -1,4 +1,5 @@
-//! The filter stage: a jail's filter (core's [`Matcher`]) run on its source's thread.
+//! The filter stage: a jail's filter (core's native [`Matcher`] or a fail2ban filter, see
+//! [`engine`]) run on its source's thread.
 //!
 //! Receives raw items from a source (on the source's own thread); emits [`Event`]s to the core:
 //! failures in batches (one channel message per read round, not per line), checkpoints of the
@@ -10,9 +11,10 @@
 //! decides anything about an address, and never re-reads what it read: a source's position is
 //! its own while it runs, and is handed back in `Stopped` when it ends.
 
+pub mod engine;
 pub mod zone;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -21,11 +23,17 @@ use tokio::sync::mpsc;
 use crate::config::{JailConfig, JailKind};
 use crate::source::{Item, Sink};
 use crate::state::Position;
-use nftjail_core::filter::{Failure, Matcher, Outcome};
+use engine::AnyMatcher;
+use nftjail_core::filter::{Failure, Outcome};
 use nftjail_core::jail::JailName;
 
 /// Failures of one round are sent together; a round that finds more sends every this many.
 const FAILURE_BATCH: usize = 512;
+/// Bytes of matched lines one source may have on their way to the core. Beyond it failures go
+/// without their line: under a flood the channel holds 1024 batches of 512 failures, and their
+/// lines (kept for the ban log and `on_ban` hooks) would take tens of megabytes; in normal
+/// operation the channel is nearly empty and every line gets through.
+const LINES_IN_FLIGHT: usize = 1 << 20;
 
 /// What sources tell the core.
 #[derive(Debug)]
@@ -33,6 +41,9 @@ pub enum Event {
     Failures {
         jail: JailName,
         failures: Vec<Matched>,
+        /// The bytes of the lines these failures carry, to give back to their source's budget
+        /// once they are taken in ([`LineBudget::release`]).
+        lines: LineBudget,
     },
     Checkpoint(Vec<(String, Position)>),
     /// A source's thread ended: `positions` are where it stopped (checkpointed already).
@@ -43,11 +54,26 @@ pub enum Event {
     },
 }
 
-/// A failure, with its log line when the jail has a hook that wants the matches.
+/// A failure, with its log line (for the ban log and `on_ban` hooks) while its source's budget
+/// of lines in flight allows.
 #[derive(Debug)]
 pub struct Matched {
     pub failure: Failure,
     pub line: Option<String>,
+}
+
+/// Bytes of lines a batch of failures carries, and the budget of their source they count in.
+#[derive(Debug)]
+pub struct LineBudget {
+    bytes: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl LineBudget {
+    /// The core took the batch in: its lines no longer count as in flight.
+    pub fn release(self) {
+        self.in_flight.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one jail's source, shared between its thread and the core.
@@ -59,23 +85,36 @@ pub struct SourceCounters {
     pub skipped: AtomicU64,
     /// Lines an ignoreregex matched.
     pub ignored: AtomicU64,
+    /// Lines that might have been failures but were logged more than `findtime` ago (a log
+    /// read back from its start): skipped without a regex, never counted.
+    pub too_old: AtomicU64,
 }
 
 /// A filter handed to a running source by a reload, taken up between two read rounds.
-type NextMatcher = Arc<Mutex<Option<(Matcher, bool)>>>;
+type NextMatcher = Arc<Mutex<Option<NextFilter>>>;
+
+/// What a reload hands a running source.
+struct NextFilter {
+    matcher: AnyMatcher,
+    findtime: i64,
+}
 
 /// The sink of one jail's source: filter in, events out.
 struct MatchSink {
     jail: JailName,
     id: u64,
-    matcher: Matcher,
+    matcher: AnyMatcher,
     next: NextMatcher,
     /// The positions of the last checkpoint, shared for `status`.
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
     events: mpsc::Sender<Event>,
     pending: Vec<Matched>,
-    /// Keep each failure's line (only for jails with an `on_ban` hook).
-    keep_lines: bool,
+    /// Bytes of the lines in `pending`.
+    pending_line_bytes: usize,
+    /// Bytes of lines sent to the core and not taken in yet (the core releases them).
+    lines_in_flight: Arc<AtomicUsize>,
+    /// The jail's findtime (seconds): lines older than it cannot count and are skipped early.
+    findtime: i64,
     counters: Arc<SourceCounters>,
     last_positions: Vec<(String, Position)>,
     /// Over-long lines the source skipped before they reached the filter, as last reported.
@@ -94,6 +133,7 @@ struct RoundCounts {
     failures: u64,
     skipped: u64,
     ignored: u64,
+    too_old: u64,
 }
 
 impl MatchSink {
@@ -102,12 +142,18 @@ impl MatchSink {
             return;
         }
         let failures = std::mem::take(&mut self.pending);
+        let bytes = std::mem::take(&mut self.pending_line_bytes);
+        self.lines_in_flight.fetch_add(bytes, Ordering::Relaxed);
         // A closed channel means the daemon is stopping: nothing is left to tell.
         send(
             &self.events,
             Event::Failures {
                 jail: self.jail.clone(),
                 failures,
+                lines: LineBudget {
+                    bytes,
+                    in_flight: self.lines_in_flight.clone(),
+                },
             },
         );
     }
@@ -125,7 +171,16 @@ fn send(events: &mpsc::Sender<Event>, event: Event) {
 
 impl Sink for MatchSink {
     fn item(&mut self, item: Item<'_>) {
-        let now = *self.now.get_or_insert_with(Utc::now);
+        let now = match self.now {
+            Some(now) => now,
+            None => {
+                let now = Utc::now();
+                self.now = Some(now);
+                self.matcher
+                    .set_not_before(Some(now.timestamp().saturating_sub(self.findtime)));
+                now
+            }
+        };
         self.round.lines += 1;
         let (outcome, text) = match item {
             Item::Line(line) => (self.matcher.feed_line(line, now), line),
@@ -135,9 +190,14 @@ impl Sink for MatchSink {
             Outcome::Failure(f) => {
                 tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
                 self.round.failures += 1;
-                let line = self
-                    .keep_lines
-                    .then(|| String::from_utf8_lossy(text).into_owned());
+                // Kept for the ban log and `on_ban` hooks (the core keeps a bounded few), while
+                // the lines on their way to the core stay within the budget.
+                let in_flight =
+                    self.lines_in_flight.load(Ordering::Relaxed) + self.pending_line_bytes;
+                let line = (in_flight + text.len() <= LINES_IN_FLIGHT).then(|| {
+                    self.pending_line_bytes += text.len();
+                    String::from_utf8_lossy(text).into_owned()
+                });
                 self.pending.push(Matched { failure: f, line });
                 if self.pending.len() >= FAILURE_BATCH {
                     self.flush();
@@ -148,6 +208,7 @@ impl Sink for MatchSink {
                 self.round.skipped += 1;
             }
             Outcome::Ignored => self.round.ignored += 1,
+            Outcome::TooOld => self.round.too_old += 1,
             Outcome::NoMatch => {}
         }
     }
@@ -156,10 +217,10 @@ impl Sink for MatchSink {
         self.flush();
         self.now = None;
         if let Ok(mut next) = self.next.try_lock()
-            && let Some((matcher, keep_lines)) = next.take()
+            && let Some(next) = next.take()
         {
-            self.matcher = matcher;
-            self.keep_lines = keep_lines;
+            self.matcher = next.matcher;
+            self.findtime = next.findtime;
         }
         let round = std::mem::take(&mut self.round);
         let c = &self.counters;
@@ -167,6 +228,7 @@ impl Sink for MatchSink {
         c.failures.fetch_add(round.failures, Ordering::Relaxed);
         c.skipped.fetch_add(round.skipped, Ordering::Relaxed);
         c.ignored.fetch_add(round.ignored, Ordering::Relaxed);
+        c.too_old.fetch_add(round.too_old, Ordering::Relaxed);
         if too_long > self.too_long {
             self.counters
                 .skipped
@@ -212,7 +274,10 @@ impl Stage {
     /// Hands the stage the filter of a new configuration; taken up after its current round.
     pub fn set_filter(&self, jail: &JailConfig) {
         if let Some(matcher) = matcher(jail) {
-            let next = (matcher, jail.on_ban.is_some());
+            let next = NextFilter {
+                matcher,
+                findtime: findtime(jail),
+            };
             if let Ok(mut slot) = self.next.lock() {
                 *slot = Some(next);
             }
@@ -220,11 +285,16 @@ impl Stage {
     }
 }
 
+/// The jail's findtime in seconds, as the matcher's age limit wants it.
+fn findtime(jail: &JailConfig) -> i64 {
+    i64::try_from(jail.policy.findtime).unwrap_or(i64::MAX)
+}
+
 /// A matcher for `jail`'s filter, in the host's zone (followed as it changes); `None` for a jail
 /// that reads no log.
-fn matcher(jail: &JailConfig) -> Option<Matcher> {
+fn matcher(jail: &JailConfig) -> Option<AnyMatcher> {
     match &jail.kind {
-        JailKind::Log { filter, .. } => Some(Matcher::new(filter.filter.clone(), zone::system())),
+        JailKind::Log { filter, .. } => Some(filter.filter.matcher(zone::system())),
         _ => None,
     }
 }
@@ -248,7 +318,9 @@ pub fn stage(
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
-        keep_lines: jail.on_ban.is_some(),
+        pending_line_bytes: 0,
+        lines_in_flight: Arc::new(AtomicUsize::new(0)),
+        findtime: findtime(jail),
         counters: counters.clone(),
         last_positions: Vec::new(),
         too_long: 0,
@@ -263,4 +335,75 @@ pub fn stage(
             next,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression: every failure carried its line to the core, and under a flood the channel's
+    // 1,024 batches of 512 failures held ~80 MB of them (benches/daemon/rss.sh: 26 → 112 MB).
+    #[test]
+    fn lines_on_their_way_to_the_core_stay_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nftjail.toml"), "").unwrap();
+        std::fs::create_dir(dir.path().join("jail.d")).unwrap();
+        std::fs::write(
+            dir.path().join("jail.d/sshd.toml"),
+            "[sshd]\nenabled = true\nlogpath = \"/nonexistent/auth.log\"\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&dir.path().join("nftjail.toml")).unwrap();
+        let (tx, mut rx) = mpsc::channel(1_000);
+        let (mut sink, _stage) = stage(&config.jails[0], 1, &tx).unwrap();
+        let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
+        let line = |n: u32| {
+            format!(
+                "{stamp} mail sshd[{n}]: Failed password for root from 10.0.{}.{} port 22 ssh2",
+                n / 256 % 256,
+                n % 256
+            )
+        };
+        let feed = |sink: &mut Box<dyn Sink>, from: u32, to: u32| {
+            for n in from..to {
+                sink.item(Item::Line(line(n).as_bytes()));
+            }
+            sink.checkpoint(&[], 0);
+        };
+        feed(&mut sink, 0, 20_000);
+        let mut failures = 0;
+        let mut carried = 0;
+        let mut budgets = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let Event::Failures {
+                failures: batch,
+                lines,
+                ..
+            } = event
+            {
+                failures += batch.len();
+                carried += batch
+                    .iter()
+                    .filter_map(|m| m.line.as_ref())
+                    .map(String::len)
+                    .sum::<usize>();
+                budgets.push(lines);
+            }
+        }
+        assert_eq!(
+            failures, 20_000,
+            "every failure goes on, with or without its line"
+        );
+        assert!(
+            carried <= LINES_IN_FLIGHT && carried > LINES_IN_FLIGHT / 2,
+            "{carried} bytes of lines in flight"
+        );
+        // Once the core takes them in, lines flow again.
+        budgets.into_iter().for_each(LineBudget::release);
+        feed(&mut sink, 20_000, 20_001);
+        let Ok(Event::Failures { failures, .. }) = rx.try_recv() else {
+            panic!("no failure");
+        };
+        assert!(failures[0].line.is_some());
+    }
 }

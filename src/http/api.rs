@@ -20,9 +20,10 @@
 //! | `DELETE /api/v1/bans/{target}` | `unban` (every jail) |
 //! | `POST /api/v1/reload` | `reload` |
 //! | `GET /api/v1/history` | none: the chart's series ([`super::history`]) |
+//! | `/api/v1/firewall…` | the firewall's requests ([`super::firewall`]) |
 //!
 //! A new control request becomes an endpoint with one route and one handler that builds its
-//! [`Request`] (the ban log's `GET /api/v1/log?since=`, the firewall's rules and forwards).
+//! [`Request`] (the ban log's `GET /api/v1/log?since=` is still to come).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,15 +61,16 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/bans/{*target}", delete(unban_everywhere))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/history", get(history))
+        .merge(super::firewall::routes())
 }
 
 /// Asks the daemon's core, through the control socket's own path.
-async fn ask(app: &App, request: Request) -> Response {
+pub(super) async fn ask(app: &App, request: Request) -> Response {
     let line = server::answer(request, &mut tokio::io::empty(), &app.calls, &app.reads).await;
     response::from_line(line, &app.reads)
 }
 
-fn bad_path(e: PathRejection) -> Response {
+pub(super) fn bad_path(e: PathRejection) -> Response {
     ApiError::of(ErrorCode::BadRequest, e.body_text()).into_response()
 }
 
@@ -263,22 +265,60 @@ async fn history(State(app): State<Arc<App>>) -> Response {
 
 /// A JSON body: `Content-Type: application/json`, at most [`MAX_BODY`] bytes, in
 /// [`BODY_TIMEOUT`].
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let json = headers
+    if !is_json(headers) {
+        return Err(not_json());
+    }
+    parse_body(&read_body(headers, body).await?)
+}
+
+/// A JSON body that may be left out: no body (or an empty one) is `T::default()`; a body that
+/// is there is held to [`json_body`]'s rules.
+pub(super) async fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let typed = headers.contains_key(header::CONTENT_TYPE);
+    if typed && !is_json(headers) {
+        return Err(not_json());
+    }
+    let bytes = read_body(headers, body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !typed {
+        return Err(not_json());
+    }
+    parse_body(&bytes)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON (Content-Type: application/json)",
-        ));
-    }
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON (Content-Type: application/json)",
+    )
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::of(ErrorCode::BadRequest, format!("the body: {e}")))
+}
+
+/// The body's bytes: at most [`MAX_BODY`] (by its declared length, or as it arrives), within
+/// [`BODY_TIMEOUT`].
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -295,20 +335,15 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(too_large());
     }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
-    {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                "the body did not arrive in time",
-            ));
-        }
-        Ok(Err(_)) => return Err(too_large()),
-        Ok(Ok(bytes)) => bytes,
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::of(ErrorCode::BadRequest, format!("the body: {e}")))
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the body did not arrive in time",
+        )),
+        Ok(Err(_)) => Err(too_large()),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +387,43 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (415, "unsupported_media_type"));
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_left_out_but_not_sent_untyped() {
+        #[derive(Debug, Default, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Optional {
+            #[serde(default)]
+            within: Option<String>,
+        }
+        let mut json = HeaderMap::new();
+        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let mut text = HeaderMap::new();
+        text.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        let none = HeaderMap::new();
+        let read = |headers: &HeaderMap, body: &'static str| {
+            let headers = headers.clone();
+            async move { optional_json_body::<Optional>(&headers, Body::from(body)).await }
+        };
+        assert_eq!(read(&none, "").await.unwrap(), Optional::default());
+        assert_eq!(read(&json, " \n").await.unwrap(), Optional::default());
+        assert_eq!(
+            read(&json, r#"{"within": "60s"}"#)
+                .await
+                .unwrap()
+                .within
+                .as_deref(),
+            Some("60s")
+        );
+        for (headers, body, status, code) in [
+            (&none, r#"{"within": "60s"}"#, 415, "unsupported_media_type"),
+            (&text, "", 415, "unsupported_media_type"),
+            (&json, r#"{"whithin": "60s"}"#, 400, "bad_request"),
+        ] {
+            let e = read(headers, body).await.unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (status, code), "{body:?}");
+        }
     }
 
     /// A body that never comes (a slow client holding its connection).

@@ -126,7 +126,9 @@ pub fn need(method: &Method, path: &str) -> Need {
     let reads = method == Method::GET || method == Method::HEAD;
     match path {
         _ if !reads => Need::Admin,
-        "/" | "/console.js" | "/console.css" | "/favicon.ico" => Need::Nothing,
+        "/" | "/console.js" | "/console-firewall.js" | "/console.css" | "/favicon.ico" => {
+            Need::Nothing
+        }
         _ => Need::Read,
     }
 }
@@ -298,7 +300,11 @@ mod tests {
         let cases = [
             (Method::GET, "/", Need::Nothing),
             (Method::GET, "/console.js", Need::Nothing),
+            (Method::GET, "/console-firewall.js", Need::Nothing),
             (Method::HEAD, "/console.css", Need::Nothing),
+            (Method::GET, "/api/v1/firewall/rules", Need::Read),
+            (Method::POST, "/api/v1/firewall/enable", Need::Admin),
+            (Method::DELETE, "/api/v1/firewall/rules/7", Need::Admin),
             (Method::GET, "/metrics", Need::Read),
             (Method::GET, "/api/v1/bans", Need::Read),
             (Method::POST, "/api/v1/jails/sshd/bans", Need::Admin),

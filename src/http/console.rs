@@ -1,6 +1,7 @@
 //! The web console: one static page, its script and its style, compiled into the binary.
 //!
-//! Receives `GET /`, `/console.js`, `/console.css` (and `/favicon.ico`: none); emits the files with headers that keep the
+//! Receives `GET /`, `/console.js`, `/console-firewall.js`, `/console.css` (and `/favicon.ico`:
+//! none); emits the files with headers that keep the
 //! page to itself: a Content-Security-Policy that allows only its own script, style and API
 //! (no inline script, no other origin, no framing: clickjacking an "unban" button is not
 //! possible), no referrer, no MIME sniffing. The page holds no data: its script reads the API
@@ -15,6 +16,8 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
+/// The firewall's section (rules, forwards, the switch).
+const FIREWALL_SCRIPT: &str = include_str!("console/console-firewall.js");
 const STYLE: &str = include_str!("console/console.css");
 
 /// What the page may load and who may frame it.
@@ -29,6 +32,10 @@ pub fn routes() -> Router {
         .route(
             "/console.js",
             get(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/console-firewall.js",
+            get(|| async { file("text/javascript; charset=utf-8", FIREWALL_SCRIPT) }),
         )
         .route(
             "/console.css",
@@ -69,13 +76,24 @@ mod tests {
     #[test]
     fn the_page_loads_only_its_own_files() {
         assert!(INDEX.contains("<script src=\"/console.js\"></script>"));
+        assert!(INDEX.contains("<script src=\"/console-firewall.js\"></script>"));
         assert!(INDEX.contains("href=\"/console.css\""));
         // No inline script or style: the policy would block them.
-        assert_eq!(INDEX.matches("<script").count(), 1);
+        assert_eq!(INDEX.matches("<script").count(), 2);
         assert!(!INDEX.contains("<style") && !INDEX.contains(" style="));
         assert!(!INDEX.contains("onclick="));
-        // Data reaches the page as text, never as markup.
-        assert!(!SCRIPT.contains("innerHTML"), "use textContent");
-        assert!(!SCRIPT.contains("document.cookie"), "no cookies");
+        for script in [SCRIPT, FIREWALL_SCRIPT] {
+            // Data reaches the page as text, never as markup.
+            assert!(!script.contains("innerHTML"), "use textContent");
+            assert!(!script.contains("document.cookie"), "no cookies");
+        }
+        // Every in-page link has its target.
+        for link in INDEX.split("href=\"#").skip(1) {
+            let id = &link[..link.find('"').unwrap()];
+            assert!(
+                INDEX.contains(&format!("id=\"{id}\"")),
+                "#{id} links nowhere"
+            );
+        }
     }
 }

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 mod console;
+pub mod firewall;
 pub mod history;
 pub mod listener;
 pub mod response;

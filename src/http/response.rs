@@ -281,7 +281,7 @@ mod tests {
             since: 1,
             expires: None,
             count: 1,
-            origin: Origin::Manual,
+            origin: &Origin::Manual,
         }));
         assert!(line.chunks().count() > 1, "several chunks");
         let want = line.to_vec();

@@ -4,8 +4,11 @@
 //! positions; emits every line and, after each round, the positions reached. It wakes on
 //! inotify events for the files' directories (the `notify` crate) and, as a fallback for
 //! filesystems without inotify and for directories that do not exist yet, every
-//! `poll_interval`. Files that start matching a pattern after start-up are read from their
-//! beginning; files seen at start-up without a saved position from their end.
+//! `poll_interval`. A file with a saved position is resumed there. A file seen for the first
+//! time is read from its beginning — the filter skips, without a regex, what was logged more
+//! than `findtime` ago, so an attack in progress when nftjail is installed still counts — unless
+//! its pattern is in `tail` (fail2ban's `logpath = PATH tail`): then a file found at start-up is
+//! read from its end (one that appears later is still read whole: it is new).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +39,8 @@ pub struct FileSource {
     pub poll_interval: Duration,
     /// Lines longer than this are skipped and counted.
     pub max_line: usize,
+    /// Patterns (among `patterns`) whose files found at start-up are read from their end.
+    pub tail: Vec<String>,
 }
 
 /// One `logpath` entry split into a directory and a file-name pattern.
@@ -132,6 +137,7 @@ fn run(
     rx: Receiver<Wake>,
 ) {
     let patterns: Vec<Pattern> = source.patterns.iter().map(|p| Pattern::parse(p)).collect();
+    let tail: Vec<Pattern> = source.tail.iter().map(|p| Pattern::parse(p)).collect();
     let mut watcher = if source.poll_only {
         None
     } else {
@@ -161,9 +167,9 @@ fn run(
                     let key = position_key(&source.jail, &path);
                     let start = match saved.get(&key) {
                         Some(p) => Start::Saved(p.clone()),
-                        // A file matching a glob after start-up is new: read it whole.
-                        None if !first_round && pattern.is_glob() => Start::Beginning,
-                        None => Start::End,
+                        None if first_round && tail.contains(pattern) => Start::End,
+                        // First sight: read back (a file appearing later is new: read it whole).
+                        None => Start::Beginning,
                     };
                     Tailer::new(&path, start, source.max_line)
                 });
@@ -262,6 +268,16 @@ pub(crate) mod tests {
     }
 
     impl Collect {
+        /// Waits (up to 10 s) until a checkpoint holds the position of `key`: the file has been
+        /// looked at (a file read from its end is positioned at its first look, not at start).
+        pub fn wait_for_position(&self, key: &str) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.positions.lock().unwrap().contains_key(key) {
+                assert!(Instant::now() < deadline, "no position for {key}");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+
         /// Waits (up to 10 s) until `n` items arrived; returns them.
         pub fn wait_for(&self, n: usize) -> Vec<String> {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -298,9 +314,12 @@ pub(crate) mod tests {
             // Long enough that only inotify can explain a prompt delivery.
             poll_interval: Duration::from_secs(30),
             max_line: 1024,
+            tail: vec![format!("{}/*.log", dir.path().display())],
         };
         let handle = spawn(source, HashMap::new(), Box::new(collect.clone())).unwrap();
-        thread::sleep(Duration::from_millis(100));
+        // Regression (flaky under load): a line written before the source's first look at the
+        // file was taken for history. Write once it has looked.
+        collect.wait_for_position(&position_key("web", &a));
         append(&a, "one\n");
         assert_eq!(collect.wait_for(1), ["one"]);
         std::fs::rename(&a, dir.path().join("a.log.1")).unwrap();
@@ -339,11 +358,37 @@ pub(crate) mod tests {
             poll_only: true,
             poll_interval: Duration::from_millis(20),
             max_line: 1024,
+            tail: Vec::new(),
         };
         let handle = spawn(source, saved, Box::new(collect.clone())).unwrap();
         assert_eq!(collect.wait_for(1), ["unseen 1"]);
         append(&a, "unseen 2\n");
         assert_eq!(collect.wait_for(2), ["unseen 1", "unseen 2"]);
+        drop(handle);
+    }
+
+    // Regression: a log seen for the first time was read from its end, so an attack in
+    // progress when nftjail was installed was never counted.
+    #[test]
+    fn a_file_seen_for_the_first_time_is_read_whole_unless_tailed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        append(&a, "before 1\nbefore 2\n");
+        append(&b, "history of b\n");
+        let collect = Collect::default();
+        let source = FileSource {
+            jail: "j".into(),
+            patterns: vec![a.display().to_string(), b.display().to_string()],
+            poll_only: true,
+            poll_interval: Duration::from_millis(20),
+            max_line: 1024,
+            tail: vec![b.display().to_string()],
+        };
+        let handle = spawn(source, HashMap::new(), Box::new(collect.clone())).unwrap();
+        assert_eq!(collect.wait_for(2), ["before 1", "before 2"]);
+        collect.wait_for_position(&position_key("j", &b));
+        append(&b, "new in b\n");
+        assert_eq!(collect.wait_for(3)[2], "new in b", "b starts at its end");
         drop(handle);
     }
 

@@ -28,9 +28,10 @@ const RETIRED_ROUNDS: u32 = 5;
 /// Where to start reading a file seen for the first time in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
-    /// At its end: old lines are history (first sight, fail2ban's `tail`).
+    /// At its end: old lines are history (first sight with fail2ban's `tail`).
     End,
-    /// At its beginning: the file is new (it appeared while we were watching).
+    /// At its beginning: first sight (read back; the filter skips what is older than
+    /// `findtime`), or a file that appeared while we were watching.
     Beginning,
     /// Where a previous run stopped, if it is still the same file.
     Saved(Position),

@@ -8,6 +8,13 @@ use crate::daemon::{Daemon, SSHD_JAIL, ssh_failure};
 use crate::netns::Netns;
 use crate::sources::write_journal;
 
+/// Whether a kernel timeout is `seconds`: a ban runs from its deciding log line's second, so
+/// when the line is handled in a later second (a busy machine) the kernel is given a second or
+/// two less. Regression (flaky under load): `Some(3599)` where `Some(3600)` was required.
+fn about(timeout: Option<u64>, seconds: u64) -> bool {
+    timeout.is_some_and(|t| t <= seconds && t + 2 >= seconds)
+}
+
 /// Whether a TCP connection from inside `ns` to `to` completes within a second.
 fn connects(ns: &Netns, to: &str) -> bool {
     let to: SocketAddr = to.parse().unwrap();
@@ -55,7 +62,10 @@ fn failures_in_a_log_become_a_kernel_ban_that_drops_packets() {
         d.members("sshd_v4") == ["192.0.2.2"] && d.members("sshd_v6") == ["2001:db8::2"]
     });
     let (timeout, expires) = d.timing("sshd_v4", "192.0.2.2").unwrap();
-    assert_eq!(timeout, Some(3600), "the jail's bantime, in the kernel");
+    assert!(
+        about(timeout, 3600),
+        "the jail's bantime, in the kernel: {timeout:?}"
+    );
     assert!(expires.unwrap() <= 3600);
 
     assert!(
@@ -162,7 +172,8 @@ fn escalation_doubles_repeat_bans_and_recidive_bans_every_port() {
             .collect::<Vec<_>>(),
     );
     d.wait_until("the first ban", || d.members("sshd_v4") == ["203.0.113.5"]);
-    assert_eq!(d.timing("sshd_v4", "203.0.113.5").unwrap().0, Some(3600));
+    let first = d.timing("sshd_v4", "203.0.113.5").unwrap().0;
+    assert!(about(first, 3600), "{first:?}");
     d.ok(&["unban", "203.0.113.5"]);
     assert!(d.members("sshd_v4").is_empty(), "unban removes the element");
     d.append(
@@ -172,23 +183,22 @@ fn escalation_doubles_repeat_bans_and_recidive_bans_every_port() {
             .collect::<Vec<_>>(),
     );
     d.wait_until("the second ban", || d.members("sshd_v4") == ["203.0.113.5"]);
-    assert_eq!(
-        d.timing("sshd_v4", "203.0.113.5").unwrap().0,
-        Some(7200),
-        "the repeat offender gets twice the bantime"
+    let second = d.timing("sshd_v4", "203.0.113.5").unwrap().0;
+    assert!(
+        about(second, 7200),
+        "the repeat offender gets twice the bantime: {second:?}"
     );
     d.wait_until("the recidive ban", || {
         d.members("recidive_v4") == ["203.0.113.5"]
     });
-    assert_eq!(
-        d.timing("recidive_v4", "203.0.113.5").unwrap().0,
-        Some(604_800)
-    );
-    let banned = d.ok(&["banned", "--json"]);
-    assert!(
-        banned.contains("\"origin\": \"recidive\"") && banned.contains("\"count\": 2"),
-        "{banned}"
-    );
+    let recidive = d.timing("recidive_v4", "203.0.113.5").unwrap().0;
+    assert!(about(recidive, 604_800), "{recidive:?}");
+    // The kernel holds a ban a moment before the core has its outcome (and `banned` lists it).
+    // Regression (flaky under load): `banned` asked in that moment lacked the recidive ban.
+    d.wait_until("banned lists the recidive ban", || {
+        let banned = d.ok(&["banned", "--json"]);
+        banned.contains("\"origin\": \"recidive\"") && banned.contains("\"count\": 2")
+    });
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! The web console in a real browser: headless Chromium (Debian's `chromium`), driven over its
 //! DevTools protocol, loads the console from the daemon in its namespace, shows the ban made
 //! through the API, and a real mouse click on "unban" takes the address out of the kernel set.
-//! A screenshot is kept under `target/tmp/` (CARGO_TARGET_TMPDIR) as the test's artefact.
+//! The firewall section: the protected rule has no delete button; the switch turns the firewall
+//! on and "Keep it on" confirms it; a rule typed into the form and added with a click is in the
+//! kernel (`nft -j list`), and its delete button takes it out. Screenshots are kept under
+//! `target/tmp/` (CARGO_TARGET_TMPDIR) as the test's artefacts.
 //!
 //! The DevTools protocol rather than `--dump-dom`: a dump cannot click, and a form posted by
 //! the test instead of the page would not test the page. The protocol is JSON over one
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
 use crate::daemon::{Daemon, SSHD_JAIL};
+use crate::firewall::PROTECTED_SSH;
 use crate::netns::Netns;
 use crate::web::{self, Call, LISTEN, http_section, send};
 
@@ -186,10 +190,13 @@ impl DevTools {
         }
     }
 
-    /// A left click at the middle of the element `selector`, as a mouse would do it.
+    /// A left click at the middle of the element `selector`, as a mouse would do it (scrolled
+    /// into view first: a mouse reaches only what the window shows).
     fn click(&mut self, selector: &str) {
         let expression = format!(
-            "(() => {{ const r = document.querySelector({selector:?}).getBoundingClientRect(); \
+            "(() => {{ const e = document.querySelector({selector:?}); \
+             e.scrollIntoView({{block: 'center', behavior: 'instant'}}); \
+             const r = e.getBoundingClientRect(); \
              return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
         );
         let at = self.eval(&expression);
@@ -202,25 +209,59 @@ impl DevTools {
         }
     }
 
-    fn screenshot(&mut self) -> Vec<u8> {
+    /// Types `text` into the field `selector`, as a keyboard would (input events included).
+    fn type_into(&mut self, selector: &str, text: &str) {
+        self.eval(&format!("document.querySelector({selector:?}).focus()"));
+        self.call("Input.insertText", json!({"text": text}));
+    }
+
+    /// Takes a screenshot of the whole page and keeps it as the artefact `name`.
+    fn screenshot(&mut self, name: &str) {
         let shot = self.call(
             "Page.captureScreenshot",
             json!({"format": "png", "captureBeyondViewport": true}),
         );
-        data_encoding::BASE64
+        let png = data_encoding::BASE64
             .decode(shot["data"].as_str().unwrap().as_bytes())
-            .expect("base64 PNG")
+            .expect("base64 PNG");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let artefact = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&artefact, &png).unwrap();
+        eprintln!("console screenshot: {}", artefact.display());
     }
+}
+
+/// The comments of the rules in the firewall's input chain, from `nft -j list`, and the chain's
+/// policy (`None`: no such chain, the firewall is off).
+fn firewall_input(d: &Daemon) -> (Option<String>, Vec<String>) {
+    let listed = d.ns.nft_json("nftjail");
+    let objects = listed["nftables"].as_array().cloned().unwrap_or_default();
+    let policy = objects
+        .iter()
+        .find(|o| o["chain"]["name"] == "firewall_input")
+        .map(|o| o["chain"]["policy"].as_str().unwrap_or("").to_string());
+    let comments = objects
+        .iter()
+        .filter(|o| o["rule"]["chain"] == "firewall_input")
+        .filter_map(|o| o["rule"]["comment"].as_str().map(str::to_string))
+        .collect();
+    (policy, comments)
 }
 
 #[test]
 #[ignore = "needs root and chromium"]
-fn the_console_shows_a_ban_and_its_unban_button_lifts_it_from_the_kernel() {
-    let d = Daemon::start(
+fn the_console_lifts_a_ban_and_adds_and_deletes_a_firewall_rule_in_the_kernel() {
+    let mut d = Daemon::create(
         "console",
-        &http_section(""),
+        &format!(
+            "{}[firewall]\nenabled = false\ndefault_input = \"drop\"\n",
+            http_section("")
+        ),
         &format!("{SSHD_JAIL}{MANUAL}"),
     );
+    std::fs::create_dir_all(d.path("firewall.d")).unwrap();
+    std::fs::write(d.path("firewall.d/10-ssh.toml"), PROTECTED_SSH).unwrap();
+    d.spawn();
     web::wait_for_api(&d);
     let token = web::token(&d);
     let ban = send(
@@ -256,11 +297,15 @@ fn the_console_shows_a_ban_and_its_unban_button_lifts_it_from_the_kernel() {
         "the chart of both jails",
         "document.querySelectorAll('#charts .chart svg').length === 2",
     );
-    let png = page.screenshot();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let artefact = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console.png");
-    std::fs::write(&artefact, &png).unwrap();
-    eprintln!("console screenshot: {}", artefact.display());
+    assert_eq!(
+        page.eval(
+            "[...document.querySelectorAll('a[href]')].every(a => { const h = a.getAttribute('href'); \
+             return h.startsWith('#') && document.getElementById(h.slice(1)) !== null; })"
+        ),
+        json!(true),
+        "no dead links"
+    );
+    page.screenshot("console.png");
 
     page.click(&format!("{row} button.unban"));
     d.wait_until("the click to lift the ban in the kernel", || {
@@ -271,6 +316,74 @@ fn the_console_shows_a_ban_and_its_unban_button_lifts_it_from_the_kernel() {
         &format!("document.querySelector({row:?}) === null"),
     );
     assert_eq!(d.members("manual_v6"), ["2001:db8::77"], "only that one");
+
+    // The firewall: the protected rule from firewall.d is listed without a delete button.
+    let protected = "#rule-rows tr[data-id=\"1\"]";
+    page.wait_for(
+        "the firewall's rules",
+        &format!(
+            "document.body.dataset.firewall === 'loaded' && document.querySelector({protected:?}) !== null"
+        ),
+    );
+    assert_eq!(
+        page.eval(&format!(
+            "document.querySelector({protected:?}).dataset.protected"
+        )),
+        json!("true")
+    );
+    assert_eq!(
+        page.eval(&format!(
+            "document.querySelectorAll({:?}).length",
+            format!("{protected} button")
+        )),
+        json!(0),
+        "no delete button on a protected rule"
+    );
+    // On, rolled back unless kept: the switch, then "Keep it on".
+    assert_eq!(firewall_input(&d).0, None, "off: no filter chain");
+    page.click("#firewall-toggle");
+    page.wait_for(
+        "the confirmation button",
+        "!document.getElementById('firewall-confirm').hidden",
+    );
+    assert_eq!(firewall_input(&d).0.as_deref(), Some("drop"));
+    page.click("#firewall-confirm");
+    page.wait_for(
+        "the firewall to be kept on",
+        "document.getElementById('firewall-state').textContent === 'on'",
+    );
+    let status: Value = serde_json::from_str(&d.ok(&["firewall", "status", "--json"])).unwrap();
+    assert_eq!(
+        (
+            status["firewall"]["enabled"].clone(),
+            status["firewall"]["pending"].clone()
+        ),
+        (json!(true), Value::Null)
+    );
+    // A rule typed into the form and added with a click is in the kernel.
+    page.type_into("#rule-port", "8080");
+    page.type_into("#rule-source", "192.0.2.2");
+    page.type_into("#rule-comment", "panel");
+    page.click("#rule-form button[type=submit]");
+    let added = "#rule-rows tr[data-id=\"2\"] button.delete";
+    page.wait_for(
+        "the new rule with its delete button",
+        &format!("document.querySelector({added:?}) !== null"),
+    );
+    assert!(
+        firewall_input(&d).1.contains(&"rule 2: panel".to_string()),
+        "{:?}",
+        firewall_input(&d)
+    );
+    page.screenshot("console-firewall.png");
+    page.click(added);
+    d.wait_until("the click to delete the rule in the kernel", || {
+        !firewall_input(&d).1.contains(&"rule 2: panel".to_string())
+    });
+    page.wait_for(
+        "the row to go",
+        "document.querySelector('#rule-rows tr[data-id=\"2\"]') === null",
+    );
     assert!(
         page.errors.is_empty(),
         "the page reported errors: {:?}",

@@ -222,8 +222,10 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_answering() {
         .collect();
     let start = Instant::now();
     d.ok(&["status"]);
+    // Starved, it would wait for a silent client's READ_TIMEOUT (10 s); each `status` is a new
+    // process, which a machine busy with other builds takes its time to start.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "status took {:?} with 64 silent clients",
         start.elapsed()
     );
@@ -381,8 +383,12 @@ fn clients_that_never_read_their_banned_replies_do_not_grow_the_daemon() {
         after < baseline + 8 * 1024,
         "RSS stayed at {after} KiB after the clients left (baseline {baseline} KiB)"
     );
+    // Stuck clients must not hold `status` up: one that waited for them would wait for their
+    // write deadline (WRITE_TIMEOUT, 5 s). Each `status` here is a new client process, which a
+    // machine busy with other builds may take a second or more to start (1.08 s was seen at
+    // load 14 on 2 cores): the bound is the deadline's, not a speed claim.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(3),
         "status took {slowest:?} while 64 clients were stuck"
     );
 }

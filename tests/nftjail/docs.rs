@@ -36,6 +36,7 @@ fn the_configuration_reference_lists_exactly_the_keys_the_code_accepts() {
         ("### `[nftables]`", "nftables"),
         ("### `[metrics]`", "metrics"),
         ("### `[http]`", "http"),
+        ("### `[cluster]`", "cluster"),
         ("### Jails: ", "jail"),
         ("### `[defaults.escalation]`", "escalation"),
         ("### `[firewall]`", "firewall"),

@@ -102,7 +102,9 @@ fn a_burst_of_reloads_during_a_write_stream_never_stalls_the_control_socket() {
             let asked = Instant::now();
             d.ok(&["status"]);
             assert!(
-                asked.elapsed() < Duration::from_secs(2),
+                // It hung for good when it broke; a busy machine takes its time to start the
+                // client process.
+                asked.elapsed() < Duration::from_secs(5),
                 "status took {:?} during the reload burst",
                 asked.elapsed()
             );
@@ -201,10 +203,13 @@ fn within(limit: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
 
 /// Regression: `nft delete table`, `nft flush set` or `nft delete chain` while running left the
 /// bans gone (until a ban happened to arrive, or a restart) while `status` still listed them.
-/// Now the daemon sees the foreign change over netlink and repairs it within a second.
+/// Now the daemon sees the foreign change over netlink and repairs it 100 ms after the last
+/// notification. The test allows 5 s: each look it takes starts several `nft` processes, which a
+/// machine busy with other builds is slow to start (a 1 s bound failed at load 12); what broke
+/// was a repair that never came.
 #[test]
 #[ignore = "needs root"]
-fn kernel_drift_is_repaired_within_a_second_from_the_state() {
+fn kernel_drift_is_repaired_promptly_from_the_state() {
     let manual = "[manual]\nenabled = true\nport = [\"all\"]\nbantime = \"1h\"\n";
     let d = Daemon::start("dur-drift", "", &format!("{SSHD_JAIL}{manual}"));
     d.ok(&[
@@ -248,12 +253,12 @@ fn kernel_drift_is_repaired_within_a_second_from_the_state() {
                 .matches("nftjail:")
                 .count()
         };
-        let took = within(Duration::from_secs(1), || {
+        let took = within(Duration::from_secs(5), || {
             whole() && rules("input") > 0 && rules("forward") > 0
         });
         assert!(
             took.is_some(),
-            "`nft {}` not repaired within 1 s\n{}",
+            "`nft {}` not repaired within 5 s\n{}",
             args.join(" "),
             d.log()
         );

@@ -171,7 +171,7 @@ fn actual(outcome: Outcome) -> Expected {
             time: Some(f.time.format("%Y-%m-%dT%H:%M:%S").to_string()),
         },
         Outcome::Ignored => Expected::Ignored,
-        Outcome::NoMatch => Expected::None,
+        Outcome::NoMatch | Outcome::TooOld => Expected::None,
         Outcome::Skipped(_) => Expected::Skipped,
     }
 }

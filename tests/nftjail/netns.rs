@@ -128,6 +128,15 @@ impl Netns {
             }
             ns.run("ip", &["link", "set", &ifname, "up"]);
         }
+        // The kernel brings a link's carrier and queue up asynchronously (linkwatch may wait
+        // up to a second, longer on a loaded machine): until then packets are dropped, and a
+        // lost first ARP request is only retried a second later.
+        for ns in [a, b] {
+            crate::daemon::eventually(&format!("{ifname} up in {}", ns.name), || {
+                ns.run("ip", &["-o", "link", "show", "dev", &ifname])
+                    .contains("state UP")
+            });
+        }
     }
 }
 

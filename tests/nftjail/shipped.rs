@@ -32,6 +32,7 @@ fn jail_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("jails"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     files
@@ -152,8 +153,134 @@ fn the_shipped_configuration_loads_with_the_daemons_loader_and_local_overrides_w
     assert_eq!(postfix.policy.maxretry, 2);
     assert_eq!(
         postfix.policy.findtime, 600,
-        "the shipped file's other keys stay"
+        "what the shipped file does not set comes from [defaults]"
     );
+}
+
+/// The keys a shipped jail may set: what is specific to it, as in fail2ban's jail.conf.
+/// maxretry, findtime, bantime, ignore lists and escalation come from `[defaults]`; recidive's
+/// window and ban, and manual's ban, are what those jails are.
+const SPECIFIC: &[&str] = &[
+    "enabled",
+    "filter",
+    "mode",
+    "logpath",
+    "backend",
+    "journalmatch",
+    "journalpath",
+    "port",
+    "protocol",
+    "datepattern",
+    "logtimezone",
+];
+
+// Regression: the shipped jail files set maxretry, findtime and bantime and silently
+// overrode [defaults] (dovecot ran with 5/10m/1h under `[defaults] maxretry = 6, …`).
+#[test]
+fn shipped_jails_set_only_what_is_specific_to_them() {
+    for file in jail_files() {
+        let text = fs::read_to_string(&file).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for (jail, keys) in &table {
+            let allowed: Vec<&str> = match jail.as_str() {
+                "recidive" => [SPECIFIC, &["maxbans", "findtime", "bantime"]].concat(),
+                "manual" => [SPECIFIC, &["bantime"]].concat(),
+                _ => SPECIFIC.to_vec(),
+            };
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    allowed.contains(&key.as_str()),
+                    "{}: [{jail}] sets {key}, which belongs in [defaults] (or jail.d/99-local.toml)",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn defaults_reach_the_shipped_jails_and_allports_beats_their_ports() {
+    let dir = installed_layout();
+    let main = dir.path().join("nftjail.toml");
+    let text = fs::read_to_string(&main).unwrap();
+    let text = text
+        .replacen("\nmaxretry = 5 ", "\nmaxretry = 6 ", 1)
+        .replacen(
+            "\nfindtime = \"10m\" ",
+            "\nport = \"all\"\nfindtime = \"1w\" ",
+            1,
+        )
+        .replacen("\nbantime = \"1h\" ", "\nbantime = \"1w\" ", 1);
+    fs::write(&main, &text).unwrap();
+    // The line of a key in a file, as `check` names it.
+    let line_of = |text: &str, key: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let maxretry_line = format!("nftjail.toml:{}", line_of(&text, "maxretry = 6"));
+    let shipped = fs::read_to_string(dir.path().join("jail.d/10-dovecot.toml")).unwrap();
+    let filter_line = format!("jail.d/10-dovecot.toml:{}", line_of(&shipped, "filter ="));
+    fs::write(
+        dir.path().join("jail.d/99-local.toml"),
+        "[dovecot]\nenabled = true\n\n[sshd]\nport = [\"ssh\", 2222]\n",
+    )
+    .unwrap();
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let jail = |name: &str| c.jails.iter().find(|j| j.name.as_str() == name).unwrap();
+    let dovecot = jail("dovecot");
+    assert_eq!(
+        (dovecot.policy.maxretry, dovecot.policy.findtime),
+        (6, 604_800)
+    );
+    assert_eq!(dovecot.policy.bantime.seconds(), Some(604_800));
+    assert_eq!(
+        dovecot.ports,
+        config::Ports::All,
+        "allports beats 10-dovecot.toml"
+    );
+    assert_ne!(
+        jail("sshd").ports,
+        config::Ports::All,
+        "a port set again in 99-local.toml beats allports"
+    );
+    assert_eq!(
+        jail("recidive").policy.bantime.seconds(),
+        Some(604_800),
+        "recidive keeps its own window and ban"
+    );
+    assert_eq!(jail("recidive").policy.findtime, 86_400);
+    // `check` says where each value came from.
+    let out = Command::new(env!("CARGO_BIN_EXE_nftjail"))
+        .args(["check", "--config"])
+        .arg(&main)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    let dovecot_keys: Vec<&str> = report
+        .split("\ndovecot: enabled")
+        .nth(1)
+        .expect("dovecot in the report")
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let line = |key: &str| {
+        dovecot_keys
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {report}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line("maxretry")[1..], ["6", "[defaults]", &maxretry_line]);
+    assert_eq!(line("findtime")[1..3], ["1w", "[defaults]"]);
+    assert_eq!(line("bantime")[1..3], ["1w", "[defaults]"]);
+    assert_eq!(line("port")[1..3], ["all", "[defaults]"]);
+    assert_eq!(line("enabled")[1..], ["true", "jail.d/99-local.toml:2"]);
+    assert_eq!(line("filter")[1..], ["dovecot", &filter_line]);
+    assert_eq!(line("maxtracked")[1..], ["100000", "built-in"]);
 }
 
 #[test]
@@ -167,6 +294,58 @@ fn every_shipped_jail_is_in_the_debian_package() {
             "{asset} missing from [package.metadata.deb] assets"
         );
     }
+}
+
+/// Where the packages and install.sh put `firewall/hosting.toml`: documentation, not
+/// configuration, so that the host firewall is never changed by installing nftjail.
+const FIREWALL_EXAMPLE: &str = "usr/share/doc/nftjail/examples/firewall.d/10-hosting.toml";
+
+#[test]
+fn the_firewall_example_ships_as_documentation_and_is_in_force_only_once_copied() {
+    let cargo = fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    let asset = format!("[\"firewall/hosting.toml\", \"{FIREWALL_EXAMPLE}\", \"644\"]");
+    assert!(
+        cargo.contains(&asset),
+        "{asset} missing from the .deb's assets"
+    );
+    let spec = spec();
+    let install = spec_section(&spec, "%install").join("\n");
+    assert!(
+        install.contains("\"$src/firewall/hosting.toml\"")
+            && install.contains(&format!("%{{buildroot}}/{FIREWALL_EXAMPLE}")),
+        "%install copies the example:\n{install}"
+    );
+    let files = spec_section(&spec, "%files");
+    assert!(
+        files.contains(&format!("%doc /{FIREWALL_EXAMPLE}")),
+        "%files marks the example as documentation: {files:?}"
+    );
+
+    // As installed, no firewall rule is read: the shipped configuration leaves the firewall off.
+    let dir = installed_layout();
+    let main = dir.path().join("nftjail.toml");
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.firewall.settings.enabled);
+    assert!(c.firewall.rules.is_empty() && c.firewall.forwards.is_empty());
+    // Copied into firewall.d, it loads, every rule protected, and keeps the default admin port
+    // (ssh) open under a default-drop policy: the lock-out check of `nftjail check` passes.
+    fs::create_dir_all(dir.path().join("firewall.d")).unwrap();
+    fs::copy(
+        Path::new(ROOT).join("firewall/hosting.toml"),
+        dir.path().join("firewall.d/10-hosting.toml"),
+    )
+    .unwrap();
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(
+        &main,
+        format!("{text}\n[firewall]\nenabled = true\ndefault_input = \"drop\"\n"),
+    )
+    .unwrap();
+    let c = config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.firewall.settings.enabled);
+    assert!(c.firewall.rules.len() >= 9, "{:?}", c.firewall.rules);
+    assert!(c.firewall.rules.iter().all(|r| r.item.protected));
 }
 
 fn spec() -> String {
@@ -296,6 +475,20 @@ fn install_sh_stages_installs_idempotently_keeps_edits_and_uninstalls() {
     assert!(at("/etc/nftjail/nftjail.toml").exists());
     assert!(at("/etc/nftjail/jail.d/10-sshd.toml").exists());
     assert!(at("/usr/local/lib/systemd/system/nftjail.service").exists());
+    let example = at(&format!(
+        "/usr/local/{}",
+        FIREWALL_EXAMPLE.trim_start_matches("usr/")
+    ));
+    assert_eq!(
+        fs::read(&example).unwrap(),
+        fs::read(Path::new(ROOT).join("firewall/hosting.toml")).unwrap(),
+        "the firewall example, as documentation"
+    );
+    assert_eq!(
+        fs::read_dir(at("/etc/nftjail/firewall.d")).unwrap().count(),
+        0,
+        "firewall.d is there, empty: nothing in force"
+    );
     let unit = fs::read_to_string(at("/usr/local/lib/systemd/system/nftjail.service")).unwrap();
     assert!(
         unit.contains("ExecStart=/usr/local/bin/nftjail run"),
@@ -325,6 +518,7 @@ fn install_sh_stages_installs_idempotently_keeps_edits_and_uninstalls() {
     );
     install(&["--uninstall"]);
     assert!(!at("/usr/local/bin/nftjail").exists());
+    assert!(!example.exists() && !at("/usr/local/share/doc/nftjail").exists());
     assert!(!at("/usr/local/lib/systemd/system/nftjail.service").exists());
     assert!(
         at("/etc/nftjail/jail.d/10-sshd.toml").exists(),

@@ -14,17 +14,27 @@ const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 /// journald would write them, through systemd-journal-remote. Panics when the tool is missing
 /// (the tests that use it are `#[ignore = "needs systemd-journal-remote"]`).
 pub fn write_journal(file: &std::path::Path, entries: &[(&str, u32, String)]) {
-    assert!(
-        std::path::Path::new(REMOTE).exists(),
-        "{REMOTE} is missing: apt-get install systemd-journal-remote"
-    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros();
+    let stamped: Vec<(u128, &str, u32, String)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (ident, pid, message))| (now + i as u128, *ident, *pid, message.clone()))
+        .collect();
+    write_journal_at(file, &stamped);
+}
+
+/// Like [`write_journal`], each entry `(realtime µs, identifier, pid, message)` logged at its
+/// own time.
+pub fn write_journal_at(file: &std::path::Path, entries: &[(u128, &str, u32, String)]) {
+    assert!(
+        std::path::Path::new(REMOTE).exists(),
+        "{REMOTE} is missing: apt-get install systemd-journal-remote"
+    );
     let mut export = String::new();
-    for (i, (ident, pid, message)) in entries.iter().enumerate() {
-        let t = now + i as u128;
+    for (t, ident, pid, message) in entries {
         export.push_str(&format!(
             "__REALTIME_TIMESTAMP={t}\n__MONOTONIC_TIMESTAMP={t}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=mail\n\
              _SYSTEMD_UNIT=ssh.service\nSYSLOG_IDENTIFIER={ident}\n_PID={pid}\nMESSAGE={message}\n\n"
@@ -47,6 +57,8 @@ pub fn write_journal(file: &std::path::Path, entries: &[(&str, u32, String)]) {
 struct Collect {
     items: Arc<Mutex<Vec<String>>>,
     cursor: Arc<Mutex<Option<String>>>,
+    /// How many items had arrived at the first checkpoint.
+    first_checkpoint_after: Arc<Mutex<Option<usize>>>,
 }
 
 impl Sink for Collect {
@@ -63,6 +75,11 @@ impl Sink for Collect {
     }
 
     fn checkpoint(&mut self, positions: &[(String, Position)], _skipped: u64) {
+        let seen = self.items.lock().unwrap().len();
+        self.first_checkpoint_after
+            .lock()
+            .unwrap()
+            .get_or_insert(seen);
         for (_, p) in positions {
             if let Position::Journal { cursor } = p {
                 *self.cursor.lock().unwrap() = Some(cursor.clone());
@@ -91,6 +108,7 @@ fn the_journal_source_follows_and_resumes_from_its_cursor() {
         matches: vec!["_SYSTEMD_UNIT=ssh.service".into()],
         paths: vec![file.clone()],
         journalctl: "journalctl".into(),
+        read_back: None,
     };
     let collect = Collect::default();
     let handle = journal::spawn(source.clone(), None, Box::new(collect.clone())).unwrap();
@@ -135,5 +153,52 @@ fn the_journal_source_follows_and_resumes_from_its_cursor() {
     assert_eq!(again.wait_for(1), ["sshd[43]: while down"]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(again.items.lock().unwrap().len(), 1);
+    handle.stop();
+}
+
+/// First sight with a read-back: the entries of the last `findtime` are delivered, older ones
+/// are not, and the cursor of the last older entry is saved before anything is read (a restart
+/// right after start neither skips nor re-reads).
+#[test]
+#[ignore = "needs systemd-journal-remote"]
+fn the_journal_source_reads_back_from_now_minus_findtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("remote.journal");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let minute = 60_000_000u128;
+    let entries: Vec<(u128, &str, u32, String)> = [
+        (30, "old 1"),
+        (20, "old 2"),
+        (5, "recent 1"),
+        (1, "recent 2"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (ago, text))| (now - ago * minute, "sshd", i as u32 + 1, text.to_string()))
+    .collect();
+    write_journal_at(&file, &entries);
+    let source = JournalSource {
+        jail: "sshd".into(),
+        matches: vec!["_SYSTEMD_UNIT=ssh.service".into()],
+        paths: vec![file],
+        journalctl: "journalctl".into(),
+        read_back: Some(Duration::from_secs(600)),
+    };
+    let collect = Collect::default();
+    let handle = journal::spawn(source, None, Box::new(collect.clone())).unwrap();
+    assert_eq!(
+        collect.wait_for(2),
+        ["sshd[3]: recent 1", "sshd[4]: recent 2"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collect.items.lock().unwrap().len(), 2, "nothing older");
+    assert_eq!(
+        *collect.first_checkpoint_after.lock().unwrap(),
+        Some(0),
+        "a cursor saved before the first entry was read"
+    );
     handle.stop();
 }

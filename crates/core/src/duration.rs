@@ -91,20 +91,19 @@ pub fn parse_seconds(text: &str) -> Result<i64, DurationError> {
     Ok(if negative { -total } else { total })
 }
 
-/// Writes seconds back in the shortest fail2ban form (`3600` → `1h`, `5400` → `1h30m`).
+/// Writes seconds back as people write them: one unit when one fits (`3600` → `1h`,
+/// `604800` → `1w`, `180 × 86400` → `180d`), else days, hours, minutes and seconds combined
+/// (`5400` → `1h30m`). Weeks only for a whole number of weeks: nobody writes `25w5d`.
 pub fn format_seconds(seconds: u64) -> String {
     if seconds == 0 {
         return "0s".to_string();
     }
+    if seconds.is_multiple_of(604_800) {
+        return format!("{}w", seconds / 604_800);
+    }
     let mut out = String::new();
     let mut left = seconds;
-    for (name, unit) in [
-        ("w", 604_800),
-        ("d", 86_400),
-        ("h", 3_600),
-        ("m", 60),
-        ("s", 1),
-    ] {
+    for (name, unit) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
         if left >= unit {
             out.push_str(&format!("{}{name}", left / unit));
             left %= unit;
@@ -304,8 +303,22 @@ mod tests {
     fn formats_back() {
         assert_eq!(format_seconds(3600), "1h");
         assert_eq!(format_seconds(5400), "1h30m");
-        assert_eq!(format_seconds(180 * 86_400), "25w5d");
         assert_eq!(format_seconds(61), "1m1s");
+        // Regression: 180d printed as `25w5d`, and findtime as `604800s` next to `bantime 1w`.
+        let people = [
+            (180 * 86_400, "180d"),
+            (604_800, "1w"),
+            (5 * 604_800, "5w"),
+            (8 * 86_400, "8d"),
+            (36 * 3_600, "1d12h"),
+            (600, "10m"),
+            (86_400, "1d"),
+            (3_661, "1h1m1s"),
+        ];
+        for (seconds, text) in people {
+            assert_eq!(format_seconds(seconds), text);
+            assert_eq!(parse_seconds(text), Ok(seconds as i64), "{text} reads back");
+        }
     }
 
     #[test]

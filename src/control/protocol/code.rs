@@ -29,6 +29,23 @@ pub enum ErrorCode {
     /// Understood, and refused by policy: every address was in an ignore list, or is covered by
     /// a longer ban.
     Refused,
+    /// A protected firewall rule: it cannot be deleted through the API.
+    Protected,
+    /// A firewall rule or forward written in a `firewall.d` file: change it there and reload.
+    FromFile,
+    /// A firewall rule that does what an existing one does.
+    Duplicate,
+    /// A forward that takes packets another forward takes.
+    Overlap,
+    /// The change would lock the administrator out (their SSH session or an admin port).
+    Lockout,
+    /// `firewall_confirm` with no enable waiting for it (it was never asked, or rolled back).
+    NotPending,
+    /// `firewall_enable` while an enable waits for `firewall_confirm`.
+    Pending,
+    /// `firewall_enable` with `confirm_within` while the firewall is already on (there would be
+    /// nothing to roll back to).
+    AlreadyEnabled,
     /// A mutating request from a peer that may not mutate.
     PermissionDenied,
     /// A reload refused: the new configuration is invalid or needs a restart.
@@ -52,6 +69,14 @@ impl ErrorCode {
             ErrorCode::NotBanned => "not_banned",
             ErrorCode::UnknownId => "unknown_id",
             ErrorCode::Refused => "refused",
+            ErrorCode::Protected => "protected",
+            ErrorCode::FromFile => "from_file",
+            ErrorCode::Duplicate => "duplicate",
+            ErrorCode::Overlap => "overlap",
+            ErrorCode::Lockout => "lockout",
+            ErrorCode::NotPending => "not_pending",
+            ErrorCode::Pending => "pending",
+            ErrorCode::AlreadyEnabled => "already_enabled",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::Failed => "failed",
@@ -66,7 +91,15 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::InvalidAddress | ErrorCode::InvalidDuration => 400,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::UnknownJail | ErrorCode::NotBanned | ErrorCode::UnknownId => 404,
-            ErrorCode::Refused => 409,
+            ErrorCode::Refused
+            | ErrorCode::Protected
+            | ErrorCode::FromFile
+            | ErrorCode::Duplicate
+            | ErrorCode::Overlap
+            | ErrorCode::Lockout
+            | ErrorCode::NotPending
+            | ErrorCode::Pending
+            | ErrorCode::AlreadyEnabled => 409,
             ErrorCode::InvalidConfig => 422,
             ErrorCode::Failed => 500,
             ErrorCode::Busy | ErrorCode::Stopping => 503,
@@ -96,6 +129,14 @@ mod tests {
             ErrorCode::NotBanned,
             ErrorCode::UnknownId,
             ErrorCode::Refused,
+            ErrorCode::Protected,
+            ErrorCode::FromFile,
+            ErrorCode::Duplicate,
+            ErrorCode::Overlap,
+            ErrorCode::Lockout,
+            ErrorCode::NotPending,
+            ErrorCode::Pending,
+            ErrorCode::AlreadyEnabled,
             ErrorCode::PermissionDenied,
             ErrorCode::InvalidConfig,
             ErrorCode::Failed,

@@ -127,8 +127,10 @@ async fn silent_clients_do_not_starve_status() {
     let start = Instant::now();
     let reply = ask(&path, b"{\"command\":\"status\"}\n").await;
     assert!(reply.contains("\"ok\":true"), "{reply}");
+    // Starved, it would wait for a silent client's READ_TIMEOUT (10 s); the bound leaves room
+    // for a machine busy with other builds.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "status took {:?}",
         start.elapsed()
     );
@@ -322,8 +324,10 @@ async fn a_client_stuck_on_its_reply_makes_room_for_the_next() {
     let start = Instant::now();
     let reply = ask(&path, b"{\"command\":\"ping\"}\n").await;
     assert!(reply.contains("\"ok\":true"), "{reply}");
+    // Locked out, it would be refused, or let in only once the stuck client's write deadline
+    // (6 s for this line) ran out; the bound leaves room for a busy machine.
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(3),
         "{:?}",
         start.elapsed()
     );

@@ -91,14 +91,19 @@ impl Firewall {
     }
 }
 
-/// The reason code of a refused change: an id that names nothing (or the other kind) is
-/// `unknown_id`; the others are refusals by policy.
+/// The reason code of a refused change, so that a client can tell them apart: an id that names
+/// nothing (or the other kind) is `unknown_id`; a protected rule, a `firewall.d` entry, a
+/// duplicate rule and an overlapping forward have codes of their own.
 fn error_code(error: &FirewallError) -> ErrorCode {
     match error {
         FirewallError::NoSuch(_) | FirewallError::NotARule(_) | FirewallError::NotAForward(_) => {
             ErrorCode::UnknownId
         }
-        _ => ErrorCode::Refused,
+        FirewallError::Protected { .. } => ErrorCode::Protected,
+        FirewallError::FromFile { .. } => ErrorCode::FromFile,
+        FirewallError::Duplicate { .. } => ErrorCode::Duplicate,
+        FirewallError::Overlap { .. } => ErrorCode::Overlap,
+        FirewallError::ProtectedFromApi => ErrorCode::Refused,
     }
 }
 
@@ -245,8 +250,8 @@ impl Core {
         let config = self.config.firewall.clone();
         let ruleset = &self.firewall.ruleset.clone();
         let persisted = enabled(&config, ruleset);
-        let refuse = |reply: oneshot::Sender<Reply>, message: String| {
-            let _ = reply.send(Reply::refuse(ErrorCode::Refused, message));
+        let refuse = |reply: oneshot::Sender<Reply>, code: ErrorCode, message: String| {
+            let _ = reply.send(Reply::refuse(code, message));
         };
         let refused = |reply: oneshot::Sender<Reply>, error: FirewallError| {
             let _ = reply.send(Reply::refuse(error_code(&error), error.to_string()));
@@ -259,16 +264,18 @@ impl Core {
                 if self.firewall.pending.is_some() {
                     return refuse(
                         reply,
+                        ErrorCode::Pending,
                         "an enable waits for `nftjail firewall confirm`; confirm it or let it roll back first".into(),
                     );
                 }
                 if let Err(lockout) = check_lockout(&config, ruleset, true, session) {
-                    return refuse(reply, format!("refused: {lockout}"));
+                    return refuse(reply, ErrorCode::Lockout, format!("refused: {lockout}"));
                 }
                 match confirm_within {
                     Some(_) if persisted => {
                         return refuse(
                             reply,
+                            ErrorCode::AlreadyEnabled,
                             "the firewall is already on: nothing to confirm".into(),
                         );
                     }
@@ -308,7 +315,13 @@ impl Core {
                     pending.confirming = true;
                     (Some(ruleset.set_enabled(true)), What::Confirm, true)
                 }
-                None => return refuse(reply, "nothing to confirm: no enable is waiting".into()),
+                None => {
+                    return refuse(
+                        reply,
+                        ErrorCode::NotPending,
+                        "nothing to confirm: no enable is waiting".into(),
+                    );
+                }
             },
             FirewallCommand::AddRule(rule) => match ruleset.add_rule(rule) {
                 Ok(change) => (Some(change), What::Added, self.firewall_enabled()),
@@ -321,7 +334,7 @@ impl Core {
             FirewallCommand::AddForward { forward, session } => {
                 let admin = &config.settings.admin_ports;
                 if let Err(lockout) = lockout::check_forward(&forward, session, admin) {
-                    return refuse(reply, format!("refused: {lockout}"));
+                    return refuse(reply, ErrorCode::Lockout, format!("refused: {lockout}"));
                 }
                 match ruleset.add_forward(forward) {
                     Ok(change) => (Some(change), What::Added, self.firewall_enabled()),

@@ -2,9 +2,10 @@
 //!
 //! Receives failures, checkpoints and `Stopped` events from the sources, calls from the control
 //! socket, reports from the banner (every order's and firewall change's outcome, barrier
-//! requests), its own internal
-//! events (a loaded configuration, an applied layout, kernel drift) and a one-second tick; emits
-//! orders, positions, layouts and barriers to the banner and replies to the control clients.
+//! requests), its own internal events (a loaded configuration, an applied layout, kernel drift),
+//! peers' bans from the fleet (`fleet`) and a one-second tick; emits orders, positions, layouts
+//! and barriers to the banner, replies to the control clients, and the bans settled here to the
+//! fleet task.
 //! Everything that decides is here and nowhere else (no locks).
 //!
 //! It never waits inside its loop: messages for the banner go through an outbox (sent as room
@@ -14,7 +15,7 @@
 //! keeps answering the control socket. If the banner dies, the core returns an error and the
 //! daemon stops (systemd restarts it; the start-up reconcile repairs the kernel).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use super::hooks::{Action as HookAction, HookRunner};
 use super::metrics::{JailMetrics, Snapshot};
 pub mod firewall;
+mod fleet;
+mod history;
+mod import;
 mod reload;
 mod requests;
 
@@ -36,11 +40,13 @@ use crate::config::{Config, Diagnostics};
 use crate::control::Call;
 use crate::filter::Event;
 use crate::state::Record;
+pub use history::History;
 use nftjail_backend::Element;
 use nftjail_core::addr::BanTarget;
 use nftjail_core::firewall::Ruleset;
 use nftjail_core::jail::JailName;
-use nftjail_core::tracker::{Action, Ban, Counted, Order, Origin, Settlement, Tracker};
+use nftjail_core::state::EventAction;
+use nftjail_core::tracker::{Action, Ban, Counted, Order, OrderId, Origin, Settlement, Tracker};
 use reload::Reload;
 use requests::Tickets;
 
@@ -77,6 +83,8 @@ pub struct Inputs {
     pub calls: mpsc::Receiver<Call>,
     pub reports: mpsc::Receiver<Report>,
     pub internal: mpsc::UnboundedReceiver<Internal>,
+    /// Peers' bans, when the fleet is on.
+    pub peers: Option<mpsc::Receiver<crate::fleet::PeerBatch>>,
 }
 
 /// Why the core stopped before it was asked to.
@@ -139,6 +147,12 @@ pub struct Core {
     addresses: Option<AddressWatcher>,
     /// The host firewall's ruleset and its changes.
     pub(super) firewall: firewall::Firewall,
+    /// The fleet (`[cluster]`), when on: its settings as started, the channel to its task.
+    pub(super) fleet: Option<crate::fleet::Fleet>,
+    /// Orders of administrators' unbans to share once settled.
+    fleet_unbans: HashSet<OrderId>,
+    /// The ban log and the counters, and what of them the state log lacks.
+    pub(super) history: History,
 }
 
 /// What the core starts with.
@@ -153,6 +167,8 @@ pub struct Parts {
     pub addresses: Option<AddressWatcher>,
     /// The firewall's ruleset as start-up put it in the kernel and the state.
     pub firewall: Ruleset,
+    pub fleet: Option<crate::fleet::Fleet>,
+    pub history: History,
 }
 
 impl Core {
@@ -178,6 +194,9 @@ impl Core {
             internal: parts.internal,
             addresses: parts.addresses,
             firewall: firewall::Firewall::new(parts.firewall),
+            fleet: parts.fleet,
+            fleet_unbans: HashSet::new(),
+            history: parts.history,
         }
     }
 
@@ -216,6 +235,7 @@ impl Core {
                 Some(call) = inputs.calls.recv() => self.call(call),
                 Some(internal) = inputs.internal.recv() => self.internal_event(internal),
                 Some(event) = inputs.events.recv(), if take_events => self.event(event),
+                Some(batch) = recv_some(&mut inputs.peers), if take_events => self.peer_batch(batch),
                 permit = banner.reserve(), if !self.outbox.msgs.is_empty() => match permit {
                     Some(p) => {
                         let msg = self.outbox_pop();
@@ -327,7 +347,12 @@ impl Core {
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Failures { jail, failures } => {
+            Event::Failures {
+                jail,
+                failures,
+                lines,
+            } => {
+                lines.release();
                 self.follow_host_addresses();
                 let now = (self.clock)();
                 let mut orders = Vec::new();
@@ -348,7 +373,11 @@ impl Core {
                 }
                 self.send(orders);
             }
-            Event::Checkpoint(positions) => self.push(Msg::Positions(positions)),
+            Event::Checkpoint(positions) => {
+                // The counters of what was read up to these positions go with them.
+                self.send_history();
+                self.push(Msg::Positions(positions));
+            }
             Event::Stopped {
                 jail,
                 id,
@@ -375,6 +404,7 @@ impl Core {
                     if result.is_ok() {
                         self.after(&order);
                     }
+                    self.fleet_settled(&order, result.is_ok());
                     self.tickets.settle(&order, &result);
                 }
                 self.send(follow);
@@ -385,7 +415,9 @@ impl Core {
                 self.drift(true);
             }
             Report::Need(Barrier::Compact, reply) => {
-                let _ = reply.send(Settled::Records(self.snapshot()));
+                let mut records = self.snapshot();
+                records.extend(self.history_snapshot());
+                let _ = reply.send(Settled::Records(records));
             }
             Report::Need(Barrier::Repair { .. }, reply) => {
                 let _ = reply.send(Settled::Elements(self.desired()));
@@ -484,11 +516,16 @@ impl Core {
                     .hook_lines
                     .remove(&(ban.jail.clone(), ban.target))
                     .unwrap_or_default();
+                self.publish_ban(ban, &lines);
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
                 }
+                self.log_event(EventAction::Ban, ban, lines);
             }
-            Action::Unban => self.unbanned(ban),
+            Action::Unban => {
+                self.log_event(EventAction::Unban, ban, Vec::new());
+                self.unbanned(ban);
+            }
             Action::Ban | Action::Refresh | Action::Forget => {}
         }
     }
@@ -513,14 +550,24 @@ impl Core {
         }
     }
 
-    /// Remembers a matched line for the jail's `on_ban` hook, keeping at most `maxretry` lines
-    /// per address and `HOOK_LINES_CAP` addresses.
-    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: String) {
+    /// Remembers a matched line for the ban log and the jail's `on_ban` hook, keeping at most
+    /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
+    /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
+    /// lines cost no more memory than the log would keep of them.
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String) {
         let Some(policy) = self.tracker.policy(jail) else {
             return;
         };
         let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
-        let keep = policy.maxretry.max(1) as usize;
+        let mut keep = policy.maxretry.max(1) as usize;
+        let hook = self
+            .config
+            .enabled()
+            .any(|j| &j.name == jail && j.on_ban.is_some());
+        if !hook {
+            keep = keep.min(nftjail_core::state::events::MAX_LINES);
+            nftjail_core::state::events::cut_line(&mut line);
+        }
         if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
             // Any entry will do: the map only has to stay bounded under a flood.
             if let Some(victim) = self.hook_lines.keys().next().cloned() {
@@ -552,8 +599,11 @@ impl Core {
         self.firewall_tick();
         let ended = self.tracker.expire(now);
         for ban in &ended {
+            self.log_event(EventAction::Expire, ban, Vec::new());
             self.unbanned(ban);
         }
+        self.history.log.sweep(now);
+        self.send_history();
         if ended.len() <= LOG_EXPIRED_UP_TO {
             for ban in &ended {
                 tracing::info!(jail = %ban.jail, ip = %ban.target, "unban (expired)");
@@ -562,7 +612,8 @@ impl Core {
             tracing::info!(bans = ended.len(), "bans expired");
         }
         self.publish_metrics();
-        let live = self.tracker.bans().len() + self.tracker.history().len();
+        let live =
+            self.tracker.bans().len() + self.tracker.history().len() + self.history.log.len();
         let retry_due = self
             .upkeep
             .last_compaction_try
@@ -618,7 +669,12 @@ impl Core {
                     })
             })
             .collect();
-        metrics.send_replace(Arc::new(Snapshot { jails, files }));
+        let cluster = self.cluster_status();
+        metrics.send_replace(Arc::new(Snapshot {
+            jails,
+            files,
+            cluster,
+        }));
     }
 
     /// The settled state as records: active and parked bans, the history they do not already
@@ -687,6 +743,14 @@ pub fn adopted(e: Element, now: i64) -> Ban {
             .map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
         count: 1,
         origin: Origin::Adopted,
+    }
+}
+
+/// The next item of an optional channel (never, when there is none).
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

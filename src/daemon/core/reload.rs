@@ -144,8 +144,12 @@ impl Core {
             );
         }
         self.send(done.restored);
+        self.history.log.set_retention(new.daemon.dbpurgeage);
         self.tracker
             .set_self_addresses(crate::daemon::host_addresses());
+        if new.cluster.as_ref() != self.fleet.as_ref().map(|f| &f.config) {
+            tracing::warn!("[cluster] changed: it takes effect at the next restart");
+        }
         self.config = Arc::new(new);
         let config = self.config.clone();
         self.sources.reconcile(&config);

@@ -32,6 +32,8 @@ struct Ticket {
     rejected: Vec<Rejected>,
     /// An unban (its reply lists what was removed) rather than a ban.
     unban: bool,
+    /// An import: bans left as they were (`Some` only for imports).
+    kept: Option<usize>,
 }
 
 /// Clients waiting for orders, by order.
@@ -43,12 +45,24 @@ pub struct Tickets {
 }
 
 impl Tickets {
-    fn open(
+    pub(super) fn open(
         &mut self,
         orders: &[Order],
         reply: oneshot::Sender<Reply>,
         rejected: Vec<Rejected>,
         unban: bool,
+    ) {
+        self.open_with(orders, reply, rejected, unban, None);
+    }
+
+    /// Opens a ticket; `kept` (imports) goes into its reply.
+    pub(super) fn open_with(
+        &mut self,
+        orders: &[Order],
+        reply: oneshot::Sender<Reply>,
+        rejected: Vec<Rejected>,
+        unban: bool,
+        kept: Option<usize>,
     ) {
         self.next += 1;
         let id = self.next;
@@ -66,6 +80,7 @@ impl Tickets {
                 errors: Vec::new(),
                 rejected,
                 unban,
+                kept,
             },
         );
     }
@@ -128,6 +143,7 @@ impl Ticket {
             reply.banned = Some(self.banned);
             reply.refreshed = Some(self.refreshed);
             reply.rejected = self.rejected;
+            reply.kept = self.kept;
         }
         (self.reply, reply)
     }
@@ -137,7 +153,11 @@ impl Core {
     pub(super) fn call(&mut self, call: Call) {
         let Call { command, reply } = call;
         let answer = match command {
-            Command::Status { jail: None } => status::summary(&self.config, &self.tracker),
+            Command::Status { jail: None } => {
+                let mut reply = status::summary(&self.config, &self.tracker);
+                reply.cluster = self.cluster_status();
+                reply
+            }
             Command::Status { jail: Some(name) } => {
                 status::detail(&self.config, &self.tracker, &self.sources, &name)
             }
@@ -146,6 +166,7 @@ impl Core {
                 self.banned_cache
                     .reply(generation, &self.tracker, jail.as_deref())
             }
+            Command::Log { jail, since, after } => self.log_reply(jail, since, after),
             Command::Reload => return self.reload_requested(reply),
             Command::Ban {
                 jail,
@@ -157,6 +178,7 @@ impl Core {
                 return self.unban(target, jail, all, reply);
             }
             Command::Firewall(command) => return self.firewall_call(command, reply),
+            Command::Import { bans, rejected } => return self.import(bans, rejected, reply),
         };
         let _ = reply.send(answer);
     }
@@ -244,6 +266,9 @@ impl Core {
                 format!("{what} is not banned in {place}"),
             ));
             return;
+        }
+        if !all {
+            self.mark_unbans(&orders);
         }
         self.tickets.open(&orders, reply, Vec::new(), true);
         self.send(orders);

@@ -1,5 +1,6 @@
 // The nftjail console: reads the JSON API of the daemon that served this page and shows its
-// jails, the last 24 hours, and the banned list with unban buttons. The API token (needed to
+// jails, the last 24 hours, and the banned list with unban buttons (the firewall's part is in
+// console-firewall.js, which uses the helpers defined here). The API token (needed to
 // ban and unban, and to read when the daemon has a read token) comes from the URL fragment
 // (#token=…, never sent to the server) or the token field, and is kept in this tab's
 // sessionStorage. It travels only as an Authorization header; the page uses no cookie.
@@ -219,6 +220,8 @@ async function refresh() {
   } catch (e) {
     say(e.message, true);
   }
+  // The other parts of the page (the firewall's) refresh with this one.
+  document.dispatchEvent(new Event("nftjail-refresh"));
 }
 
 async function unban(jail, target, button) {

@@ -98,9 +98,9 @@ fn requests_that_arrive_together_wait_their_turn_and_all_land() {
     );
     assert_eq!(
         code(Request::RuleDelete { id: 1 }),
-        Some(ErrorCode::Refused)
+        Some(ErrorCode::Protected)
     );
-    assert_eq!(code(Request::FirewallConfirm), Some(ErrorCode::Refused));
+    assert_eq!(code(Request::FirewallConfirm), Some(ErrorCode::NotPending));
     let bad_port = Request::RuleAdd {
         chain: None,
         protocol: "tcp".into(),
@@ -120,7 +120,7 @@ fn requests_that_arrive_together_wait_their_turn_and_all_land() {
         session: None,
     };
     let reply = ask(&d.socket, &ssh_away);
-    assert_eq!(reply.code, Some(ErrorCode::Refused), "{reply:?}");
+    assert_eq!(reply.code, Some(ErrorCode::Lockout), "{reply:?}");
     assert!(
         reply
             .error

@@ -29,6 +29,17 @@ fn a_read_token_guards_reads_and_wrong_tokens_are_logged_once_a_second() {
     assert_eq!(status(Call::new("GET", "/metrics").token(read)), 200);
     assert_eq!(status(Call::new("GET", "/api/v1/bans").token(&admin)), 200);
     assert_eq!(status(Call::new("GET", "/")), 200, "the page holds no data");
+    assert_eq!(status(Call::new("GET", "/console-firewall.js")), 200);
+    assert_eq!(status(Call::new("GET", "/api/v1/firewall/rules")), 401);
+    assert_eq!(
+        status(Call::new("GET", "/api/v1/firewall/rules").token(read)),
+        200
+    );
+    assert_eq!(
+        status(Call::new("POST", "/api/v1/firewall/disable").token(read)),
+        401,
+        "nor the firewall"
+    );
     assert_eq!(
         status(
             Call::new("POST", "/api/v1/jails/manual/bans")

@@ -1,8 +1,10 @@
 //! The HTTP API against a running daemon in its own namespace: every endpoint (`api`), every
 //! refusal (token, size, address, jail) with its status and no change, the caps and the listeners
-//! (`guards`), and `/metrics` (`metrics`).
+//! (`guards`), `/metrics` (`metrics`), and the firewall's endpoints, refusals and lock-out check
+//! (`firewall`).
 
 mod api;
+mod firewall;
 mod guards;
 mod metrics;
 

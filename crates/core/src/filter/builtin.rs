@@ -10,7 +10,28 @@ use super::FilterFile;
 use crate::diag::Diagnostics;
 
 const FILTERS: &[(&str, &str)] = &[
+    (
+        "apache-auth",
+        include_str!("../../../../filters/apache-auth.toml"),
+    ),
+    (
+        "directadmin",
+        include_str!("../../../../filters/directadmin.toml"),
+    ),
     ("dovecot", include_str!("../../../../filters/dovecot.toml")),
+    ("exim", include_str!("../../../../filters/exim.toml")),
+    (
+        "exim-spam",
+        include_str!("../../../../filters/exim-spam.toml"),
+    ),
+    (
+        "nginx-http-auth",
+        include_str!("../../../../filters/nginx-http-auth.toml"),
+    ),
+    (
+        "pam-generic",
+        include_str!("../../../../filters/pam-generic.toml"),
+    ),
     ("panel", include_str!("../../../../filters/panel.toml")),
     ("postfix", include_str!("../../../../filters/postfix.toml")),
     (
@@ -18,7 +39,24 @@ const FILTERS: &[(&str, &str)] = &[
         include_str!("../../../../filters/postfix-sasl.toml"),
     ),
     ("proftpd", include_str!("../../../../filters/proftpd.toml")),
+    (
+        "pure-ftpd",
+        include_str!("../../../../filters/pure-ftpd.toml"),
+    ),
+    (
+        "roundcube-auth",
+        include_str!("../../../../filters/roundcube-auth.toml"),
+    ),
+    (
+        "sogo-auth",
+        include_str!("../../../../filters/sogo-auth.toml"),
+    ),
     ("sshd", include_str!("../../../../filters/sshd.toml")),
+    ("vsftpd", include_str!("../../../../filters/vsftpd.toml")),
+    (
+        "webmin-auth",
+        include_str!("../../../../filters/webmin-auth.toml"),
+    ),
 ];
 
 /// The TOML text of the built-in filter `name`.
@@ -85,9 +123,24 @@ mod tests {
         assert_eq!(modes("sshd"), ["aggressive", "ddos", "extra", "normal"]);
         assert_eq!(
             modes("postfix"),
-            ["aggressive", "auth", "ddos", "errors", "normal", "rbl"]
+            [
+                "aggressive",
+                "auth",
+                "ddos",
+                "errors",
+                "extra",
+                "more",
+                "normal",
+                "rbl"
+            ]
         );
         assert_eq!(modes("dovecot"), ["aggressive", "normal"]);
+        assert_eq!(modes("exim"), ["aggressive", "normal"]);
+        assert_eq!(modes("apache-auth"), ["aggressive", "normal"]);
+        assert_eq!(
+            modes("nginx-http-auth"),
+            ["aggressive", "auth", "fallback", "normal"]
+        );
         assert!(source("nope").is_none());
         assert_eq!(
             path("sshd").to_string_lossy(),

@@ -27,6 +27,7 @@ pub enum RuleKind {
     Fail,
     SessionFail,
     Session,
+    Success,
 }
 
 impl RuleKind {
@@ -36,13 +37,14 @@ impl RuleKind {
             RuleKind::Fail => "failregex",
             RuleKind::SessionFail => "sessionfailregex",
             RuleKind::Session => "sessionregex",
+            RuleKind::Success => "successregex",
         }
     }
 
     fn host_rule(self) -> HostRule {
         match self {
             RuleKind::Ignore => HostRule::Optional,
-            RuleKind::Fail | RuleKind::Session => HostRule::Required,
+            RuleKind::Fail | RuleKind::Session | RuleKind::Success => HostRule::Required,
             RuleKind::SessionFail => HostRule::Forbidden,
         }
     }
@@ -55,6 +57,11 @@ pub struct Rule {
     pub regex: Regex,
     pub host: Option<usize>,
     pub user: Option<usize>,
+    /// A group named `echo` that must repeat the `user` group exactly (a log that writes the
+    /// client's user name twice): the regex matches only when both agree.
+    pub echo: Option<usize>,
+    /// A session rule from `sessionendregex`: the session is forgotten after the line.
+    pub ends_session: bool,
 }
 
 /// A syslog tag the filter accepts: a name, or a pattern where `*` matches any run.
@@ -132,11 +139,14 @@ pub fn compile(
         (RuleKind::Fail, &lists.failregex),
         (RuleKind::SessionFail, &lists.sessionfailregex),
         (RuleKind::Session, &lists.sessionregex),
+        (RuleKind::Session, &lists.sessionendregex),
+        (RuleKind::Success, &lists.successregex),
     ];
-    for (kind, patterns) in groups {
+    for (number, (kind, patterns)) in groups.into_iter().enumerate() {
         for pattern in patterns.iter() {
             match compile_rule(kind, pattern) {
-                Ok((rule, gate)) => {
+                Ok((mut rule, gate)) => {
+                    rule.ends_session = number == 4;
                     rules.push(rule);
                     gates.push(gate);
                 }
@@ -167,7 +177,10 @@ pub fn compile(
         return Err(diags);
     }
     let prefilter = Prefilter::new(&gates);
-    let has_sessions = !lists.sessionfailregex.is_empty();
+    let has_sessions = !lists.sessionfailregex.is_empty()
+        || !lists.sessionregex.is_empty()
+        || !lists.sessionendregex.is_empty()
+        || !lists.successregex.is_empty();
     Ok(Filter {
         name: name.to_string(),
         mode: mode.to_string(),
@@ -198,6 +211,13 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate
     let index = |name: &str| regex.capture_names().position(|n| n == Some(name));
     let host = index(host::GROUP);
     let user = index("user");
+    let echo = index("echo");
+    if echo.is_some() && user.is_none() {
+        return Err(format!(
+            "{key} {:?} has an `echo` group but no `user` group for it to repeat",
+            pattern.get_ref()
+        ));
+    }
     let gate = Gate::of(&expanded);
     Ok((
         Rule {
@@ -205,6 +225,8 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate
             regex,
             host,
             user,
+            echo,
+            ends_session: false,
         },
         gate,
     ))

@@ -56,6 +56,9 @@ struct State {
     local: LocalZone,
     /// The text of the last line that had to be decoded (reused).
     decoded: String,
+    /// Lines logged at or before this instant (Unix seconds) are [`Outcome::TooOld`], found
+    /// without running a regex.
+    not_before: Option<i64>,
 }
 
 impl Matcher {
@@ -77,12 +80,21 @@ impl Matcher {
             last_time: None,
             local,
             decoded: String::new(),
+            not_before: None,
         };
         Matcher { filter, state }
     }
 
     pub fn filter(&self) -> &Arc<Filter> {
         &self.filter
+    }
+
+    /// From now on, lines logged at or before `instant` (Unix seconds) that the keyword pass
+    /// would hand to a regex are [`Outcome::TooOld`]: their time is read from the prefix and no
+    /// regex runs on them, so a log read back from its start skips what is older than
+    /// `findtime` fast. `None`: every line is matched (the default; `test-filter`).
+    pub fn set_not_before(&mut self, instant: Option<i64>) {
+        self.state.not_before = instant;
     }
 
     /// Open multi-line sessions (for status and tests).
@@ -139,7 +151,7 @@ impl Matcher {
         self.state.message(
             filter,
             header.message,
-            header.tag,
+            (header.tag, header.tagged),
             header.pid,
             header.stamp,
             now,
@@ -159,8 +171,8 @@ impl Matcher {
         let filter = &*self.filter;
         self.state.message(
             filter,
-            message,
-            entry.identifier,
+            prefix::strip_solaris_id(message),
+            (entry.identifier, true),
             entry.pid,
             Some(stamp),
             now,
@@ -264,12 +276,12 @@ impl State {
         &mut self,
         filter: &Filter,
         message: &str,
-        tag: Option<&str>,
+        (tag, tagged): (Option<&str>, bool),
         pid: Option<u32>,
         stamp: Option<Stamp>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        if !filter.accepts_daemon(tag) {
+        if !filter.accepts_daemon(tag, tagged) {
             return Outcome::NoMatch;
         }
         if !filter
@@ -277,6 +289,15 @@ impl State {
             .candidates(message.as_bytes(), &mut self.candidates)
         {
             return Outcome::NoMatch;
+        }
+        // After the keyword pass, so that the many lines no regex could match never pay for
+        // a time resolution; before the regexes, which are what a too old line is spared.
+        if let (Some(limit), Some(_)) = (self.not_before, stamp)
+            && self
+                .resolve(filter, stamp, now)
+                .is_some_and(|t| t.at <= limit)
+        {
+            return Outcome::TooOld;
         }
         let session = match (tag, pid) {
             (Some(tag), Some(pid)) if filter.has_sessions => Some(SessionKey::new(tag, pid)),
@@ -292,8 +313,18 @@ impl State {
                 }
                 continue;
             }
-            if matches!(rule.kind, RuleKind::SessionFail | RuleKind::Session) && session.is_none() {
-                continue;
+            match (rule.kind, session) {
+                (RuleKind::SessionFail | RuleKind::Session | RuleKind::Success, None) => continue,
+                // A login or a closed connection of a session never seen can change nothing:
+                // no failure is held for it and it tried no user name (the line is not even
+                // searched, which matters: such lines are a large share of an sshd log).
+                (RuleKind::Success, Some(key)) if !self.sessions.knows(key) => continue,
+                (RuleKind::Session, Some(key))
+                    if rule.ends_session && !self.sessions.knows(key) =>
+                {
+                    continue;
+                }
+                _ => {}
             }
             let locs = &mut self.locs[index];
             if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
@@ -312,28 +343,55 @@ impl State {
             let user = group(rule.user)
                 .filter(|(start, end)| end > start)
                 .and_then(|(start, end)| message.get(start..end));
+            if let Some(echo) = group(rule.echo)
+                && message.get(echo.0..echo.1) != Some(user.unwrap_or_default())
+            {
+                continue; // the log repeats the user name, and this split does not
+            }
             let Some(time) = self.resolve(filter, stamp, now) else {
                 return Outcome::Skipped(SkipReason::NoTimestamp);
             };
-            let host = match (rule.kind, found, session) {
-                (RuleKind::SessionFail, _, Some(key)) => match self.sessions.lookup(key, time.at) {
-                    Some(addr) => addr,
-                    None => {
-                        self.sessions.hold(key, time);
+            // A session that tries more than one user name is charged even for lines that are
+            // no failure by themselves (fail2ban's rule: a login must not wipe out guesses).
+            let (host, held, many) = match (rule.kind, found, session) {
+                (RuleKind::SessionFail, _, Some(key)) => {
+                    if let Some(name) = user {
+                        self.sessions.note_user(key, name, time.at);
+                    }
+                    match self.sessions.lookup(key, time.at) {
+                        Some(addr) => (addr, None, false),
+                        None => {
+                            self.sessions.hold(key, time);
+                            return Outcome::NoMatch;
+                        }
+                    }
+                }
+                (RuleKind::Success, Some(addr), Some(key)) => {
+                    let many = match user {
+                        Some(name) => self.sessions.note_user(key, name, time.at),
+                        None => self.sessions.many_users(key, time.at),
+                    };
+                    // The client logged in: its session ends, and a failure held for it with it.
+                    self.sessions.forget(key);
+                    if !many {
                         return Outcome::NoMatch;
                     }
-                },
-                (_, Some(addr), _) => addr,
-                _ => continue,
-            };
-            let held = match session {
-                Some(key) if rule.kind != RuleKind::SessionFail => {
-                    self.sessions.bind(key, host, time.at)
+                    (addr, None, many)
                 }
-                _ => None,
+                (_, Some(addr), Some(key)) => {
+                    let (held, many) = self.sessions.bind_user(key, addr, user, time.at);
+                    if rule.ends_session {
+                        self.sessions.forget(key); // a closed connection: its PID may come back
+                    }
+                    (addr, held, many)
+                }
+                (_, Some(addr), None) => (addr, None, false),
+                _ => continue,
             };
             let time = match (rule.kind, held) {
                 (RuleKind::Session, Some(held)) => held,
+                (RuleKind::Session, None) if many => time,
+                (RuleKind::Session, None) if rule.ends_session => return Outcome::NoMatch,
                 (RuleKind::Session, None) => continue,
                 _ => time,
             };
@@ -565,6 +623,62 @@ mod tests {
     }
 
     #[test]
+    fn lines_older_than_the_limit_are_too_old_without_a_regex() {
+        let mut m = matcher(SESSIONS, None);
+        let at = |time: &str| {
+            chrono::NaiveDateTime::parse_from_str(
+                &format!("2026-11-23 {time}"),
+                "%Y-%m-%d %H:%M:%S",
+            )
+            .unwrap()
+            .and_utc()
+            .timestamp()
+        };
+        m.set_not_before(Some(at("11:50:00")));
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"Nov 23 11:49:59 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "TooOld",
+            ),
+            (
+                b"Nov 23 11:50:00 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "TooOld",
+            ),
+            (
+                b"Nov 23 11:50:01 h sshd[1]: Invalid user bob from 192.0.2.1 port 22",
+                "192.0.2.1 2026-11-23T11:50:01 bob",
+            ),
+            // Another daemon's line is no match whatever its age; a line without a time is
+            // still unreadable.
+            (
+                b"Nov 23 07:00:00 h cron[1]: Invalid user bob from 192.0.2.1 port 22",
+                "NoMatch",
+            ),
+            (b"not a syslog line", "Skipped(NoTimestamp)"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                show(m.feed_line(line, now())),
+                *want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let entry = JournalEntry {
+            message: b"Invalid user eve from 198.51.100.7 port 1",
+            identifier: Some("sshd"),
+            pid: Some(9),
+            realtime_usec: (at("11:00:00") * 1_000_000) as u64,
+        };
+        assert_eq!(m.feed_journal(&entry, now()), Outcome::TooOld);
+        m.set_not_before(None);
+        assert_eq!(
+            show(m.feed_journal(&entry, now())),
+            "198.51.100.7 2026-11-23T11:00:00 eve"
+        );
+    }
+
+    #[test]
     fn lines_without_time_use_now() {
         let mut m = matcher(
             "prefix = \"plain\"\ndatepattern = \"none\"\n[modes.normal]\nfailregex = ['^fail <HOST>']\n",
@@ -573,6 +687,70 @@ mod tests {
         assert_eq!(
             show(m.feed_line(b"fail 192.0.2.3", now())),
             "192.0.2.3 2026-11-23T12:00:00 -"
+        );
+    }
+
+    #[test]
+    fn a_login_forgets_its_session_unless_it_tried_other_users() {
+        let text = r#"
+            daemons = ["sshd"]
+            [modes.normal]
+            failregex = ['^Failed password for (?P<user>\S+) from <HOST> port \d+ ssh2$']
+            sessionregex = ['^pam_unix\(sshd:auth\): authentication failure; ruser=(?P<user>\S*) rhost=<HOST>$']
+            sessionfailregex = ['^Disconnecting: Too many authentication failures']
+            successregex = ['^Accepted \S+ for (?P<user>\S+) from <HOST> port \d+ ssh2$']
+        "#;
+        let mut m = matcher(text, None);
+        let cases: &[(&[u8], &str)] = &[
+            // One user: the PAM line only names the session; the login forgets it.
+            (b"Nov 23 07:18:36 h sshd[1]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.1", "NoMatch"),
+            (b"Nov 23 07:18:36 h sshd[1]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.1", "NoMatch"),
+            (b"Nov 23 07:18:37 h sshd[1]: Accepted password for root from 192.0.2.1 port 22 ssh2", "NoMatch"),
+            (b"Nov 23 07:18:38 h sshd[1]: Disconnecting: Too many authentication failures", "NoMatch"),
+            // A second user name makes the session's lines failures, the login too.
+            (b"Nov 23 07:18:40 h sshd[2]: pam_unix(sshd:auth): authentication failure; ruser=root rhost=192.0.2.2", "NoMatch"),
+            (b"Nov 23 07:18:41 h sshd[2]: pam_unix(sshd:auth): authentication failure; ruser=sudoer rhost=192.0.2.2", "192.0.2.2 2026-11-23T07:18:41 -"),
+            (b"Nov 23 07:18:42 h sshd[2]: Accepted password for known from 192.0.2.2 port 22 ssh2", "192.0.2.2 2026-11-23T07:18:42 known"),
+            // A failure held for a session is dropped by a login.
+            (b"Nov 23 07:18:43 h sshd[3]: Disconnecting: Too many authentication failures", "NoMatch"),
+            (b"Nov 23 07:18:44 h sshd[3]: Accepted publickey for git from 192.0.2.3 port 22 ssh2", "NoMatch"),
+            (b"Nov 23 07:18:45 h sshd[3]: pam_unix(sshd:auth): authentication failure; ruser=git rhost=192.0.2.3", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn an_echo_group_must_repeat_the_user() {
+        let text = r#"
+            [modes.normal]
+            failregex = ['^Login failed for (?P<user>.*?) from <HOST>\. user=(?P<echo>.*)$']
+        "#;
+        let mut m = matcher(text, None);
+        let cases: &[(&[u8], &str)] = &[
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 192.0.2.1. user=a", "192.0.2.1 2026-11-23T07:18:36 a"),
+            // The user `a from 203.0.113.9. b`, repeated: the only split that agrees is the last.
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 203.0.113.9. b from 192.0.2.1. user=a from 203.0.113.9. b", "192.0.2.1 2026-11-23T07:18:36 a from 203.0.113.9. b"),
+            (b"Nov 23 07:18:36 h rc: Login failed for a from 192.0.2.1. user=b", "NoMatch"),
+        ];
+        for (line, want) in cases {
+            let got = show(m.feed_line(line, now()));
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(line));
+        }
+        let bad = FilterFile::parse(
+            Path::new("t.toml"),
+            "[modes.normal]\nfailregex = ['^x (?P<echo>.*) <HOST>']\n",
+        )
+        .unwrap();
+        let err = bad
+            .compile(&FilterOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has an `echo` group but no `user` group"),
+            "{err}"
         );
     }
 

@@ -124,7 +124,8 @@ pub struct Filter {
     daemons: Vec<DaemonPattern>,
     datepattern: Option<DatePattern>,
     zone: LogTimeZone,
-    /// Ignore rules first, then fail, session-fail and session rules, each in file order.
+    /// Ignore rules first, then fail, session-fail, session and success rules, each in file
+    /// order.
     rules: Vec<Rule>,
     prefilter: Prefilter,
     has_sessions: bool,
@@ -154,9 +155,10 @@ impl Filter {
     }
 
     /// Whether a syslog tag (or journal identifier) is one of the filter's daemons. A filter
-    /// without `daemons` accepts every tag and lines without one.
-    pub fn accepts_daemon(&self, tag: Option<&str>) -> bool {
-        if !self.needs_tag {
+    /// without `daemons` accepts every tag and lines without one; a line in a format without
+    /// tags (`tagged` false: a daemon's own log file, read with `plain`) has no daemon to check.
+    pub fn accepts_daemon(&self, tag: Option<&str>, tagged: bool) -> bool {
+        if !self.needs_tag || !tagged {
             return true;
         }
         tag.is_some_and(|tag| self.daemons.iter().any(|d| d.matches(tag)))
@@ -184,6 +186,9 @@ pub enum Outcome {
     NoMatch,
     /// A line that cannot be read, with the reason; counted, never fatal.
     Skipped(SkipReason),
+    /// Logged before the limit the matcher was given (`Matcher::set_not_before`), and a
+    /// candidate of the keyword pass: too old to count, so no regex ran on it.
+    TooOld,
 }
 
 /// Why a line was skipped.

@@ -19,7 +19,7 @@
 use regex::{CaptureLocations, Regex};
 
 use super::datepattern::DatePattern;
-use super::time::{Stamp, parse_iso, parse_known, parse_syslog};
+use super::time::{Stamp, parse_iso, parse_known, parse_syslog, parse_tai64n};
 
 /// How a filter's lines begin.
 #[derive(Debug, Clone)]
@@ -28,6 +28,9 @@ pub enum PrefixKind {
     Rfc5424,
     Plain,
     Regex(PrefixRegex),
+    /// Several formats (`prefix = ["syslog", "plain"]`): each line is read with the first that
+    /// fits it (a daemon that logs to syslog or to its own file). Never holds a `Regex`.
+    Either(Vec<PrefixKind>),
 }
 
 impl std::fmt::Display for PrefixKind {
@@ -37,6 +40,15 @@ impl std::fmt::Display for PrefixKind {
             PrefixKind::Rfc5424 => f.write_str("rfc5424"),
             PrefixKind::Plain => f.write_str("plain"),
             PrefixKind::Regex(p) => write!(f, "regex {}", p.regex.as_str()),
+            PrefixKind::Either(kinds) => {
+                for (i, kind) in kinds.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" or ")?;
+                    }
+                    write!(f, "{kind}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -72,6 +84,9 @@ pub struct Header<'a> {
     pub tag: Option<&'a str>,
     pub pid: Option<u32>,
     pub message: &'a str,
+    /// Whether the format has a tag at all (syslog, RFC 5424, a custom regex with a `tag`
+    /// group): a line of a daemon's own format (`plain`) has none, and no daemon to check.
+    pub tagged: bool,
 }
 
 /// Why a line has no usable prefix.
@@ -99,12 +114,35 @@ pub fn parse<'a>(
             let locs = locs.expect("invariant: a custom prefix comes with capture locations");
             custom(prefix, datepattern, line, locs)
         }
+        PrefixKind::Either(kinds) => {
+            let mut first = None;
+            for kind in kinds {
+                match parse(kind, datepattern, line, None) {
+                    // A syslog header without a tag is more likely the next format's line.
+                    Ok(header) if header.tagged && header.tag.is_none() => {
+                        first.get_or_insert(PrefixError::NoPrefix);
+                    }
+                    Ok(header) => return Ok(header),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            Err(first.unwrap_or(PrefixError::NoPrefix))
+        }
     }
 }
 
 fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header<'a>, PrefixError> {
     let bytes = line.as_bytes();
     let mut pos = skip_pri(bytes);
+    if pos > 0
+        && bytes.get(pos).is_some_and(u8::is_ascii_digit)
+        && bytes.get(pos + 1) == Some(&b' ')
+    {
+        // `<PRI>1 TIMESTAMP …`: an RFC 5424 line in a syslog log.
+        return rfc5424(datepattern, line);
+    }
     let stamp = match datepattern {
         Some(p) if p.is_none() => None,
         Some(p) => match p.find(&bytes[pos..]) {
@@ -117,6 +155,7 @@ fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header
         None => {
             let found = match bytes.get(pos) {
                 Some(b'0'..=b'9') => parse_iso(&bytes[pos..]),
+                Some(b'@') => parse_tai64n(&bytes[pos..]),
                 _ => parse_syslog(&bytes[pos..]),
             };
             let (stamp, used) = found.ok_or(PrefixError::NoTimestamp)?;
@@ -128,6 +167,7 @@ fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header
         return Err(PrefixError::NoTimestamp);
     }
     pos = skip_spaces(bytes, pos);
+    pos = skip_bsd_verbose(bytes, pos);
     let first_end = token_end(bytes, pos);
     let (tag_start, tag_len, tag_end) = match tag_len(&bytes[pos..first_end]) {
         Some(len) => (pos, len, first_end),
@@ -143,18 +183,20 @@ fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header
                         tag: None,
                         pid: None,
                         message: &line[second..],
+                        tagged: true,
                     });
                 }
             }
         }
     };
     let (tag, pid) = split_tag(&line[tag_start..tag_start + tag_len]);
-    let message = &line[skip_spaces(bytes, tag_end)..];
+    let message = &line[skip_solaris_id(bytes, skip_spaces(bytes, tag_end))..];
     Ok(Header {
         stamp,
         tag: Some(tag),
         pid,
         message,
+        tagged: true,
     })
 }
 
@@ -163,6 +205,15 @@ fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header
 fn tag_len(token: &[u8]) -> Option<usize> {
     match token.last()? {
         b':' if token.len() > 1 => Some(token.len() - 1),
+        // `[sshd]`: a bracketed program name without PID or colon.
+        b']' if token.first() == Some(&b'[')
+            && token.len() > 2
+            && token[1..token.len() - 1]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/')) =>
+        {
+            Some(token.len())
+        }
         b']' => {
             let open = memchr::memrchr(b'[', token)?;
             let pid = &token[open + 1..token.len() - 1];
@@ -219,11 +270,16 @@ fn rfc5424<'a>(
         Some(b'[') => {
             while bytes.get(pos) == Some(&b'[') {
                 pos += 1;
+                let mut quoted = false;
                 loop {
                     match bytes.get(pos) {
                         None => return Err(PrefixError::NoPrefix),
                         Some(b'\\') => pos += 2,
-                        Some(b']') => {
+                        Some(b'"') => {
+                            quoted = !quoted;
+                            pos += 1;
+                        }
+                        Some(b']') if !quoted => {
                             pos += 1;
                             break;
                         }
@@ -247,6 +303,7 @@ fn rfc5424<'a>(
         tag,
         pid,
         message: &line[start..],
+        tagged: true,
     })
 }
 
@@ -262,6 +319,7 @@ fn plain<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header<
             tag: None,
             pid: None,
             message: &line[skip_spaces(bytes, end)..],
+            tagged: false,
         }
     };
     let whole = |stamp| Header {
@@ -269,6 +327,7 @@ fn plain<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header<
         tag: None,
         pid: None,
         message: line,
+        tagged: false,
     };
     if let Some(p) = datepattern {
         if p.is_none() {
@@ -330,14 +389,81 @@ fn custom<'a>(
         tag,
         pid,
         message,
+        tagged: prefix.tag.is_some(),
     })
 }
 
-/// Splits `sshd[123]` into the program name and its PID.
+/// Splits `sshd[123]` into the program name and its PID (`[sshd]` is `sshd` without one).
 fn split_tag(tag: &str) -> (&str, Option<u32>) {
+    if let Some(name) = tag.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return (name, None);
+    }
     match tag.strip_suffix(']').and_then(|t| t.split_once('[')) {
         Some((name, pid)) => (name, pid.parse().ok()),
         None => (tag, None),
+    }
+}
+
+/// Skips BSD syslogd's verbose `<auth.info>` before the host; the position after it.
+fn skip_bsd_verbose(bytes: &[u8], pos: usize) -> usize {
+    let end = token_end(bytes, pos);
+    let token = &bytes[pos..end];
+    let verbose = token.len() > 4
+        && token[0] == b'<'
+        && token[token.len() - 1] == b'>'
+        && memchr::memchr(b'.', token).is_some()
+        && end < bytes.len();
+    if verbose {
+        skip_spaces(bytes, end)
+    } else {
+        pos
+    }
+}
+
+/// A message without Solaris' `[ID 800047 auth.info] ` or a kernel's `kernel: [ 970.699396]` in
+/// front (journal messages keep them).
+pub fn strip_solaris_id(message: &str) -> &str {
+    &message[skip_solaris_id(message.as_bytes(), 0)..]
+}
+
+/// Skips Solaris' `[ID 800047 auth.info] ` or `kernel:[  970.699396]: ` at the start of a
+/// message; the position after it.
+fn skip_solaris_id(bytes: &[u8], pos: usize) -> usize {
+    if let Some(rest) = bytes.get(pos..).and_then(|r| r.strip_prefix(b"kernel:")) {
+        let mut at = usize::from(rest.first() == Some(&b' '));
+        if rest.get(at) != Some(&b'[') {
+            return pos;
+        }
+        at += 1;
+        while rest.get(at) == Some(&b' ') {
+            at += 1;
+        }
+        let digits = rest[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .count();
+        if digits == 0 || rest.get(at + digits) != Some(&b']') {
+            return pos;
+        }
+        at += digits + 1;
+        if rest.get(at) == Some(&b':') {
+            at += 1;
+        }
+        return skip_spaces(bytes, pos + 7 + at);
+    }
+    let Some(rest) = bytes.get(pos..).and_then(|r| r.strip_prefix(b"[ID ")) else {
+        return pos;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b' ') {
+        return pos;
+    }
+    let facility = &rest[digits + 1..];
+    match memchr::memchr(b']', facility) {
+        Some(close) if close > 0 && !facility[..close].contains(&b' ') => {
+            skip_spaces(bytes, pos + 4 + digits + 1 + close + 1)
+        }
+        _ => pos,
     }
 }
 
@@ -450,6 +576,37 @@ mod tests {
                 ),
                 ("Nov 23 07:18:36 web1", Some((None, None, ""))),
                 ("Nov 23 07:18:36", Some((None, None, ""))),
+                // Solaris' message ID, a bracketed tag without PID (with and without colon), a
+                // kernel prefix, BSD syslogd's `<facility.level>`, TAI64N and RFC 5424 lines.
+                (
+                    "Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed x",
+                    Some((Some("sshd"), Some(20878), "Failed x")),
+                ),
+                (
+                    "Mar  3 00:17:22 [sshd]: User root",
+                    Some((Some("sshd"), None, "User root")),
+                ),
+                (
+                    "Jun 25 23:53:34 [sshd] User root",
+                    Some((Some("sshd"), None, "User root")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[3]: kernel: [  970.699397] Failed y",
+                    Some((Some("sshd"), Some(3), "Failed y")),
+                ),
+                (
+                    "Nov 23 07:18:36 <auth.info> h sshd[3]: z",
+                    Some((Some("sshd"), Some(3), "z")),
+                ),
+                (
+                    "@400000004c91b044077a9e94 imap-login: Info: Aborted",
+                    Some((Some("imap-login"), None, "Info: Aborted")),
+                ),
+                (
+                    "<38>1 2026-11-23T07:18:36Z web1 sshd 4242 - [a@1 k=\"[x]\"] Invalid user x",
+                    Some((Some("sshd"), Some(4242), "Invalid user x")),
+                ),
+                ("[ID 1 x] no time", None),
                 ("garbage line", None),
                 ("", None),
                 ("Nov 23 07:18", None),
@@ -511,6 +668,36 @@ mod tests {
                 ("no time at all", None),
             ],
         );
+    }
+
+    #[test]
+    fn either_prefix_takes_the_first_format_that_fits() {
+        let kind = PrefixKind::Either(vec![PrefixKind::Syslog, PrefixKind::Plain]);
+        check(
+            &kind,
+            &[
+                (
+                    "Nov 23 07:18:36 ftp vsftpd: pam_unix: x",
+                    Some((Some("vsftpd"), None, "pam_unix: x")),
+                ),
+                // vsftpd's own log: the syslog reading has no tag, so the plain one wins.
+                (
+                    "Fri Nov 23 07:18:36 2026 [pid 2] [bob] FAIL LOGIN: Client \"192.0.2.1\"",
+                    Some((None, None, "[pid 2] [bob] FAIL LOGIN: Client \"192.0.2.1\"")),
+                ),
+                (
+                    "[23-Nov-2026 07:18:36 +0100]: Failed login",
+                    Some((None, None, ": Failed login")),
+                ),
+                ("no time", None),
+            ],
+        );
+        let header = parse(&kind, None, "Fri Nov 23 07:18:36 2026 [pid 2] x", None).unwrap();
+        assert!(!header.tagged, "a plain line has no tag to check");
+        assert_eq!(kind.to_string(), "syslog or plain");
+        assert_eq!(strip_solaris_id("kernel:[12970.699398] Failed"), "Failed");
+        assert_eq!(strip_solaris_id("[ID 800047 auth.info] Failed"), "Failed");
+        assert_eq!(strip_solaris_id("[ID x] Failed"), "[ID x] Failed");
     }
 
     #[test]

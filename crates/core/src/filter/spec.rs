@@ -22,9 +22,9 @@ use crate::diag::{Diagnostic, Diagnostics};
 pub struct FilterSpec {
     #[serde(default)]
     pub description: Option<String>,
-    /// `syslog` (the default), `rfc5424` or `plain`.
+    /// `syslog` (the default), `rfc5424` or `plain`, or a list of them tried in order.
     #[serde(default)]
-    pub prefix: Option<Spanned<String>>,
+    pub prefix: Option<Spanned<PrefixNames>>,
     /// A custom prefix regex (instead of `prefix`), with named groups `time`, `tag`, `pid`.
     #[serde(default)]
     pub prefix_regex: Option<Spanned<String>>,
@@ -38,6 +38,14 @@ pub struct FilterSpec {
     pub default_mode: Option<Spanned<String>>,
     #[serde(default)]
     pub modes: BTreeMap<String, Spanned<ModeSpec>>,
+}
+
+/// `prefix = "syslog"` or `prefix = ["syslog", "plain"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PrefixNames {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// One `[modes.NAME]` table.
@@ -62,6 +70,15 @@ pub struct ModeSpec {
     /// Failures without an address: attributed to the address of their session. No `<HOST>`.
     #[serde(default)]
     pub sessionfailregex: Vec<Spanned<String>>,
+    /// Like `sessionregex`, for lines that end their session (a closed connection, fail2ban's
+    /// `F-MLFFORGET`): the session is forgotten after the line. `<HOST>` once.
+    #[serde(default)]
+    pub sessionendregex: Vec<Spanned<String>>,
+    /// Lines that show the session's client logged in (fail2ban's `F-MLFGAINED`): the session
+    /// is forgotten, with a failure held for it, unless it tried more than one user name, when
+    /// the line is a failure. `<HOST>` once.
+    #[serde(default)]
+    pub successregex: Vec<Spanned<String>>,
 }
 
 /// The regex lists of one mode once its includes are resolved, in matching order.
@@ -71,6 +88,8 @@ pub struct ModeLists<'a> {
     pub ignoreregex: Vec<&'a Spanned<String>>,
     pub sessionregex: Vec<&'a Spanned<String>>,
     pub sessionfailregex: Vec<&'a Spanned<String>>,
+    pub sessionendregex: Vec<&'a Spanned<String>>,
+    pub successregex: Vec<&'a Spanned<String>>,
 }
 
 impl FilterSpec {
@@ -104,7 +123,7 @@ impl FilterSpec {
                 );
             }
         }
-        if !spec.daemons.is_empty() && matches!(spec.prefix_kind(), Ok(PrefixKind::Plain)) {
+        if !spec.daemons.is_empty() && !spec.has_tags() {
             let span = spec.daemons[0].span();
             at(span, "daemons needs a prefix that has a tag (syslog, rfc5424, or prefix_regex with a `tag` group); prefix \"plain\" has none".into());
         }
@@ -160,14 +179,26 @@ impl FilterSpec {
                 .map(PrefixKind::Regex)
                 .map_err(|e| format!("prefix_regex does not compile: {}", super::regex_error(&e))),
             (None, None) => Ok(PrefixKind::Syslog),
-            (Some(name), None) => match name.get_ref().as_str() {
-                "syslog" => Ok(PrefixKind::Syslog),
-                "rfc5424" => Ok(PrefixKind::Rfc5424),
-                "plain" => Ok(PrefixKind::Plain),
-                other => Err(format!(
-                    "prefix {other:?} is not a prefix (syslog, rfc5424 or plain; or write prefix_regex)"
-                )),
+            (Some(names), None) => match names.get_ref() {
+                PrefixNames::One(name) => prefix_named(name),
+                PrefixNames::Many(names) if names.is_empty() => {
+                    Err("prefix lists no prefix (write e.g. [\"syslog\", \"plain\"])".into())
+                }
+                PrefixNames::Many(names) => names
+                    .iter()
+                    .map(|n| prefix_named(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(PrefixKind::Either),
             },
+        }
+    }
+
+    /// Whether any format of the prefix has a tag (what `daemons` needs).
+    fn has_tags(&self) -> bool {
+        match self.prefix_kind() {
+            Ok(PrefixKind::Plain) => false,
+            Ok(PrefixKind::Either(kinds)) => kinds.iter().any(|k| !matches!(k, PrefixKind::Plain)),
+            _ => true,
         }
     }
 
@@ -197,6 +228,8 @@ impl FilterSpec {
             lists.ignoreregex.extend(&m.ignoreregex);
             lists.sessionregex.extend(&m.sessionregex);
             lists.sessionfailregex.extend(&m.sessionfailregex);
+            lists.sessionendregex.extend(&m.sessionendregex);
+            lists.successregex.extend(&m.successregex);
         }
         Some(lists)
     }
@@ -243,6 +276,17 @@ impl FilterSpec {
             }
         }
         false
+    }
+}
+
+fn prefix_named(name: &str) -> Result<PrefixKind, String> {
+    match name {
+        "syslog" => Ok(PrefixKind::Syslog),
+        "rfc5424" => Ok(PrefixKind::Rfc5424),
+        "plain" => Ok(PrefixKind::Plain),
+        other => Err(format!(
+            "prefix {other:?} is not a prefix (syslog, rfc5424 or plain; or write prefix_regex)"
+        )),
     }
 }
 

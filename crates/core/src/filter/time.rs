@@ -201,20 +201,121 @@ fn infer_year(
 ///
 /// Known: ISO 8601 / RFC 3339 (`2026-11-23T07:18:36.123+01:00`, also with a space, a comma
 /// fraction, `Z`, `+0100`, ` -0500`), `2026/11/23 07:18:36`, DirectAdmin's
-/// `2026:11:23-07:18:36`, syslog's `Nov 23 07:18:36` (space-padded day), Apache's
-/// `23/Nov/2026:07:18:36 +0000`, and epoch seconds of 10 digits (`1795418316.123`).
+/// `2026:11:23-07:18:36`, syslog's `Nov 23 07:18:36` (space-padded day, optionally a weekday
+/// before and a year after: `Fri Nov 23 07:18:36.5 2026`, as vsftpd and Apache's error log write
+/// it), Apache's `23/Nov/2026:07:18:36 +0000`, PHP's `23-Nov-2026 07:18:36 +0100`, older
+/// cPanel's `11/23/2026:07:18:36 -0000` (month first), epoch
+/// seconds of 10 digits (`1795418316.123`) and daemontools' TAI64N (`@4000000069229fe1…`).
 pub fn parse_known(text: &[u8]) -> Option<(Stamp, usize)> {
     match text.first()? {
         b'0'..=b'9' => parse_iso(text)
             .or_else(|| parse_clf(text))
+            .or_else(|| parse_dmy(text))
+            .or_else(|| parse_mdy(text))
             .or_else(|| parse_epoch(text)),
         b'A'..=b'Z' | b'a'..=b'z' => parse_syslog(text),
+        b'@' => parse_tai64n(text),
         _ => None,
     }
 }
 
-/// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded).
+/// daemontools' TAI64N label `@` + 24 hex digits (seconds since 1970 TAI, plus 2^62, then
+/// nanoseconds), converted as `tai64nlocal` does (TAI is taken as UTC + 10 s).
+pub fn parse_tai64n(text: &[u8]) -> Option<(Stamp, usize)> {
+    if text.first() != Some(&b'@') {
+        return None;
+    }
+    let hex = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = std::str::from_utf8(text.get(range)?).ok()?;
+        u64::from_str_radix(digits, 16).ok()
+    };
+    let label = hex(1..17)?;
+    let nanos = hex(17..25)?;
+    if text.get(25).is_some_and(u8::is_ascii_hexdigit) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let seconds = label.checked_sub((1 << 62) + 10)?;
+    Some((
+        Stamp::Epoch {
+            seconds: i64::try_from(seconds).ok()?,
+            nanos: nanos as u32,
+        },
+        25,
+    ))
+}
+
+/// Older cPanel's `11/23/2026:07:18:36` (month, day, year) with an optional ` -0000`.
+pub fn parse_mdy(text: &[u8]) -> Option<(Stamp, usize)> {
+    if text.get(2) != Some(&b'/') || text.get(5) != Some(&b'/') || text.get(10) != Some(&b':') {
+        return None;
+    }
+    let month = fixed_digits(text.get(..2)?)?;
+    let day = fixed_digits(text.get(3..5)?)?;
+    let year = fixed_digits(text.get(6..10)?)?;
+    let (hour, minute, second, used) = clock(text.get(11..)?)?;
+    let mut pos = 11 + used;
+    let mut offset = None;
+    if let Some((east, zone_len)) = zone_suffix(&text[pos..]) {
+        offset = Some(east);
+        pos += zone_len;
+    }
+    let stamp = Stamp::Civil {
+        year: Some(year as i32),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos: 0,
+        offset,
+    };
+    Some((stamp, pos))
+}
+
+/// PHP's `23-Nov-2026 07:18:36` with an optional ` +0100` (Roundcube's logs).
+pub fn parse_dmy(text: &[u8]) -> Option<(Stamp, usize)> {
+    let (day, used) = digits_upto(text, 2)?;
+    if text.get(used) != Some(&b'-') || text.get(used + 4) != Some(&b'-') {
+        return None;
+    }
+    let month = month_abbrev(text.get(used + 1..used + 4)?)?;
+    let year = fixed_digits(text.get(used + 5..used + 9)?)?;
+    if text.get(used + 9) != Some(&b' ') {
+        return None;
+    }
+    let mut pos = used + 10;
+    let (hour, minute, second, clock_len) = clock(text.get(pos..)?)?;
+    pos += clock_len;
+    let (nanos, fraction_len) = fraction(&text[pos..]);
+    pos += fraction_len;
+    let mut offset = None;
+    if let Some((east, zone_len)) = zone_suffix(&text[pos..]) {
+        offset = Some(east);
+        pos += zone_len;
+    }
+    let stamp = Stamp::Civil {
+        year: Some(year as i32),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos,
+        offset,
+    };
+    Some((stamp, pos))
+}
+
+/// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded), with an
+/// optional weekday before (`Fri `) and an optional year after (` 2026`).
 pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
+    let weekday = usize::from(
+        text.get(3) == Some(&b' ')
+            && WEEKDAYS
+                .iter()
+                .any(|d| text[..3].eq_ignore_ascii_case(&d[..])),
+    ) * 4;
+    let text = &text[weekday..];
     let month = month_abbrev(text.get(..3)?)?;
     if text.get(3) != Some(&b' ') {
         return None;
@@ -232,8 +333,19 @@ pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
     pos += 1 + used;
     let (nanos, used) = fraction(&text[pos..]);
     pos += used;
+    let mut year = None;
+    // ` 2026` after the time, when a space, `]` or the end follows.
+    if text.get(pos) == Some(&b' ')
+        && let Some(value) = text.get(pos + 1..pos + 5).and_then(fixed_digits)
+        && (1970..2100).contains(&value)
+        && matches!(text.get(pos + 5), None | Some(b' ' | b']' | b','))
+    {
+        year = Some(value as i32);
+        pos += 5;
+    }
+    pos += weekday;
     let stamp = Stamp::Civil {
-        year: None,
+        year,
         month,
         day,
         hour,
@@ -418,6 +530,8 @@ pub(crate) fn digits_upto(text: &[u8], max: usize) -> Option<(u32, usize)> {
     Some((fixed_digits(&text[..n])?, n))
 }
 
+const WEEKDAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+
 const MONTHS: [&[u8; 3]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
@@ -538,6 +652,37 @@ mod tests {
                 14,
             ),
             ("1795418316 x", "2026-11-23T07:18:36", 1795418316, 10),
+            // vsftpd's and Apache's error log, PHP's (Roundcube's) dates, daemontools' TAI64N.
+            (
+                "Mon Nov 23 07:18:36 2026 [pid 1]",
+                "2026-11-23T07:18:36",
+                1795418316,
+                24,
+            ),
+            (
+                "Mon Nov 23 07:18:36.123456 2026] [error]",
+                "2026-11-23T07:18:36.123456",
+                1795418316,
+                31,
+            ),
+            (
+                "23-Nov-2026 08:18:36 +0100]: x",
+                "2026-11-23T08:18:36",
+                1795418316,
+                26,
+            ),
+            (
+                "11/23/2026:02:18:36 -0500] \"POST",
+                "2026-11-23T02:18:36",
+                1795418316,
+                25,
+            ),
+            (
+                "@400000006b03e8d6077a9e94 x",
+                "2026-11-23T07:18:36.125476500",
+                1795418316,
+                25,
+            ),
         ];
         for (line, time, at, used) in cases {
             let got = resolve(line, utc, now);
@@ -559,6 +704,10 @@ mod tests {
             "123456789012",
             "0000000001",
             "sshd[12]: x",
+            "@4000000069",
+            "@400000006b03e8d6fffffffff",
+            "Mon 23 07:18:36",
+            "23-Foo-2026 07:18:36",
         ] {
             assert_eq!(resolve(line, fixed(0), now), None, "line {line:?}");
         }

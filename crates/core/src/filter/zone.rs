@@ -74,6 +74,12 @@ impl LocalZone {
         }
     }
 
+    /// The rules in force (fail2ban filters convert times with them, see
+    /// `fail2ban::LocalRules`).
+    pub fn rules(&self) -> &ZoneRules {
+        &self.rules
+    }
+
     /// Counts the times the rules changed.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -9,14 +9,17 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::{BanTarget, Prefix, canonical};
+use crate::fleet::NodeName;
 use crate::jail::JailName;
 
-/// Why a ban exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Why a ban exists. Written as `failures`, `manual`, `recidive`, `adopted` or `fleet:<node>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// `maxretry` failures within `findtime`.
     Failures,
@@ -26,6 +29,61 @@ pub enum Origin {
     Recidive,
     /// Found in the kernel at start without a record (kept, never flushed).
     Adopted,
+    /// Decided by this peer of the fleet (`[cluster]`); never published again.
+    Fleet(NodeName),
+    /// Carried over from another program (fail2ban's database) with its own times and count.
+    Imported,
+}
+
+impl Origin {
+    /// Whether a peer of the fleet decided it.
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, Origin::Fleet(_))
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Failures => f.write_str("failures"),
+            Origin::Manual => f.write_str("manual"),
+            Origin::Recidive => f.write_str("recidive"),
+            Origin::Adopted => f.write_str("adopted"),
+            Origin::Imported => f.write_str("imported"),
+            Origin::Fleet(node) => write!(f, "fleet:{node}"),
+        }
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Origin, String> {
+        match text {
+            "failures" => Ok(Origin::Failures),
+            "manual" => Ok(Origin::Manual),
+            "recidive" => Ok(Origin::Recidive),
+            "adopted" => Ok(Origin::Adopted),
+            "imported" => Ok(Origin::Imported),
+            _ => match text.strip_prefix("fleet:") {
+                Some(node) => node.parse().map(Origin::Fleet).map_err(|e| e.to_string()),
+                None => Err(format!("unknown ban origin {text:?}")),
+            },
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Origin, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One ban of one target in one jail. Times are Unix seconds.
@@ -296,6 +354,23 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_written_as_words() {
+        for (origin, text) in [
+            (Origin::Failures, "\"failures\""),
+            (Origin::Manual, "\"manual\""),
+            (Origin::Recidive, "\"recidive\""),
+            (Origin::Adopted, "\"adopted\""),
+            (Origin::Fleet("mail1".parse().unwrap()), "\"fleet:mail1\""),
+        ] {
+            assert_eq!(serde_json::to_string(&origin).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Origin>(text).unwrap(), origin);
+        }
+        for bad in ["\"fleet:\"", "\"fleet:a.b\"", "\"other\""] {
+            assert!(serde_json::from_str::<Origin>(bad).is_err(), "{bad}");
+        }
+    }
 
     fn jail(s: &str) -> JailName {
         s.parse().unwrap()

@@ -15,6 +15,7 @@
 //! ones it holds only when it outlasts them; otherwise the request is refused and says why.
 
 pub mod bans;
+mod carry;
 pub mod escalation;
 pub mod ignore;
 mod order;
@@ -33,6 +34,7 @@ use crate::duration::BanTime;
 use crate::jail::JailName;
 
 pub use bans::{ActiveBans, Ban, History, HistoryEntry, Origin};
+pub use carry::CarriedBan;
 pub use escalation::{Escalation, Jitter};
 pub use ignore::IgnoreList;
 pub use order::{Action, Order, OrderId, Settlement};
@@ -180,6 +182,9 @@ pub struct Tracker {
     self_addresses: HashSet<IpAddr>,
     /// Changes whenever the settled bans may have changed (for replies built once and shared).
     generation: u64,
+    /// Lifetime totals (failed, banned) of jails that are not configured now, kept for when
+    /// they come back (and for the state log).
+    retired_totals: HashMap<JailName, (u64, u64)>,
 }
 
 impl Tracker {
@@ -198,6 +203,7 @@ impl Tracker {
             last_sweep: i64::MIN,
             self_addresses: HashSet::new(),
             generation: 0,
+            retired_totals: HashMap::new(),
         };
         tracker.reconfigure(policies, history_retention, i64::MIN);
         tracker
@@ -368,12 +374,27 @@ impl Tracker {
         })
     }
 
-    /// Sets a jail's lifetime totals (kept across restarts by the daemon's state).
+    /// Sets a jail's lifetime totals (kept across restarts by the daemon's state); those of a
+    /// jail not configured now are kept for when it comes back.
     pub fn set_totals(&mut self, jail: &JailName, total_failed: u64, total_banned: u64) {
-        if let Some(s) = self.jails.get_mut(jail) {
-            s.total_failed = total_failed;
-            s.total_banned = total_banned;
+        match self.jails.get_mut(jail) {
+            Some(s) => {
+                s.total_failed = total_failed;
+                s.total_banned = total_banned;
+            }
+            None => {
+                self.retired_totals
+                    .insert(jail.clone(), (total_failed, total_banned));
+            }
         }
+    }
+
+    /// Every jail's lifetime totals `(jail, failed, banned)`, configured or not.
+    pub fn totals(&self) -> impl Iterator<Item = (&JailName, u64, u64)> {
+        self.jails
+            .iter()
+            .map(|(name, s)| (name, s.total_failed, s.total_banned))
+            .chain(self.retired_totals.iter().map(|(n, (f, b))| (n, *f, *b)))
     }
 
     pub fn policy(&self, jail: &JailName) -> Option<&JailPolicy> {

@@ -24,8 +24,8 @@ pub struct Reconfigured {
 }
 
 impl Tracker {
-    /// Applies a new configuration. Jails that keep their window settings keep their failures
-    /// and counters; the bans of jails that are gone are parked, and those of jails that come
+    /// Applies a new configuration. Jails that keep their window settings keep their failures;
+    /// every jail keeps its lifetime counters (a jail that leaves and comes back too); the bans of jails that are gone are parked, and those of jails that come
     /// back are restored (if still running at `now`).
     pub fn reconfigure(
         &mut self,
@@ -49,7 +49,14 @@ impl Tracker {
                     s.policy = policy;
                     s
                 }
-                None => JailState::new(policy),
+                None => {
+                    let mut state = JailState::new(policy);
+                    if let Some((failed, banned)) = self.retired_totals.remove(&state.policy.name) {
+                        state.total_failed = failed;
+                        state.total_banned = banned;
+                    }
+                    state
+                }
             };
             self.jails.insert(state.policy.name.clone(), state);
         }
@@ -57,6 +64,10 @@ impl Tracker {
         self.generation += 1;
 
         let mut done = Reconfigured::default();
+        for (gone, state) in &old {
+            self.retired_totals
+                .insert(gone.clone(), (state.total_failed, state.total_banned));
+        }
         for gone in old.keys() {
             let bans = self.bans.remove_jail(gone);
             if bans.is_empty() {

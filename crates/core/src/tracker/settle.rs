@@ -90,10 +90,12 @@ impl Tracker {
         if outcome == Settlement::Applied {
             if order.fresh && order.action.leaves_ban() {
                 self.count_ban(&order.ban);
-                let from_log_jail = self
-                    .jails
-                    .get(&order.ban.jail)
-                    .is_some_and(|s| s.policy.recidive.is_none());
+                // A peer's ban counts where it was decided (its node's recidive), not here.
+                let from_log_jail = !order.ban.origin.is_fleet()
+                    && self
+                        .jails
+                        .get(&order.ban.jail)
+                        .is_some_and(|s| s.policy.recidive.is_none());
                 if from_log_jail {
                     follow.extend(self.check_recidive(order.ban.target, now));
                 }

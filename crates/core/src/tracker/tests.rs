@@ -450,6 +450,39 @@ fn a_ban_counts_only_once_applied_and_a_failed_one_leaves_no_trace() {
     }
 }
 
+/// A peer's ban is entered like a manual one, with the origin of its node and the time it was
+/// given, and counts for recidive on the node that decided it, not here (there it would be
+/// counted twice: the deciding node's recidive ban reaches us too).
+#[test]
+fn a_peers_ban_keeps_its_origin_and_triggers_no_local_recidive() {
+    let mut t = tracker(vec![policy("fleet"), recidive(1)]);
+    let j = name("fleet");
+    let node: crate::fleet::NodeName = "mail1".parse().unwrap();
+    let length = Some(BanTime::For(Duration::from_secs(600)));
+    let orders = t
+        .decide(
+            &j,
+            target("192.0.2.1"),
+            length,
+            Origin::Fleet(node.clone()),
+            T0,
+        )
+        .unwrap();
+    let all = settle_all(&mut t, orders, Settlement::Applied, T0);
+    assert_eq!(all.len(), 1, "no recidive: {all:?}");
+    let ban = t.settled().next().unwrap();
+    assert_eq!(
+        (ban.origin.clone(), ban.expires),
+        (Origin::Fleet(node.clone()), Some(T0 + 600))
+    );
+    // The local ignore list applies to peers' bans too.
+    let refused = t.decide(&j, target("127.0.0.1"), length, Origin::Fleet(node), T0);
+    assert!(
+        matches!(refused, Err(Refusal::Ignored { .. })),
+        "{refused:?}"
+    );
+}
+
 /// Regression: an unban the kernel refused was forgotten although the element stayed.
 #[test]
 fn a_refused_unban_or_refresh_puts_the_previous_ban_back() {
@@ -594,10 +627,52 @@ fn a_jail_that_goes_has_its_bans_parked_and_restored_when_it_comes_back() {
     assert_eq!(restored.len(), 1);
     assert_eq!(
         t.stats(&name("manual")).unwrap().total_banned,
-        0,
-        "a restoration is no new ban"
+        2,
+        "the two bans made before it went; a restoration is no new ban"
     );
     assert_eq!(t.parked().count(), 0);
+}
+
+/// Regression: counters reset on restart and reload (`BANNED 1  TOTAL BANNED 0`).
+#[test]
+fn lifetime_totals_survive_reloads_and_jails_that_come_back() {
+    let mut t = tracker(vec![policy("sshd"), policy("manual")]);
+    t.set_totals(&name("sshd"), 40, 4);
+    t.set_totals(&name("gone"), 7, 1);
+    fail_until_ban(&mut t, "sshd", "192.0.2.1", T0);
+    let totals = |t: &Tracker, jail: &str| {
+        let s = t.stats(&name(jail)).unwrap();
+        (s.total_failed, s.total_banned)
+    };
+    assert_eq!(totals(&t, "sshd"), (43, 5));
+    let mut stricter = policy("sshd");
+    stricter.maxretry = 2;
+    t.reconfigure(vec![stricter.clone()], 86_400, T0 + 10);
+    assert_eq!(
+        totals(&t, "sshd"),
+        (43, 5),
+        "a changed window keeps the counters"
+    );
+    t.reconfigure(vec![], 86_400, T0 + 20);
+    let mut all: Vec<(String, u64, u64)> =
+        t.totals().map(|(j, f, b)| (j.to_string(), f, b)).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("gone".to_string(), 7, 1),
+            ("manual".to_string(), 0, 0),
+            ("sshd".to_string(), 43, 5)
+        ],
+        "retired jails keep theirs for the state log"
+    );
+    t.reconfigure(vec![stricter, policy("gone")], 86_400, T0 + 30);
+    assert_eq!(totals(&t, "sshd"), (43, 5));
+    assert_eq!(
+        totals(&t, "gone"),
+        (7, 1),
+        "a jail that comes back has its counters"
+    );
 }
 
 /// `nftjail unban --jail J --all` on a parked jail drops its bans from the state.
@@ -708,4 +783,72 @@ fn ignoreself_follows_the_hosts_addresses_as_they_change() {
         ),
         "the address left the host"
     );
+}
+
+fn carried(addr: &str, since: i64, expires: Option<i64>, count: u32) -> CarriedBan {
+    CarriedBan {
+        target: target(addr),
+        since,
+        expires,
+        count,
+    }
+}
+
+#[test]
+fn carried_bans_keep_their_times_and_count() {
+    let mut t = tracker(vec![JailPolicy {
+        escalation: Escalation {
+            increment: true,
+            factor: 1.0,
+            ..Escalation::default()
+        },
+        ..policy("sshd")
+    }]);
+    let sshd = name("sshd");
+    let orders = t
+        .carry_over(&sshd, carried("192.0.2.1", T0 - 100, Some(T0 + 500), 3), T0)
+        .unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].action, Action::Ban);
+    assert_eq!(orders[0].ban.since, T0 - 100);
+    assert_eq!(orders[0].ban.expires, Some(T0 + 500));
+    assert_eq!(orders[0].ban.count, 3);
+    assert_eq!(orders[0].ban.origin, Origin::Imported);
+    apply(&mut t, orders, T0);
+    // The next ban after it is the fourth: 2^3 × bantime.
+    t.expire(T0 + 501);
+    let mut banned = None;
+    for _ in 0..3 {
+        if let Counted::Banned(orders) = t.failure(&sshd, ip("192.0.2.1"), T0 + 600, T0 + 600) {
+            banned = Some(orders);
+        }
+    }
+    let ban = &banned.expect("third failure bans")[0].ban;
+    assert_eq!(ban.count, 4);
+    assert_eq!(ban.expires, Some(T0 + 600 + 8 * 3_600));
+}
+
+#[test]
+fn carried_bans_never_shorten_expire_or_ban_the_ignored() {
+    let mut t = tracker(vec![policy("sshd")]);
+    let sshd = name("sshd");
+    // Permanent, then a shorter one of the same address: the permanent one stays.
+    let orders = t
+        .carry_over(&sshd, carried("192.0.2.2", T0, None, 1), T0)
+        .unwrap();
+    apply(&mut t, orders, T0);
+    let shorter = t.carry_over(&sshd, carried("192.0.2.2", T0, Some(T0 + 60), 1), T0);
+    assert_eq!(shorter, Ok(Vec::new()));
+    // Already over.
+    let expired = t.carry_over(&sshd, carried("192.0.2.3", T0 - 90, Some(T0 - 1), 1), T0);
+    assert_eq!(expired, Ok(Vec::new()));
+    // 127.0.0.0/8 is in the ignore list; an unknown jail is named.
+    assert!(matches!(
+        t.carry_over(&sshd, carried("127.0.0.9", T0, None, 1), T0),
+        Err(Refusal::Ignored { .. })
+    ));
+    assert!(matches!(
+        t.carry_over(&name("nope"), carried("192.0.2.4", T0, None, 1), T0),
+        Err(Refusal::UnknownJail(_))
+    ));
 }

@@ -1,0 +1,223 @@
+//! The two filter engines behind one interface: nftjail's own TOML filters (core's
+//! [`Matcher`], on the `regex` crate) and fail2ban's filter files (core's [`Fail2banMatcher`],
+//! on PCRE2).
+//!
+//! Receives a compiled filter of either kind, then raw lines or journal entries with `now`;
+//! emits core's [`Outcome`] per line, so the filter stage and `test-filter` never ask which kind
+//! they run. For fail2ban filters, a failure whose id is not an address (a host name: `usedns`
+//! is `no`; an `<F-ID>` that is no address), a network (`<SUBNET>` with a prefix) and a
+//! `<F-NOFAIL>` match are not failures. It never decides anything about an address.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use nftjail_core::fail2ban::{Fail2banFilter, Fail2banMatcher, Zone, matcher::journal};
+use nftjail_core::filter::{Failure, Filter, JournalEntry, LocalZone, Matcher, Outcome};
+
+/// A compiled filter of either kind, shared by every source that uses it.
+#[derive(Debug, Clone)]
+pub enum CompiledFilter {
+    Native(Arc<Filter>),
+    Fail2ban(Arc<Fail2banFilter>),
+}
+
+impl CompiledFilter {
+    /// The mode the filter runs in (fail2ban filters: the `mode` option, if any).
+    pub fn mode(&self) -> String {
+        match self {
+            CompiledFilter::Native(filter) => filter.mode().to_string(),
+            CompiledFilter::Fail2ban(filter) => filter
+                .options()
+                .iter()
+                .find(|(key, _)| key == "mode")
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Regexes of the filter (prefregex, failregex and ignoreregex for fail2ban's).
+    pub fn regex_count(&self) -> usize {
+        match self {
+            CompiledFilter::Native(filter) => filter.regex_count(),
+            CompiledFilter::Fail2ban(filter) => {
+                filter.failregex().len()
+                    + filter.ignoreregex().len()
+                    + usize::from(filter.prefregex().is_some())
+            }
+        }
+    }
+
+    /// A matcher for one source, in the host's zone (`local`, followed as it changes).
+    pub fn matcher(&self, local: LocalZone) -> AnyMatcher {
+        match self {
+            CompiledFilter::Native(filter) => {
+                AnyMatcher::Native(Matcher::new(filter.clone(), local))
+            }
+            CompiledFilter::Fail2ban(filter) => {
+                let zone = Zone::Local(Arc::new(local.rules().clone()));
+                AnyMatcher::Fail2ban(Box::new(Fail2banRun {
+                    matcher: Fail2banMatcher::new(filter.clone()),
+                    generation: local.generation(),
+                    local,
+                    zone,
+                    text: String::new(),
+                    not_before: None,
+                }))
+            }
+        }
+    }
+}
+
+/// A per-source matcher of either kind. One per source, never moved on the hot path: the
+/// native matcher stays inline (no indirection per line), the fail2ban one is boxed.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum AnyMatcher {
+    Native(Matcher),
+    Fail2ban(Box<Fail2banRun>),
+}
+
+/// A fail2ban matcher with the host's zone it converts times in.
+#[derive(Debug)]
+pub struct Fail2banRun {
+    matcher: Fail2banMatcher,
+    local: LocalZone,
+    /// The local zone's generation `zone` was made from.
+    generation: u64,
+    zone: Zone,
+    /// The line decoded (reused).
+    text: String,
+    /// Failures logged before this instant are too old (see [`AnyMatcher::set_not_before`]).
+    not_before: Option<i64>,
+}
+
+impl Fail2banRun {
+    fn refresh(&mut self, now: i64) {
+        self.local.refresh(now);
+        if self.local.generation() != self.generation {
+            self.generation = self.local.generation();
+            self.zone = Zone::Local(Arc::new(self.local.rules().clone()));
+        }
+    }
+
+    fn outcome(found: Vec<nftjail_core::fail2ban::Found>, not_before: Option<i64>) -> Outcome {
+        let outcome = found
+            .into_iter()
+            .filter(|found| !found.nofail)
+            // A `<SUBNET>`/`<CIDR>` capture names a network, not an address: the tracker counts
+            // addresses, and banning the network's first address would be wrong (no stock
+            // fail2ban filter captures one).
+            .filter(|found| match (found.host, found.prefix) {
+                (Some(std::net::IpAddr::V4(_)), Some(length)) => length == 32,
+                (Some(std::net::IpAddr::V6(_)), Some(length)) => length == 128,
+                _ => true,
+            })
+            .find_map(|found| {
+                Some(Failure {
+                    host: nftjail_core::addr::canonical(found.host?),
+                    time: found.local_time,
+                    at: found.time,
+                    user: found.user,
+                })
+            })
+            .map_or(Outcome::NoMatch, Outcome::Failure);
+        match (outcome, not_before) {
+            // fail2ban's engine finds the time with the match: the limit is applied after it.
+            (Outcome::Failure(failure), Some(limit)) if failure.at < limit => Outcome::TooOld,
+            (outcome, _) => outcome,
+        }
+    }
+}
+
+impl AnyMatcher {
+    /// Lines logged before `instant` (Unix seconds) are [`Outcome::TooOld`]: the read-back of
+    /// a log seen for the first time counts only what is within `findtime`.
+    pub fn set_not_before(&mut self, instant: Option<i64>) {
+        match self {
+            AnyMatcher::Native(matcher) => matcher.set_not_before(instant),
+            AnyMatcher::Fail2ban(run) => run.not_before = instant,
+        }
+    }
+
+    /// Matches one log line (without its newline).
+    pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
+        match self {
+            AnyMatcher::Native(matcher) => matcher.feed_line(line, now),
+            AnyMatcher::Fail2ban(run) => {
+                let now = now.timestamp();
+                run.refresh(now);
+                run.text.clear();
+                run.text.push_str(&String::from_utf8_lossy(line));
+                let found = run.matcher.feed(&run.text, now, &run.zone);
+                Fail2banRun::outcome(found, run.not_before)
+            }
+        }
+    }
+
+    /// Matches one journal entry; a fail2ban filter sees it as fail2ban's systemd backend
+    /// formats it (`IDENT[PID]: MESSAGE`, no host name: the journal source does not read it).
+    pub fn feed_journal(&mut self, entry: &JournalEntry<'_>, now: DateTime<Utc>) -> Outcome {
+        match self {
+            AnyMatcher::Native(matcher) => matcher.feed_journal(entry, now),
+            AnyMatcher::Fail2ban(run) => {
+                let now = now.timestamp();
+                run.refresh(now);
+                let message = String::from_utf8_lossy(entry.message);
+                let pid = entry.pid.map(|pid| pid.to_string());
+                let line = journal::format_entry(|field| match field {
+                    "SYSLOG_IDENTIFIER" => entry.identifier.map(str::to_string),
+                    "SYSLOG_PID" => pid.clone(),
+                    "MESSAGE" => Some(message.to_string()),
+                    _ => None,
+                });
+                let time = (entry.realtime_usec / 1_000_000) as i64;
+                let found = run.matcher.feed_journal(&line, time, now, &run.zone);
+                Fail2banRun::outcome(found, run.not_before)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nftjail_core::fail2ban::Found;
+
+    fn found(host: &str, prefix: Option<u8>, nofail: bool) -> Found {
+        let time = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Found {
+            host: host.parse().ok(),
+            prefix,
+            raw: host.to_string(),
+            time: time.timestamp(),
+            local_time: time.naive_utc(),
+            user: Some("root".into()),
+            users: Vec::new(),
+            nofail,
+            line: 1,
+            lines: vec![1],
+            failregex: 0,
+        }
+    }
+
+    #[test]
+    fn only_addresses_that_are_failures_come_out() {
+        let cases = [
+            (found("192.0.2.1", None, false), Some("192.0.2.1")),
+            (found("::ffff:192.0.2.2", None, false), Some("192.0.2.2")),
+            (found("192.0.2.3", None, true), None),
+            (found("host.example", None, false), None),
+            (found("192.0.2.0", Some(24), false), None),
+            (found("192.0.2.4", Some(32), false), Some("192.0.2.4")),
+        ];
+        for (found, want) in cases {
+            let label = found.raw.clone();
+            let host = match Fail2banRun::outcome(vec![found], None) {
+                Outcome::Failure(failure) => Some(failure.host.to_string()),
+                _ => None,
+            };
+            assert_eq!(host.as_deref(), want, "{label}");
+        }
+    }
+}
