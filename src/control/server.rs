@@ -490,9 +490,38 @@ async fn read_stream<R: AsyncBufRead + Unpin>(
     parsed: &mut Vec<nftjail_core::addr::BanTarget>,
     rejected: &mut Vec<Rejected>,
 ) -> Result<(), String> {
+    stream_lines(
+        reader,
+        "address list",
+        rejected,
+        |number, line, rejected| {
+            let text = String::from_utf8_lossy(line);
+            match parse_list_line(&text) {
+                Ok(Some(t)) => parsed.push(t),
+                Ok(None) => {}
+                Err(error) => rejected.push(Rejected {
+                    line: number,
+                    text: text.into_owned(),
+                    error,
+                }),
+            }
+        },
+    )
+    .await
+}
+
+/// Hands each line of a stream (numbered from 1) to `each`, up to an empty line or the end of
+/// input. An over-long line is rejected and the stream goes on; a stall of [`READ_TIMEOUT`], a
+/// read error or more than [`MAX_STREAM_LINES`] lines end it with an error naming `what`.
+pub(super) async fn stream_lines<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    what: &str,
+    rejected: &mut Vec<Rejected>,
+    mut each: impl FnMut(usize, &[u8], &mut Vec<Rejected>),
+) -> Result<(), String> {
     for number in 1..=MAX_STREAM_LINES {
         let line = match tokio::time::timeout(READ_TIMEOUT, read_line(reader)).await {
-            Err(_) => return Err(format!("the address list stalled at line {number}")),
+            Err(_) => return Err(format!("the {what} stalled at line {number}")),
             Ok(Ok(None)) => return Ok(()),
             Ok(Ok(Some(line))) if line.is_empty() => return Ok(()),
             Ok(Ok(Some(line))) => line,
@@ -506,18 +535,9 @@ async fn read_stream<R: AsyncBufRead + Unpin>(
             }
             Ok(Err(e)) => return Err(e.to_string()),
         };
-        let text = String::from_utf8_lossy(&line);
-        match parse_list_line(&text) {
-            Ok(Some(t)) => parsed.push(t),
-            Ok(None) => {}
-            Err(error) => rejected.push(Rejected {
-                line: number,
-                text: text.into_owned(),
-                error,
-            }),
-        }
+        each(number, &line, rejected);
     }
-    Err(format!("address list longer than {MAX_STREAM_LINES} lines"))
+    Err(format!("{what} longer than {MAX_STREAM_LINES} lines"))
 }
 
 /// Reads one line without its newline, refusing more than [`MAX_REQUEST`] bytes (the rest of an

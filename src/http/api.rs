@@ -61,6 +61,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/bans/{*target}", delete(unban_everywhere))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/log", get(log))
         .merge(super::firewall::routes())
 }
 
@@ -101,6 +102,37 @@ async fn bans(
 ) -> Response {
     match query {
         Ok(Query(q)) => ask(&app, Request::Banned { jail: q.jail }).await,
+        Err(e) => ApiError::of(ErrorCode::BadRequest, e.body_text()).into_response(),
+    }
+}
+
+/// `GET /api/v1/log?jail=&since=&after=`: the control socket's `log` request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    jail: Option<String>,
+    /// Only events at or after this instant (Unix seconds).
+    since: Option<i64>,
+    /// Only events after this sequence number (the `last` of a previous reply).
+    after: Option<u64>,
+}
+
+async fn log(
+    State(app): State<Arc<App>>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            ask(
+                &app,
+                Request::Log {
+                    jail: q.jail,
+                    since: q.since,
+                    after: q.after,
+                },
+            )
+            .await
+        }
         Err(e) => ApiError::of(ErrorCode::BadRequest, e.body_text()).into_response(),
     }
 }

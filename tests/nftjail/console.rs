@@ -316,6 +316,14 @@ fn the_console_lifts_a_ban_and_adds_and_deletes_a_firewall_rule_in_the_kernel() 
         &format!("document.querySelector({row:?}) === null"),
     );
     assert_eq!(d.members("manual_v6"), ["2001:db8::77"], "only that one");
+    // The ban log shows the ban and, newest first, the unban the click made.
+    page.wait_for(
+        "the ban log to show the unban above the ban",
+        &format!(
+            "[...document.querySelectorAll('#log-rows tr[data-target=\"{BANNED}\"]')]\
+             .map(r => r.dataset.action).join(',') === 'unban,ban'"
+        ),
+    );
 
     // The firewall: the protected rule from firewall.d is listed without a delete button.
     let protected = "#rule-rows tr[data-id=\"1\"]";

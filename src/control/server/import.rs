@@ -7,9 +7,8 @@
 
 use tokio::io::AsyncBufRead;
 
-use super::{MAX_STREAM_LINES, READ_TIMEOUT, read_line};
 use crate::control::Command;
-use crate::control::protocol::{ImportedBan, Rejected, RequestError};
+use crate::control::protocol::{ImportedBan, Rejected};
 use nftjail_core::tracker::CarriedBan;
 
 /// The command for an `import` request (reading its stream when there is one).
@@ -58,30 +57,15 @@ async fn read<R: AsyncBufRead + Unpin>(
     bans: &mut Vec<(String, CarriedBan)>,
     rejected: &mut Vec<Rejected>,
 ) -> Result<(), String> {
-    for number in 1..=MAX_STREAM_LINES {
-        let line = match tokio::time::timeout(READ_TIMEOUT, read_line(reader)).await {
-            Err(_) => return Err(format!("the ban list stalled at line {number}")),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(line))) if line.is_empty() => return Ok(()),
-            Ok(Ok(Some(line))) => line,
-            Ok(Err(RequestError::TooLarge)) => {
-                rejected.push(Rejected {
-                    line: number,
-                    text: String::new(),
-                    error: "line too long".into(),
-                });
-                continue;
-            }
-            Ok(Err(e)) => return Err(e.to_string()),
-        };
-        match serde_json::from_slice::<ImportedBan>(&line) {
+    super::stream_lines(reader, "ban list", rejected, |number, line, rejected| {
+        match serde_json::from_slice::<ImportedBan>(line) {
             Ok(ban) => take(ban, number, bans, rejected),
             Err(e) => rejected.push(Rejected {
                 line: number,
-                text: String::from_utf8_lossy(&line).chars().take(200).collect(),
+                text: String::from_utf8_lossy(line).chars().take(200).collect(),
                 error: format!("not an imported ban: {e}"),
             }),
         }
-    }
-    Err(format!("ban list longer than {MAX_STREAM_LINES} lines"))
+    })
+    .await
 }

@@ -1,5 +1,5 @@
 // The nftjail console: reads the JSON API of the daemon that served this page and shows its
-// jails, the last 24 hours, and the banned list with unban buttons (the firewall's part is in
+// jails, the last 24 hours, the banned list with unban buttons and the ban log (the firewall's part is in
 // console-firewall.js, which uses the helpers defined here). The API token (needed to
 // ban and unban, and to read when the daemon has a read token) comes from the URL fragment
 // (#token=…, never sent to the server) or the token field, and is kept in this tab's
@@ -200,20 +200,56 @@ function renderCharts(history) {
   }
 }
 
+const LOG_ROWS = 200;
+
+// Seconds as people write them: 600 -> 10m, 86400 -> 1d; null is permanent.
+function span(seconds) {
+  if (seconds === null || seconds === undefined) return "permanent";
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+    if (seconds >= size && seconds % size === 0) return seconds / size + unit;
+  }
+  return seconds + "s";
+}
+
+function renderLog(events) {
+  const body = $("log-rows");
+  body.replaceChildren();
+  const newest = events.slice(-LOG_ROWS).reverse();
+  for (const event of newest) {
+    const row = document.createElement("tr");
+    row.dataset.action = event.action;
+    row.dataset.target = event.target;
+    cell(row, when(event.time));
+    cell(row, event.action, "action-" + event.action);
+    cell(row, event.jail);
+    cell(row, event.target, "target");
+    cell(row, event.action === "ban" ? span(event.duration) : "");
+    cell(row, event.count, "num");
+    cell(row, event.origin);
+    // Attacker-written text: only ever set as text, never parsed as markup.
+    if (event.lines && event.lines.length) row.title = event.lines.join("\n");
+    body.appendChild(row);
+  }
+  $("log-count").textContent = "(" + events.length + (events.length > LOG_ROWS ? ", newest " + LOG_ROWS + " shown" : "") + ")";
+}
+
 let lastBans = [];
 
 async function refresh() {
   try {
-    const [status, bans, history, ping] = await Promise.all([
+    const day_ago = Math.floor(Date.now() / 1000) - 86400;
+    const [status, bans, history, log, ping] = await Promise.all([
       api("GET", "/api/v1/status"),
       api("GET", "/api/v1/bans"),
       api("GET", "/api/v1/history"),
+      api("GET", "/api/v1/log?since=" + day_ago),
       api("GET", "/api/v1/ping"),
     ]);
     renderJails(status.jails || []);
     lastBans = bans.bans || [];
     renderBans(lastBans);
     renderCharts(history);
+    renderLog(log.events || []);
     $("version").textContent = "version " + ping.version;
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";

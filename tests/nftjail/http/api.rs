@@ -114,6 +114,32 @@ fn every_endpoint_answers_as_the_control_socket_does() {
     let diagnostics = refused.json()["diagnostics"].to_string();
     assert!(diagnostics.contains("zz-broken.toml:2:"), "{diagnostics}");
 
+    // The ban log: the same events as the socket's `log`, filtered by jail and sequence.
+    let log = send(&d, Call::new("GET", "/api/v1/log?jail=manual")).json();
+    let events = log["events"].as_array().unwrap().clone();
+    let actions: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("ban".into(), "2001:db8::1".into()))
+            && actions.contains(&("unban".into(), "2001:db8::1".into()))
+            && events.iter().all(|e| e["jail"] == "manual"),
+        "{log}"
+    );
+    let last = log["last"].as_u64().unwrap();
+    let after = send(&d, Call::new("GET", &format!("/api/v1/log?after={last}"))).json();
+    assert_eq!(after["events"], json!([]), "{after}");
+    let future = send(&d, Call::new("GET", "/api/v1/log?since=99999999999")).json();
+    assert_eq!(future["events"], json!([]), "{future}");
+    let bad = send(&d, Call::new("GET", "/api/v1/log?since=yesterday"));
+    assert_eq!((bad.status, bad.code()), (400, "bad_request".into()));
+
     // The chart's series and the metrics.
     let history = send(&d, Call::new("GET", "/api/v1/history")).json();
     assert_eq!(

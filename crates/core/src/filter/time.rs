@@ -283,27 +283,7 @@ pub fn parse_dmy(text: &[u8]) -> Option<(Stamp, usize)> {
     if text.get(used + 9) != Some(&b' ') {
         return None;
     }
-    let mut pos = used + 10;
-    let (hour, minute, second, clock_len) = clock(text.get(pos..)?)?;
-    pos += clock_len;
-    let (nanos, fraction_len) = fraction(&text[pos..]);
-    pos += fraction_len;
-    let mut offset = None;
-    if let Some((east, zone_len)) = zone_suffix(&text[pos..]) {
-        offset = Some(east);
-        pos += zone_len;
-    }
-    let stamp = Stamp::Civil {
-        year: Some(year as i32),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos,
-        offset,
-    };
-    Some((stamp, pos))
+    clock_from(text, used + 10, (year as i32, month, day))
 }
 
 /// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded), with an
@@ -375,8 +355,18 @@ pub fn parse_iso(text: &[u8]) -> Option<(Stamp, usize)> {
     if !time_sep.contains(text.get(10)?) {
         return None;
     }
-    let (hour, minute, second, used) = clock(text.get(11..)?)?;
-    let mut pos = 11 + used;
+    clock_from(text, 11, (year as i32, month, day))
+}
+
+/// `HH:MM:SS[.frac][zone]` at `pos`, after a date already read: the whole stamp and where it
+/// ends.
+fn clock_from(
+    text: &[u8],
+    pos: usize,
+    (year, month, day): (i32, u32, u32),
+) -> Option<(Stamp, usize)> {
+    let (hour, minute, second, used) = clock(text.get(pos..)?)?;
+    let mut pos = pos + used;
     let (nanos, used) = fraction(&text[pos..]);
     pos += used;
     let mut offset = None;
@@ -385,7 +375,7 @@ pub fn parse_iso(text: &[u8]) -> Option<(Stamp, usize)> {
         pos += used;
     }
     let stamp = Stamp::Civil {
-        year: Some(year as i32),
+        year: Some(year),
         month,
         day,
         hour,
