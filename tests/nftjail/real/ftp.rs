@@ -71,3 +71,27 @@ fn proftpd_bans_its_attacker_on_the_ftp_ports_only() {
         "mkdir -p /var/log/proftpd /run/proftpd\nproftpd\n".to_string()
     });
 }
+
+#[test]
+#[ignore = "needs root and the daemons"]
+fn vsftpd_bans_its_attacker_on_the_ftp_ports_only() {
+    let local = "[vsftpd]\nenabled = true\nlogpath = [\"{log}/vsftpd.log\"]\nmaxretry = 3\n";
+    ftp_attack_is_banned_on_ftp_ports_only("vsftpd", Set::Vsftpd, "vsftpd", local, |_| {
+        // Debian's /etc/vsftpd.conf as the package ships it: standalone on IPv6 (IPv4 mapped),
+        // local users through PAM, its own log in /var/log/vsftpd.log.
+        "mkdir -p /var/run/vsftpd/empty\nvsftpd /etc/vsftpd.conf &\n".to_string()
+    });
+}
+
+#[test]
+#[ignore = "needs root and the daemons"]
+fn pure_ftpd_bans_its_attacker_on_the_ftp_ports_only() {
+    let local = "[pure-ftpd]\nenabled = true\nlogpath = [\"{log}/syslog\"]\nmaxretry = 3\n";
+    ftp_attack_is_banned_on_ftp_ports_only("pure-ftpd", Set::PureFtpd, "pure-ftpd", local, |_| {
+        // Debian's /etc/pure-ftpd/conf as the package ships it (PAM, no anonymous), started by
+        // its wrapper as the init script does, standalone (the postinst's default answer); it
+        // logs through syslog (facility ftp).
+        "mkdir -p /var/log/pure-ftpd /var/run/pure-ftpd\nSTANDALONE_OR_INETD=standalone pure-ftpd-wrapper\n"
+            .to_string()
+    });
+}

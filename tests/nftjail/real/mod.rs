@@ -11,7 +11,8 @@
 //! - `attacker`: the attackers' namespace, connections from a chosen address, ssh
 //! - `logins`: failed logins over IMAP, POP3, SMTP AUTH and FTP
 //! - `scene`: nftjail with the shipped jails, the host and the attackers together
-//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `ftp` (proftpd)
+//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `ftp` (proftpd, vsftpd,
+//!   pure-ftpd)
 //!
 //! Each test is `#[ignore = "needs root and the daemons"]`; `--include-ignored` (CI) runs them,
 //! and a daemon that cannot be fetched or started fails the test. The logs of the last run stay

@@ -16,6 +16,8 @@ pub enum Set {
     /// postfix and dovecot (imapd, pop3d).
     Mail,
     Proftpd,
+    Vsftpd,
+    PureFtpd,
 }
 
 impl Set {
@@ -25,6 +27,8 @@ impl Set {
             Set::Ssh => "ssh",
             Set::Mail => "mail",
             Set::Proftpd => "proftpd",
+            Set::Vsftpd => "vsftpd",
+            Set::PureFtpd => "pure-ftpd",
         }
     }
 
