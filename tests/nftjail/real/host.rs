@@ -24,6 +24,7 @@ const USERS: &[(&str, u32, &str)] = &[
     ("postfix", 64_901, "/var/spool/postfix"),
     ("dovecot", 64_902, "/usr/lib/dovecot"),
     ("dovenull", 64_903, "/nonexistent"),
+    ("Debian-exim", 64_904, "/var/spool/exim4"),
     ("proftpd", 64_905, "/run/proftpd"),
     ("ftp", 64_906, "/srv/ftp"),
 ];

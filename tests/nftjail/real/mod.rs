@@ -11,7 +11,7 @@
 //! - `attacker`: the attackers' namespace, connections from a chosen address, ssh
 //! - `logins`: failed logins over IMAP, POP3, SMTP AUTH and FTP
 //! - `scene`: nftjail with the shipped jails, the host and the attackers together
-//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `ftp` (proftpd, vsftpd,
+//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `exim`, `ftp` (proftpd, vsftpd,
 //!   pure-ftpd)
 //!
 //! Each test is `#[ignore = "needs root and the daemons"]`; `--include-ignored` (CI) runs them,
@@ -19,6 +19,7 @@
 //! in `target/tmp/real-logs/` (the filters' corpora take their lines from there).
 
 mod attacker;
+mod exim;
 mod ftp;
 mod host;
 mod logins;

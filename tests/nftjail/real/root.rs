@@ -18,6 +18,8 @@ pub enum Set {
     Proftpd,
     Vsftpd,
     PureFtpd,
+    /// exim4 (Debian's light daemon and its configuration): conflicts with postfix.
+    Exim,
 }
 
 impl Set {
@@ -29,6 +31,7 @@ impl Set {
             Set::Proftpd => "proftpd",
             Set::Vsftpd => "vsftpd",
             Set::PureFtpd => "pure-ftpd",
+            Set::Exim => "exim",
         }
     }
 
