@@ -27,6 +27,7 @@ const USERS: &[(&str, u32, &str)] = &[
     ("Debian-exim", 64_904, "/var/spool/exim4"),
     ("proftpd", 64_905, "/run/proftpd"),
     ("ftp", 64_906, "/srv/ftp"),
+    ("www-data", 33, "/var/www"),
 ];
 /// Groups without a user of the same name.
 const GROUPS: &[(&str, u32)] = &[("postdrop", 64_910), ("adm", 4), ("nogroup", 65_534)];

@@ -1,5 +1,5 @@
 //! Failed logins over the wire, one connection each, as a password-guessing bot makes them:
-//! IMAP `LOGIN`, POP3 `USER`/`PASS`, SMTP `AUTH PLAIN`, FTP `USER`/`PASS`.
+//! IMAP `LOGIN`, POP3 `USER`/`PASS`, SMTP `AUTH PLAIN`, FTP `USER`/`PASS`, HTTP basic auth.
 //!
 //! Receives: a connected stream (from [`super::attacker::Attackers::connect_from`]), a user and
 //! a password. Emits: the server's final answer, checked to be a refusal. Never logs in.
@@ -17,6 +17,8 @@ pub enum Login {
     /// SMTP AUTH PLAIN after EHLO.
     Smtp,
     Ftp,
+    /// `GET PATH` with `Authorization: Basic`.
+    Http(&'static str),
 }
 
 impl Login {
@@ -52,12 +54,20 @@ impl Login {
                 talk.send(&format!("PASS {password}"));
                 talk.read_until(|l| l.len() > 3 && l.as_bytes()[3] == b' ')
             }
+            Login::Http(path) => {
+                let basic = BASE64.encode(format!("{user}:{password}").as_bytes());
+                talk.send(&format!(
+                    "GET {path} HTTP/1.1\r\nHost: mail.example.org\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n"
+                ));
+                talk.read_until(|l| l.starts_with("HTTP/"))
+            }
         };
         let refused = match self {
             Login::Imap => answer.starts_with("a1 NO"),
             Login::Pop3 => answer.starts_with("-ERR"),
             Login::Smtp => answer.starts_with("535"),
             Login::Ftp => answer.starts_with("530"),
+            Login::Http(_) => answer.contains(" 401 "),
         };
         assert!(
             refused,

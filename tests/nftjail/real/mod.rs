@@ -9,10 +9,10 @@
 //! - `root`: the package sets and their trees
 //! - `host`: the server's private root, its users, rsyslogd and daemons
 //! - `attacker`: the attackers' namespace, connections from a chosen address, ssh
-//! - `logins`: failed logins over IMAP, POP3, SMTP AUTH and FTP
+//! - `logins`: failed logins over IMAP, POP3, SMTP AUTH, FTP and HTTP basic auth
 //! - `scene`: nftjail with the shipped jails, the host and the attackers together
-//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `exim`, `ftp` (proftpd, vsftpd,
-//!   pure-ftpd)
+//! - one module per daemon family: `mail` (sshd, dovecot, postfix), `exim`, `ftp` (proftpd,
+//!   vsftpd, pure-ftpd), `web` (nginx with basic auth)
 //!
 //! Each test is `#[ignore = "needs root and the daemons"]`; `--include-ignored` (CI) runs them,
 //! and a daemon that cannot be fetched or started fails the test. The logs of the last run stay
@@ -26,3 +26,4 @@ mod logins;
 mod mail;
 mod root;
 mod scene;
+mod web;

@@ -20,6 +20,7 @@ pub enum Set {
     PureFtpd,
     /// exim4 (Debian's light daemon and its configuration): conflicts with postfix.
     Exim,
+    Nginx,
 }
 
 impl Set {
@@ -32,6 +33,7 @@ impl Set {
             Set::Vsftpd => "vsftpd",
             Set::PureFtpd => "pure-ftpd",
             Set::Exim => "exim",
+            Set::Nginx => "nginx",
         }
     }
 

@@ -1,0 +1,94 @@
+//! Web servers Debian packages, each on its own host, with HTTP basic auth on a folder as an
+//! administrator sets it up: failed logins ban the attacker on the HTTP ports while sshd still
+//! answers.
+
+use std::net::SocketAddr;
+
+use super::attacker::SERVER_V4;
+use super::logins::Login;
+use super::root::Set;
+use super::scene::Scene;
+
+const SSHD_START: &str = "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+mkdir -p /run/sshd
+/usr/sbin/sshd
+";
+
+/// The protected folder.
+const ADMIN: &str = "/admin/";
+
+/// One user (`admin`, password `Tr0ub4dor&3`, APR1-MD5 as `htpasswd` or `openssl passwd -apr1`
+/// writes it): the attacker's guesses name other users.
+const HTPASSWD: &str = "admin:$apr1$nftjail$3KLKJxIhEKDrHM7hP..bz.\n";
+
+/// A host with sshd and one web server, the attacker's failed basic-auth logins, and the ports
+/// checked: HTTP dropped for the attacker, sshd answering; a bystander still gets HTTP.
+fn web_attack_is_banned_on_http_ports_only(
+    tag: &str,
+    set: Set,
+    jail: &str,
+    local: &str,
+    configure: impl FnOnce(&Scene) -> String,
+) {
+    let (attacker, bystander) = ("192.0.2.41", "192.0.2.42");
+    let mut scene = Scene::new(
+        tag,
+        &[Set::Ssh, set],
+        &[jail],
+        local,
+        &[attacker, bystander],
+    );
+    scene
+        .host
+        .etc_from_tree(Set::Ssh, "usr/share/openssh/sshd_config", "ssh/sshd_config");
+    let start = configure(&scene);
+    scene.start(&format!("{SSHD_START}{start}"), &[22, 80]);
+    scene.fail_logins(
+        Login::Http(ADMIN),
+        attacker,
+        SocketAddr::new(SERVER_V4.parse().unwrap(), 80),
+        "webmaster",
+        3,
+    );
+    scene.wait_banned(jail, attacker);
+    scene.assert_ports(&[
+        (attacker, 80, false),
+        (attacker, 22, true),
+        (bystander, 80, true),
+    ]);
+}
+
+#[test]
+#[ignore = "needs root and the daemons"]
+fn nginx_basic_auth_bans_its_attacker_on_the_http_ports_only() {
+    let local =
+        "[nginx-http-auth]\nenabled = true\nlogpath = [\"{log}/nginx/error.log\"]\nmaxretry = 3\n";
+    web_attack_is_banned_on_http_ports_only(
+        "nginx",
+        Set::Nginx,
+        "nginx-http-auth",
+        local,
+        |scene| {
+            // Debian's default site (the postinst links it into sites-enabled) with basic auth
+            // on /admin/.
+            let host = &scene.host;
+            let site = std::fs::read_to_string(
+                Set::Nginx.tree().join("etc/nginx/sites-available/default"),
+            )
+            .expect("sites-available/default in the nginx tree");
+            let protected = format!(
+                "location {ADMIN} {{\n\t\tauth_basic \"Administration\";\n\t\tauth_basic_user_file /etc/nginx/htpasswd;\n\t}}\n\n\tlocation / {{"
+            );
+            assert!(
+                site.contains("location / {"),
+                "Debian's default site changed"
+            );
+            host.etc(
+                "nginx/sites-enabled/default",
+                &site.replacen("location / {", &protected, 1),
+            );
+            host.etc("nginx/htpasswd", HTPASSWD);
+            "mkdir -p /var/log/nginx /var/lib/nginx /var/www/html\nnginx\n".to_string()
+        },
+    );
+}
