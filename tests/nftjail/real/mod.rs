@@ -12,7 +12,8 @@
 //! - `logins`: failed logins over IMAP, POP3, SMTP AUTH, FTP and HTTP basic auth
 //! - `scene`: nftjail with the shipped jails, the host and the attackers together
 //! - one module per daemon family: `mail` (sshd, dovecot, postfix), `exim`, `ftp` (proftpd,
-//!   vsftpd, pure-ftpd), `web` (nginx with basic auth)
+//!   vsftpd, pure-ftpd), `web` (nginx and apache2 with basic
+//!   auth)
 //!
 //! Each test is `#[ignore = "needs root and the daemons"]`; `--include-ignored` (CI) runs them,
 //! and a daemon that cannot be fetched or started fails the test. The logs of the last run stay

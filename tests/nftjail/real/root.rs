@@ -21,6 +21,7 @@ pub enum Set {
     /// exim4 (Debian's light daemon and its configuration): conflicts with postfix.
     Exim,
     Nginx,
+    Apache,
 }
 
 impl Set {
@@ -34,6 +35,7 @@ impl Set {
             Set::PureFtpd => "pure-ftpd",
             Set::Exim => "exim",
             Set::Nginx => "nginx",
+            Set::Apache => "apache",
         }
     }
 

@@ -92,3 +92,38 @@ fn nginx_basic_auth_bans_its_attacker_on_the_http_ports_only() {
         },
     );
 }
+
+/// What apache2's postinst does on a fresh install (default MPM, modules, configuration and
+/// site), then the administrator's `a2enconf admin`, then `apache2ctl start`.
+const APACHE_START: &str = "mkdir -p /var/log/apache2 /var/lib/apache2 /var/www/html
+a2enmod -m -q mpm_event
+for module in authz_host auth_basic access_compat authn_file authz_user alias dir autoindex \\
+    env mime negotiation setenvif filter deflate status reqtimeout; do
+  a2enmod -m -q $module
+done
+for conf in charset localized-error-pages other-vhosts-access-log security serve-cgi-bin; do
+  a2enconf -m -q $conf
+done
+a2ensite -q 000-default
+a2enconf -q admin
+apache2ctl start
+";
+
+#[test]
+#[ignore = "needs root and the daemons"]
+fn apache_basic_auth_bans_its_attacker_on_the_http_ports_only() {
+    let local =
+        "[apache-auth]\nenabled = true\nlogpath = [\"{log}/apache2/error.log\"]\nmaxretry = 3\n";
+    web_attack_is_banned_on_http_ports_only("apache", Set::Apache, "apache-auth", local, |scene| {
+        let host = &scene.host;
+        host.etc(
+            "apache2/conf-available/admin.conf",
+            &format!(
+                "<Location {ADMIN}>\n    AuthType Basic\n    AuthName \"Administration\"\n    \
+                 AuthUserFile /etc/apache2/htpasswd\n    Require valid-user\n</Location>\n"
+            ),
+        );
+        host.etc("apache2/htpasswd", HTPASSWD);
+        APACHE_START.to_string()
+    });
+}
