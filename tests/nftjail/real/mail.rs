@@ -30,7 +30,7 @@ maxretry = 3
 /// Dovecot's local.conf: plaintext logins allowed without TLS (the bot does not start TLS), the
 /// protocols the imapd and pop3d packages' scripts would enable, and the SASL socket Postfix's
 /// smtpd (chrooted in /var/spool/postfix) uses.
-const DOVECOT_LOCAL: &str = "protocols = imap pop3
+pub(super) const DOVECOT_LOCAL: &str = "protocols = imap pop3
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 service auth {

@@ -13,7 +13,7 @@
 //! - `scene`: nftjail with the shipped jails, the host and the attackers together
 //! - one module per daemon family: `mail` (sshd, dovecot, postfix), `exim`, `ftp` (proftpd,
 //!   vsftpd, pure-ftpd), `web` (nginx and apache2 with basic
-//!   auth)
+//!   auth), `roundcube` (with apache2, mod_php and dovecot)
 //!
 //! Each test is `#[ignore = "needs root and the daemons"]`; `--include-ignored` (CI) runs them,
 //! and a daemon that cannot be fetched or started fails the test. The logs of the last run stay
@@ -26,5 +26,6 @@ mod host;
 mod logins;
 mod mail;
 mod root;
+mod roundcube;
 mod scene;
 mod web;

@@ -22,6 +22,8 @@ pub enum Set {
     Exim,
     Nginx,
     Apache,
+    /// roundcube-core with SQLite, apache2 and mod_php.
+    Roundcube,
 }
 
 impl Set {
@@ -36,6 +38,7 @@ impl Set {
             Set::Exim => "exim",
             Set::Nginx => "nginx",
             Set::Apache => "apache",
+            Set::Roundcube => "roundcube",
         }
     }
 
