@@ -74,6 +74,16 @@ impl Scene {
         });
     }
 
+    /// One failed login as `user` (one who exists, say) with a wrong password.
+    pub fn fail_login_as(&self, login: Login, from: &str, to: SocketAddr, user: &str) {
+        let from = from.parse().unwrap();
+        self.attackers.ns.enter(|| {
+            let stream = Attackers::connect_from(from, to, std::time::Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{login:?} from {from} to {to}: {e}"));
+            login.fail(stream, user, "Winter2026!")
+        });
+    }
+
     /// Waits until `address` is in `jail`'s set (v4 or v6), with every log in the message when
     /// it never comes.
     pub fn wait_banned(&self, jail: &str, address: &str) {

@@ -18,7 +18,7 @@ mkdir -p /run/sshd
 const ADMIN: &str = "/admin/";
 
 /// One user (`admin`, password `Tr0ub4dor&3`, APR1-MD5 as `htpasswd` or `openssl passwd -apr1`
-/// writes it): the attacker's guesses name other users.
+/// writes it).
 const HTPASSWD: &str = "admin:$apr1$nftjail$3KLKJxIhEKDrHM7hP..bz.\n";
 
 /// A host with sshd and one web server, the attacker's failed basic-auth logins, and the ports
@@ -43,13 +43,11 @@ fn web_attack_is_banned_on_http_ports_only(
         .etc_from_tree(Set::Ssh, "usr/share/openssh/sshd_config", "ssh/sshd_config");
     let start = configure(&scene);
     scene.start(&format!("{SSHD_START}{start}"), &[22, 80]);
-    scene.fail_logins(
-        Login::Http(ADMIN),
-        attacker,
-        SocketAddr::new(SERVER_V4.parse().unwrap(), 80),
-        "webmaster",
-        3,
-    );
+    // Two users the server does not know, then a wrong password for the one it knows: the
+    // error log words them differently.
+    let http = SocketAddr::new(SERVER_V4.parse().unwrap(), 80);
+    scene.fail_logins(Login::Http(ADMIN), attacker, http, "webmaster", 2);
+    scene.fail_login_as(Login::Http(ADMIN), attacker, http, "admin");
     scene.wait_banned(jail, attacker);
     scene.assert_ports(&[
         (attacker, 80, false),
