@@ -21,6 +21,7 @@ mod lifecycle;
 mod netns;
 mod operations;
 mod output;
+mod real;
 mod shipped;
 mod sources;
 mod web;
