@@ -375,7 +375,6 @@ pub async fn run(
     banner
         .send(crate::banner::Msg::Barrier(crate::banner::Barrier::Compact))
         .await;
-    systemd::ready(&core.status_line());
     tracing::info!(
         jails = core.config.enabled().count(),
         bans = core.tracker.bans().len(),

@@ -1,4 +1,5 @@
-//! systemd notifications: READY, RELOADING (with MONOTONIC_USEC), STOPPING, WATCHDOG, STATUS —
+//! systemd notifications: READY, RELOADING (with MONOTONIC_USEC), STOPPING, WATCHDOG, STATUS (at
+//! start, after a reload and every 10 s when it changed) —
 //! what `Type=notify` needs, and what `Type=notify-reload` (systemd ≥ 253) would.
 //!
 //! Each is a no-op when the daemon was not started by systemd (`NOTIFY_SOCKET` unset).
@@ -10,6 +11,11 @@ use sd_notify::NotifyState;
 /// Start-up (or a reload) is complete: sets exist and sources are open.
 pub fn ready(status: &str) {
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// The one-line status `systemctl status` shows.
+pub fn status(status: &str) {
+    let _ = sd_notify::notify(&[NotifyState::Status(status)]);
 }
 
 /// A reload begins (systemd ≥ 253 wants the monotonic time with it).

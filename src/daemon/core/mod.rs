@@ -50,6 +50,9 @@ use nftjail_core::tracker::{Action, Ban, Counted, Order, OrderId, Origin, Settle
 use reload::Reload;
 use requests::Tickets;
 
+/// How often systemd's STATUS= line is brought up to date (when it changed).
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
 /// Above this many expired bans in one tick, they are logged as one line.
 const LOG_EXPIRED_UP_TO: usize = 100;
 /// Seconds between two looks at the host's own addresses.
@@ -212,6 +215,11 @@ impl Core {
         let watchdog = systemd::watchdog_interval();
         let mut last_watchdog = Instant::now();
         self.sources.reconcile(&self.config);
+        // Ready once the sources are started (each then opens its log on its own thread; a line
+        // written meanwhile is read back on first sight, or found at the saved position).
+        let mut status = self.status_line();
+        systemd::ready(&status);
+        let mut last_status = Instant::now();
         loop {
             let banner = self.banner.clone();
             let take_events = self.outbox.orders < OUTBOX_CAP;
@@ -226,6 +234,15 @@ impl Core {
                     {
                         systemd::watchdog();
                         last_watchdog = Instant::now();
+                    }
+                    // `systemctl status` shows the counts as they are, at most every 10 s.
+                    if last_status.elapsed() >= STATUS_EVERY {
+                        let now = self.status_line();
+                        if now != status {
+                            systemd::status(&now);
+                            status = now;
+                        }
+                        last_status = Instant::now();
                     }
                 }
                 report = inputs.reports.recv() => match report {
