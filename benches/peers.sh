@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317 # the part_* functions are called by name
 # nftjail side by side with its peers, on the same inputs, in one run: fail2ban (Debian 1.0.2:
 # fail2ban-regex, fail2ban-server), sshguard (Debian 2.4.2) and fail2ban-rs (crates.io). Prints
 # one table:
@@ -168,7 +169,7 @@ f2brs_config() {
 }
 f2brs_start() { # f2brs_start MAXRETRY
     : >"$TMP/auth.log"
-    rm -f "$TMP/f2brs/state.bin"
+    rm -rf "$TMP/f2brs/state.bin" # a directory, despite its name
     f2brs_config "$TMP/auth.log" "$1"
     ip netns exec "$NS" "$F2BRS" -c "$TMP/f2brs/config.toml" run >>"$TMP/f2brs/out" 2>&1 &
     RS_PID=$!
@@ -187,10 +188,10 @@ fresh() { ip netns del "$NS"; new_namespace peers; }
 kb() { echo "$(kb_to_mb "$1") MiB"; }
 
 part_rss() {
-    local rss_kb hwm_kb
+    local rss_kb
     nftjail_start 5
     sleep 5
-    read -r rss_kb hwm_kb < <(rss "$DPID")
+    read -r rss_kb _ < <(rss "$DPID")
     cell nftjail "idle RSS, one sshd jail" "$(kb "$rss_kb")"
     stop_nftjail
     fresh
@@ -199,7 +200,7 @@ part_rss() {
     f2b_start
     wait_for "the sshd jail" 60 f2b_client status sshd
     sleep 5
-    read -r rss_kb hwm_kb < <(rss "$FPID")
+    read -r rss_kb _ < <(rss "$FPID")
     cell fail2ban "idle RSS, one sshd jail" "$(kb "$rss_kb") (fail2ban-server)"
     f2b_stop
     fresh
@@ -210,7 +211,7 @@ part_rss() {
     fresh
     if [ -x "$F2BRS" ] && f2brs_start 5; then
         sleep 5
-        read -r rss_kb hwm_kb < <(rss "$RS_PID")
+        read -r rss_kb _ < <(rss "$RS_PID")
         cell fail2ban-rs "idle RSS, one sshd jail" "$(kb "$rss_kb")"
         f2brs_stop
         fresh
