@@ -23,4 +23,5 @@ mod operations;
 mod output;
 mod shipped;
 mod sources;
+mod startup;
 mod web;

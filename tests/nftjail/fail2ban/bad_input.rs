@@ -167,7 +167,9 @@ fn fail2ban_filter_that_is_fine_passes_check() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("app: enabled — bans on all ports after 5 failures within 10m (filter app) read from"),
+        stdout.contains(
+            "app: enabled — bans on all ports after 5 failures within 10m (filter app) read from"
+        ),
         "{stdout}"
     );
     let log = "2026-11-23 07:18:36 login of bob failed from 192.0.2.7\n2026-11-23 07:18:37 bob failed from 192.0.2.8\n";
