@@ -40,6 +40,9 @@ const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// The element closing an interval (an interval set's `A/32` is `A` and `A+1` with this flag).
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_DATA_VALUE: u16 = 1;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 /// Notifications of a 100,000-element commit must fit while this thread catches up.
@@ -95,6 +98,14 @@ fn element_keys(attrs: &[u8], out: &mut Vec<Option<IpAddr>>) {
     };
     for (kind, element) in attributes(list) {
         if kind != NFTA_LIST_ELEM {
+            continue;
+        }
+        // Not an address that was added: sshguard's interval set closes 10.200.0.1/32 with an
+        // end element 10.200.0.2, which is the next attacker's address.
+        let flags = find(element, NFTA_SET_ELEM_FLAGS)
+            .and_then(|f| <[u8; 4]>::try_from(f).ok())
+            .map_or(0, u32::from_be_bytes);
+        if flags & NFT_SET_ELEM_INTERVAL_END != 0 {
             continue;
         }
         let key = find(element, NFTA_SET_ELEM_KEY).and_then(|k| find(k, NFTA_DATA_VALUE));

@@ -2,12 +2,14 @@
 # Shared by the daemon benchmarks (sourced, not run). Each script gets: a private network
 # namespace ($NS, `ip netns add`), a temp dir ($TMP), helpers to start and stop nftjail in that
 # namespace, and a trap that stops what the script started (by pid), deletes the namespace and
-# the temp dir on exit. Set KEEP=1 to keep the temp dir, NO_BUILD=1 to skip `cargo build`.
+# the temp dir on exit. Set KEEP=1 to keep the temp dir, NO_BUILD=1 to skip `cargo build`,
+# NFTJAIL_BIN=PATH to run another nftjail binary.
 #
 # Needs root (namespaces, nftables), nft, ip, jq.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN="$ROOT/target/release/nftjail"
+# NFTJAIL_BIN: another build to measure (say, main's, for a before/after in one run).
+BIN="${NFTJAIL_BIN:-$ROOT/target/release/nftjail}"
 EXAMPLES="$ROOT/target/release/examples"
 NS=""
 TMP=""
@@ -139,5 +141,5 @@ set_count() {
 
 machine() {
     echo "machine: $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(free -g | awk '/^Mem:/ {print $2}') GiB"
-    echo "nftjail: $(cd "$ROOT" && git rev-parse --short HEAD) (release build); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "nftjail: ${NFTJAIL_BIN:-$(cd "$ROOT" && git rev-parse --short HEAD) (release build)}; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 }

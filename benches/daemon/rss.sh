@@ -9,7 +9,10 @@
 # Then step 3 again on fresh daemons (no bans) for each sshd maxretry in FRESH_MAXRETRY (default
 # "5 100"): the window's cost per tracked address alone, and how it depends on maxretry.
 #
+# IDLE_ONLY=1 stops after step 1 and its breakdown (anonymous and file pages, threads, mappings).
+#
 #   sudo benches/daemon/rss.sh
+#   sudo IDLE_ONLY=1 NO_BUILD=1 benches/daemon/rss.sh
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -58,6 +61,20 @@ report() { # report WHAT
     echo "$1: VmRSS=$(kb_to_mb "$rss_kb") MB VmHWM=$(kb_to_mb "$hwm_kb") MB"
 }
 
+# breakdown: what the idle VmRSS is made of (/proc/PID/status and smaps): anonymous memory
+# (heap, thread stacks, the allocator's per-thread arenas) against file pages (the executable and
+# libraries mapped in: clean, shared with the page cache, dropped by the kernel under pressure),
+# the threads by name, and the largest mappings.
+breakdown() {
+    echo "  $(grep -E '^(RssAnon|RssFile):' "/proc/$DPID/status" | tr -s ' \t' ' ' | paste -sd' ')"
+    echo "  threads: $(cat /proc/"$DPID"/task/*/comm | sed 's/-.*//' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')"
+    echo "  largest mappings (Rss kB, Size kB, what):"
+    awk '/^[0-9a-f]+-/ {name=$6} /^Size:/ {size=$2} /^Rss:/ {print $2, size, (name == "" ? "[anon]" : name)}' \
+        "/proc/$DPID/smaps" | sort -rn | head -8 | sed 's/^/    /'
+    echo "  anonymous mappings of 132 kB (allocator arenas) and 2 MB (thread stacks):" \
+        "$(awk '/^[0-9a-f]+-/ {name=$6} /^Size:/ {size=$2} /^Rss:/ {if (name == "" && (size == 132 || size == 2048)) {n++; r += $2}} END {printf "%d, %d kB resident", n, r}' "/proc/$DPID/smaps")"
+}
+
 distributed_attack() {
     "$EXAMPLES/gen-attack-log" distinct "$DISTINCT" >"$TMP/distinct.log"
     local before t0 drain_ms
@@ -76,6 +93,8 @@ start_nftjail
 echo "jails: $(nftjail status --json | jq -r '[.jails[].name] | join(" ")')"
 sleep 5
 report "idle (8 jails)"
+breakdown
+[ "${IDLE_ONLY:-0}" = 1 ] && exit 0
 
 awk -v n="$BANS" 'BEGIN {for (i = 0; i < n; i++) printf "172.%d.%d.%d\n", 16 + int(i / 65536) % 16, int(i / 256) % 256, i % 256}' >"$TMP/blocklist.txt"
 t0=$(now_ns)

@@ -137,10 +137,16 @@ pub async fn run(
     let clock = options.clock;
     let state_dir = config.daemon.state_dir.clone();
     let faults = options.state_faults.clone();
+    let replay_started = std::time::Instant::now();
     let (store, mut recovered) =
         tokio::task::spawn_blocking(move || StateStore::open_with(&state_dir, faults))
             .await
             .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    tracing::info!(
+        records = recovered.records,
+        elapsed_ms = replay_started.elapsed().as_millis() as u64,
+        "state replayed"
+    );
     if recovered.damaged > 0 {
         tracing::warn!(
             lines = recovered.damaged,

@@ -24,4 +24,5 @@ mod output;
 mod real;
 mod shipped;
 mod sources;
+mod startup;
 mod web;

@@ -193,7 +193,13 @@ impl Core {
             tickets: Tickets::default(),
             banned_cache: super::status::BannedCache::default(),
             reload: Reload::default(),
-            upkeep: Upkeep::default(),
+            // The start-up reconcile has just compared the kernel with the state: the next
+            // periodic check is CHECK_EVERY from now, not at the first tick (a second full
+            // listing right after start-up, 1.7 s of kernel time with 100,000 bans).
+            upkeep: Upkeep {
+                last_check: Some(Instant::now()),
+                ..Upkeep::default()
+            },
             internal: parts.internal,
             addresses: parts.addresses,
             firewall: firewall::Firewall::new(parts.firewall),
