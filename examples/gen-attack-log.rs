@@ -39,7 +39,8 @@ const USERS: &[&str] = &[
     "root", "admin", "test", "oracle", "ubuntu", "git", "user", "postgres", "guest", "pi",
 ];
 
-/// The `n`-th attacker (0-based): 10.0.0.1, 10.0.0.2, … (never a .0 network address).
+/// The `n`-th attacker (0-based): 10.0.0.1, 10.0.0.2, … (past 255 the last byte runs through 0:
+/// 10.0.1.0 is a host of 10.0.0.0/8, not a network address).
 fn attacker(n: u64) -> Ipv4Addr {
     Ipv4Addr::from(0x0a00_0000u32 + 1 + u32::try_from(n).expect("fewer than 2^24 attackers"))
 }
