@@ -7,7 +7,8 @@
 //!
 //! `attack`: about 90 % of the lines are sshd failures (`Failed password`, for valid and invalid
 //! users) from ATTACKERS IPv4 addresses (10.0.0.1, 10.0.0.2, …, picked at random), the rest is
-//! noise that is not a failure (accepted logins, pam_unix sessions, cron, systemd, kernel).
+//! noise that is not a failure (accepted logins, pam_unix sessions, cron, systemd, kernel), each
+//! noise line with a PID of its own, so that no login lands in an attacker's sshd session.
 //! `distinct`: LINES failures, each from a different address (10.0.0.1 onwards), no noise: a
 //! distributed attack where nobody fails twice.
 //!
@@ -38,10 +39,14 @@ const USERS: &[&str] = &[
     "root", "admin", "test", "oracle", "ubuntu", "git", "user", "postgres", "guest", "pi",
 ];
 
-/// The `n`-th attacker (0-based): 10.0.0.1, 10.0.0.2, … (never a .0 network address).
+/// The `n`-th attacker (0-based): 10.0.0.1, 10.0.0.2, … (past 255 the last byte runs through 0:
+/// 10.0.1.0 is a host of 10.0.0.0/8, not a network address).
 fn attacker(n: u64) -> Ipv4Addr {
     Ipv4Addr::from(0x0a00_0000u32 + 1 + u32::try_from(n).expect("fewer than 2^24 attackers"))
 }
+
+/// Noise lines get PIDs from here on, one each, never one of the failures' (1000..61000).
+const NOISE_PIDS: u64 = 100_000;
 
 fn usage() -> io::Error {
     io::Error::other("usage: gen-attack-log attack LINES ATTACKERS [SEED] | distinct LINES [SEED]")
@@ -75,6 +80,14 @@ fn main() -> io::Result<()> {
         let user = USERS[rng.below(USERS.len() as u64) as usize];
         let noise = mode == "attack" && rng.below(10) == 0;
         if noise {
+            // A noise line is its own process, as in a real log (one sshd process per
+            // connection): with a PID drawn from the failures' range, an `Accepted publickey`
+            // line joined a session in which attackers had already tried two user names, and
+            // the sshd filter then charged the login, as fail2ban does (a session that tries
+            // several users is not let off by a login): 250 innocent 192.0.2.x addresses were
+            // banned on top of the attackers (10,250 bans for 10,000). The PID drawn above is
+            // still drawn, so the rest of the file is unchanged.
+            let pid = NOISE_PIDS + i;
             match rng.below(5) {
                 0 => writeln!(
                     out,
