@@ -13,16 +13,22 @@
 //! the rest succeed from where it ends. The anchored leftmost-first search of `A` alone gives
 //! the first path that completes `A`; so when, piece after piece, each anchored search from
 //! where the last one ended succeeds up to the last piece, that chain is the regex's first
-//! successful path, and its piece boundaries are the groups' spans. When some piece finds no
+//! successful path, and its piece boundaries are the groups' spans. A group whose body repeats
+//! one byte class (`(?P<user>.*?)`, `\S+`) is tried length by length in its own order, each
+//! checked by an anchored search of the rest of the regex, the first that lets the rest match
+//! winning (at most 64 tries, else the captures). When some piece finds no
 //! match from there (the regex had to backtrack into an earlier piece: `<HOST>:\d+` after an
 //! IPv6 address that ate the port), `None`. A regex with a group of interest inside a
 //! repetition or an alternation is not split at all (its rules always use the captures).
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::host;
+
+/// Lengths of a [`Run`] tried before deferring to the captures.
+const TRIES: usize = 64;
 
 /// The group names a match's consumer reads.
 const NAMES: [&str; 3] = [host::GROUP, "user", "echo"];
@@ -42,6 +48,21 @@ struct Piece {
     regex: Option<Regex>,
     /// The group this piece is the body of (an index into [`NAMES`]).
     group: Option<usize>,
+    /// A group's body that repeats one byte class (`.*?`, `\S+`), with the rest of the regex
+    /// after it: its paths are its lengths, tried in its order (see [`Run`]).
+    run: Option<(Run, Regex)>,
+}
+
+/// A repetition of one byte class: its paths are its lengths, longest first when greedy,
+/// shortest first when lazy; the first one after which the rest of the regex matches is the
+/// one the captures take (a lazy `(?P<user>.*?) from` ends at the first ` from` that lets the
+/// whole regex match, which the first path of `.*?` alone, the empty one, is not).
+#[derive(Debug, Clone)]
+struct Run {
+    class: [bool; 256],
+    min: usize,
+    max: Option<usize>,
+    greedy: bool,
 }
 
 /// The pieces of one rule's regex.
@@ -50,10 +71,11 @@ pub struct Locator {
     pieces: Vec<Piece>,
 }
 
-/// Search caches of one [`Locator`], one per piece (owned by a matcher).
+/// Search caches of one [`Locator`], for each piece its own and its rest's (owned by a
+/// matcher).
 #[derive(Debug, Clone)]
 pub struct LocatorCache {
-    caches: Vec<Option<meta::Cache>>,
+    caches: Vec<(Option<meta::Cache>, Option<meta::Cache>)>,
 }
 
 impl Locator {
@@ -87,15 +109,20 @@ impl Locator {
         }
         let mut pieces = Vec::new();
         let mut between = Vec::new();
-        for item in items {
-            if let Some(group) = named(&item) {
+        for (index, item) in items.iter().enumerate() {
+            if let Some(group) = named(item) {
                 pieces.push(Piece::new(Hir::concat(std::mem::take(&mut between)), None)?);
                 let HirKind::Capture(capture) = item.kind() else {
                     return None;
                 };
-                pieces.push(Piece::new((*capture.sub).clone(), Some(group))?);
+                let mut piece = Piece::new((*capture.sub).clone(), Some(group))?;
+                if let Some(run) = Run::of(&capture.sub) {
+                    let rest = build(&Hir::concat(items[index + 1..].to_vec()))?;
+                    piece.run = Some((run, rest));
+                }
+                pieces.push(piece);
             } else {
-                between.push(item);
+                between.push(item.clone());
             }
         }
         pieces.push(Piece::new(Hir::concat(between), None)?);
@@ -107,7 +134,11 @@ impl Locator {
             caches: self
                 .pieces
                 .iter()
-                .map(|piece| piece.regex.as_ref().map(Regex::create_cache))
+                .map(|piece| {
+                    let own = piece.regex.as_ref().map(Regex::create_cache);
+                    let rest = piece.run.as_ref().map(|(_, rest)| rest.create_cache());
+                    (own, rest)
+                })
                 .collect(),
         }
     }
@@ -128,11 +159,21 @@ impl Locator {
         let mut at = start;
         for (piece, cache) in self.pieces.iter().zip(cache.caches.iter_mut()) {
             let from = at;
-            if let (Some(regex), Some(cache)) = (&piece.regex, cache) {
-                let input = Input::new(haystack)
-                    .range(from..)
-                    .anchored(Anchored::Yes);
-                at = regex.search_half_with(cache, &input)?.offset();
+            match (piece, cache) {
+                (
+                    Piece {
+                        run: Some((run, rest)),
+                        ..
+                    },
+                    (_, Some(cache)),
+                ) => at = run.end(haystack, from, |x| anchored_end(rest, cache, haystack, x))?,
+                (
+                    Piece {
+                        regex: Some(regex), ..
+                    },
+                    (Some(cache), _),
+                ) => at = anchored_end(regex, cache, haystack, from)?,
+                _ => {}
             }
             let span = Some((from, at));
             match piece.group {
@@ -150,18 +191,93 @@ impl Locator {
 
 impl Piece {
     fn new(hir: Hir, group: Option<usize>) -> Option<Piece> {
-        if matches!(hir.kind(), HirKind::Empty) {
-            return Some(Piece { regex: None, group });
-        }
-        let regex = meta::Builder::new()
-            .configure(meta::Config::new().utf8_empty(false))
-            .build_from_hir(&hir)
-            .ok()?;
+        let regex = match hir.kind() {
+            HirKind::Empty => None,
+            _ => Some(build(&hir)?),
+        };
         Some(Piece {
-            regex: Some(regex),
+            regex,
             group,
+            run: None,
         })
     }
+}
+
+impl Run {
+    fn of(hir: &Hir) -> Option<Run> {
+        let HirKind::Repetition(repetition) = hir.kind() else {
+            return None;
+        };
+        let HirKind::Class(Class::Bytes(bytes)) = repetition.sub.kind() else {
+            return None;
+        };
+        let mut class = [false; 256];
+        for range in bytes.ranges() {
+            for byte in range.start()..=range.end() {
+                class[usize::from(byte)] = true;
+            }
+        }
+        Some(Run {
+            class,
+            min: usize::try_from(repetition.min).ok()?,
+            max: repetition.max.and_then(|max| usize::try_from(max).ok()),
+            greedy: repetition.greedy,
+        })
+    }
+
+    /// The end of the first of this run's paths from `from` after which `rest_matches`.
+    fn end(
+        &self,
+        haystack: &[u8],
+        from: usize,
+        mut rest_matches: impl FnMut(usize) -> Option<usize>,
+    ) -> Option<usize> {
+        let available = haystack[from..]
+            .iter()
+            .take_while(|&&byte| self.class[usize::from(byte)])
+            .count();
+        let longest = self.max.map_or(available, |max| max.min(available));
+        if longest < self.min {
+            return None;
+        }
+        let mut lengths = self.min..=longest;
+        // Each try searches the rest of the line: past a few dozen (a long user name full of
+        // ` from `, chosen by an attacker), the captures' bounded engines are the safer cost.
+        for _ in 0..TRIES {
+            let length = if self.greedy {
+                lengths.next_back()?
+            } else {
+                lengths.next()?
+            };
+            if rest_matches(from + length).is_some() {
+                return Some(from + length);
+            }
+        }
+        None
+    }
+}
+
+/// The end of the leftmost-first match of `regex` that starts at `from`.
+fn anchored_end(
+    regex: &Regex,
+    cache: &mut meta::Cache,
+    haystack: &[u8],
+    from: usize,
+) -> Option<usize> {
+    let input = Input::new(haystack)
+        .range(from..)
+        .anchored(Anchored::Yes);
+    regex
+        .search_half_with(cache, &input)
+        .map(|half| half.offset())
+}
+
+/// A piece compiled as the regex crate compiles a `regex::bytes::Regex`.
+fn build(hir: &Hir) -> Option<Regex> {
+    meta::Builder::new()
+        .configure(meta::Config::new().utf8_empty(false))
+        .build_from_hir(hir)
+        .ok()
 }
 
 /// How many groups of interest `hir` holds, at any depth.
@@ -222,6 +338,9 @@ mod tests {
             (r"^a(?P<user>.*) <HOST>$", "a b c 1.2.3.4 5.6.7.8"),
             (r"\bfrom\b <HOST>\b", "xfrom 1.1.1.1 from 2.2.2.2"),
             (r"^kex: (?:read: )?closed", "kex: read: closed"),
+            (r"^a (?P<user>.*) from <HOST>", "a b from c from 10.0.0.1 from 10.0.0.2"),
+            (r"^a (?P<user>\S{2,3}) <HOST>", "a bcd 10.0.0.1"),
+            (r"^a (?P<user>.{2,3}?)<HOST>", "a bcd 10.0.0.1"),
         ];
         for (pattern, text) in cases {
             let expanded = expand(pattern, HostRule::Optional).unwrap();
@@ -242,6 +361,16 @@ mod tests {
     }
 
     #[test]
+    fn a_long_lazy_user_defers_to_the_captures() {
+        // Each length of a lazy user costs a search of the rest: bounded, then the captures.
+        let expanded = expand(r"^u (?P<user>.*?) from <HOST>$", HostRule::Required).unwrap();
+        let text = format!("u {}x from 10.0.0.1", "y".repeat(200));
+        assert_eq!(by_locator(&expanded, &text), Some(None));
+        let short = "u bob from 10.0.0.1";
+        assert_eq!(by_locator(&expanded, short), Some(by_captures(&expanded, short)));
+    }
+
+    #[test]
     fn nested_groups_are_not_split() {
         let nested = [
             r"^(?:a (?P<user>\S+)|b) from <HOST>",
@@ -255,5 +384,63 @@ mod tests {
         let flat = expand(r"^from <HOST> port", HostRule::Required).unwrap();
         assert!(Locator::new(&flat).is_some());
         assert!(Locator::new(r"^kex_exchange_identification: (a|b)").is_some());
+    }
+
+    /// Every rule of every built-in filter in every mode, on every line of the corpora under
+    /// `tests/filters/` (each suffix after `": "` stands for a message): wherever the rule
+    /// matches, the locator reports the captures' spans or defers to them.
+    #[test]
+    fn builtin_rules_locate_what_their_captures_capture_on_the_corpora() {
+        use crate::filter::{FilterOptions, builtin};
+        let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/filters");
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(&corpora).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                texts.push(line.to_string());
+                let mut rest = line;
+                while let Some(at) = rest.find(": ") {
+                    rest = &rest[at + 2..];
+                    texts.push(rest.to_string());
+                }
+            }
+        }
+        let (mut located, mut deferred) = (0, 0);
+        for name in builtin::names() {
+            let file = builtin::load(name).unwrap().unwrap();
+            for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
+                let options = FilterOptions {
+                    mode: Some(mode.clone()),
+                    ..FilterOptions::default()
+                };
+                let filter = file.compile(&options).unwrap();
+                for rule in &filter.rules {
+                    let Some(locator) = &rule.locator else { continue };
+                    let mut cache = locator.cache();
+                    for text in &texts {
+                        let Some(caps) = rule.regex.captures(text.as_bytes()) else { continue };
+                        let all = caps.get(0).unwrap();
+                        let span = |slot: Option<usize>| {
+                            slot.and_then(|i| caps.get(i)).map(|m| (m.start(), m.end()))
+                        };
+                        let want = Spans {
+                            host: span(rule.host),
+                            user: span(rule.user),
+                            echo: span(rule.echo),
+                        };
+                        match locator.locate(&mut cache, text.as_bytes(), all.start(), all.end()) {
+                            Some(got) => {
+                                assert_eq!(got, want, "{name}/{mode} {:?} on {text:?}", rule.regex);
+                                located += 1;
+                            }
+                            None => deferred += 1,
+                        }
+                    }
+                }
+            }
+        }
+        // The shortcut must be the common case on real lines, or it is not worth its code.
+        assert!(located > 20 * deferred.max(1), "located {located}, deferred {deferred}");
     }
 }
