@@ -264,9 +264,7 @@ fn anchored_end(
     haystack: &[u8],
     from: usize,
 ) -> Option<usize> {
-    let input = Input::new(haystack)
-        .range(from..)
-        .anchored(Anchored::Yes);
+    let input = Input::new(haystack).range(from..).anchored(Anchored::Yes);
     regex
         .search_half_with(cache, &input)
         .map(|half| half.offset())
@@ -325,20 +323,44 @@ mod tests {
     #[test]
     fn spans_agree_with_the_captures_or_defer_to_them() {
         let cases: &[(&str, &str)] = &[
-            (r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$", "Failed password for invalid user a from b from 192.0.2.1 port 22 ssh2"),
-            (r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$", "Failed password for root from 2001:db8::1 port 22 ssh2"),
-            (r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?$", "Failed password for invalid user  from 10.0.0.1"),
-            (r"^(?i)invalid user (?P<user>\S+) from <HOST>", "INVALID USER x from 10.1.1.1 trailing"),
-            (r"connect from \S+\[<HOST>\]:\d+", "postfix: connect from unknown[2001:db8::2]:25"),
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$",
+                "Failed password for invalid user a from b from 192.0.2.1 port 22 ssh2",
+            ),
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$",
+                "Failed password for root from 2001:db8::1 port 22 ssh2",
+            ),
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?$",
+                "Failed password for invalid user  from 10.0.0.1",
+            ),
+            (
+                r"^(?i)invalid user (?P<user>\S+) from <HOST>",
+                "INVALID USER x from 10.1.1.1 trailing",
+            ),
+            (
+                r"connect from \S+\[<HOST>\]:\d+",
+                "postfix: connect from unknown[2001:db8::2]:25",
+            ),
             // Backtracking into the host: the IPv6 branch eats the port, the chain fails.
             (r"^from <HOST>:\d+$", "from 2001:db8::1:2222"),
             (r"^from <HOST>:\d+$", "from 192.0.2.7:2222"),
-            (r"^user (?P<user>\S+) repeated (?P<echo>\S+) from <HOST>", "user bob repeated bob from 192.0.2.9"),
-            (r"(?m:^)Failed \S+ for (?P<user>\S+) from <HOST> port \d+ ssh1: ruser .*$", "Failed none for x from 192.0.2.3 port 1 ssh1: ruser y"),
+            (
+                r"^user (?P<user>\S+) repeated (?P<echo>\S+) from <HOST>",
+                "user bob repeated bob from 192.0.2.9",
+            ),
+            (
+                r"(?m:^)Failed \S+ for (?P<user>\S+) from <HOST> port \d+ ssh1: ruser .*$",
+                "Failed none for x from 192.0.2.3 port 1 ssh1: ruser y",
+            ),
             (r"^a(?P<user>.*) <HOST>$", "a b c 1.2.3.4 5.6.7.8"),
             (r"\bfrom\b <HOST>\b", "xfrom 1.1.1.1 from 2.2.2.2"),
             (r"^kex: (?:read: )?closed", "kex: read: closed"),
-            (r"^a (?P<user>.*) from <HOST>", "a b from c from 10.0.0.1 from 10.0.0.2"),
+            (
+                r"^a (?P<user>.*) from <HOST>",
+                "a b from c from 10.0.0.1 from 10.0.0.2",
+            ),
             (r"^a (?P<user>\S{2,3}) <HOST>", "a bcd 10.0.0.1"),
             (r"^a (?P<user>.{2,3}?)<HOST>", "a bcd 10.0.0.1"),
         ];
@@ -367,7 +389,10 @@ mod tests {
         let text = format!("u {}x from 10.0.0.1", "y".repeat(200));
         assert_eq!(by_locator(&expanded, &text), Some(None));
         let short = "u bob from 10.0.0.1";
-        assert_eq!(by_locator(&expanded, short), Some(by_captures(&expanded, short)));
+        assert_eq!(
+            by_locator(&expanded, short),
+            Some(by_captures(&expanded, short))
+        );
     }
 
     #[test]
@@ -416,10 +441,14 @@ mod tests {
                 };
                 let filter = file.compile(&options).unwrap();
                 for rule in &filter.rules {
-                    let Some(locator) = &rule.locator else { continue };
+                    let Some(locator) = &rule.locator else {
+                        continue;
+                    };
                     let mut cache = locator.cache();
                     for text in &texts {
-                        let Some(caps) = rule.regex.captures(text.as_bytes()) else { continue };
+                        let Some(caps) = rule.regex.captures(text.as_bytes()) else {
+                            continue;
+                        };
                         let all = caps.get(0).unwrap();
                         let span = |slot: Option<usize>| {
                             slot.and_then(|i| caps.get(i)).map(|m| (m.start(), m.end()))
@@ -441,6 +470,9 @@ mod tests {
             }
         }
         // The shortcut must be the common case on real lines, or it is not worth its code.
-        assert!(located > 20 * deferred.max(1), "located {located}, deferred {deferred}");
+        assert!(
+            located > 20 * deferred.max(1),
+            "located {located}, deferred {deferred}"
+        );
     }
 }
