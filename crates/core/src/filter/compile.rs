@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::datepattern::DatePattern;
 use super::host::{self, HostRule};
+use super::locate::Locator;
 use super::prefilter::{Gate, Prefilter};
 use super::spec::FilterSpec;
 use super::{Filter, FilterOptions};
@@ -62,6 +63,8 @@ pub struct Rule {
     pub echo: Option<usize>,
     /// A session rule from `sessionendregex`: the session is forgotten after the line.
     pub ends_session: bool,
+    /// The groups' spans without the backtracker, when the regex's shape allows it.
+    pub locator: Option<Locator>,
 }
 
 /// A syslog tag the filter accepts: a name, or a pattern where `*` matches any run.
@@ -227,6 +230,7 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate
             user,
             echo,
             ends_session: false,
+            locator: Locator::new(&expanded),
         },
         gate,
     ))

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use regex::bytes::CaptureLocations;
 
-use super::compile::RuleKind;
+use super::compile::{Rule, RuleKind};
 use super::host;
+use super::locate::{LocatorCache, Spans};
 use super::prefix::{self, PrefixError, PrefixKind};
 use super::session::{SessionKey, SessionTable};
 use super::time::{Resolved, Stamp, Zone};
@@ -45,6 +46,8 @@ pub struct Matcher {
 struct State {
     /// Capture slots, one per rule.
     locs: Vec<CaptureLocations>,
+    /// Search caches of the rules' locators, one per rule, made at the rule's first match.
+    locator_caches: Vec<Option<LocatorCache>>,
     prefix_locs: Option<regex::CaptureLocations>,
     candidates: Vec<u64>,
     sessions: SessionTable,
@@ -71,6 +74,7 @@ impl Matcher {
                 .iter()
                 .map(|r| r.regex.capture_locations())
                 .collect(),
+            locator_caches: vec![None; filter.rules.len()],
             prefix_locs: match &filter.prefix {
                 PrefixKind::Regex(p) => Some(p.regex.capture_locations()),
                 _ => None,
@@ -326,24 +330,24 @@ impl State {
                 }
                 _ => {}
             }
-            let locs = &mut self.locs[index];
-            if rule.regex.captures_read(locs, message.as_bytes()).is_none() {
+            let Some(spans) = self.spans(rule, index, message.as_bytes()) else {
                 continue;
-            }
+            };
             // Offsets of the very text the regex ran on (decoded, if the line had to be). A
             // group cutting a character (possible on bytes, in theory) is no address, and no
             // user name.
-            let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
-            let found = group(rule.host)
+            let found = spans
+                .host
                 .and_then(|(start, end)| message.get(start..end))
                 .and_then(host::address);
             if rule.host.is_some() && found.is_none() {
                 continue; // `<HOST>` caught something that is no address
             }
-            let user = group(rule.user)
+            let user = spans
+                .user
                 .filter(|(start, end)| end > start)
                 .and_then(|(start, end)| message.get(start..end));
-            if let Some(echo) = group(rule.echo)
+            if let Some(echo) = spans.echo
                 && message.get(echo.0..echo.1) != Some(user.unwrap_or_default())
             {
                 continue; // the log repeats the user name, and this split does not
@@ -408,6 +412,27 @@ impl State {
             });
         }
         Outcome::NoMatch
+    }
+
+    /// The spans of the groups a consumer reads, when `rule` matches `message`: found by the
+    /// rule's lazy DFA and its [`Locator`](super::locate::Locator) when it has one and can be
+    /// sure, else by the captures (the bounded backtracker).
+    fn spans(&mut self, rule: &Rule, index: usize, message: &[u8]) -> Option<Spans> {
+        if let Some(locator) = &rule.locator {
+            let found = rule.regex.find(message)?;
+            let cache = self.locator_caches[index].get_or_insert_with(|| locator.cache());
+            if let Some(spans) = locator.locate(cache, message, found.start(), found.end()) {
+                return Some(spans);
+            }
+        }
+        let locs = &mut self.locs[index];
+        rule.regex.captures_read(locs, message)?;
+        let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
+        Some(Spans {
+            host: group(rule.host),
+            user: group(rule.user),
+            echo: group(rule.echo),
+        })
     }
 
     /// The line's time (or `now` when the filter says lines carry none), cached per stamp. In

@@ -18,6 +18,7 @@ pub mod builtin;
 mod compile;
 mod datepattern;
 mod host;
+mod locate;
 mod matcher;
 mod prefilter;
 mod prefix;

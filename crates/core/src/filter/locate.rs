@@ -1,0 +1,478 @@
+//! Finding the `host`, `user` and `echo` groups of a match without the backtracker.
+//!
+//! Receives a rule's expanded regex once, at compile time, and later the start of a match the
+//! rule's own regex found (its lazy DFA, no captures); emits the spans of the three groups, or
+//! `None` when this shortcut cannot be sure, and the caller then asks the regex for its
+//! captures as before. Never guesses: a span it returns is the one the captures would report.
+//!
+//! How. A regex whose groups of interest all sit at the top level of its concatenation is
+//! split there into pieces: `A (?P<user>U) B (?P<host>H) C` gives `A`, `U`, `B`, `H`, `C`,
+//! each compiled alone with the same syntax. The captures report the first successful path of
+//! the regex in priority order (leftmost-first). Its choices inside `A` come before those
+//! inside the rest, so its `A` part is the first path of `A` that both completes `A` and lets
+//! the rest succeed from where it ends. The anchored leftmost-first search of `A` alone gives
+//! the first path that completes `A`; so when, piece after piece, each anchored search from
+//! where the last one ended succeeds up to the last piece, that chain is the regex's first
+//! successful path, and its piece boundaries are the groups' spans. A group whose body repeats
+//! one byte class (`(?P<user>.*?)`, `\S+`) is tried length by length in its own order, each
+//! checked by an anchored search of the rest of the regex, the first that lets the rest match
+//! winning (at most 64 tries, else the captures). When some piece finds no
+//! match from there (the regex had to backtrack into an earlier piece: `<HOST>:\d+` after an
+//! IPv6 address that ate the port), `None`. A regex with a group of interest inside a
+//! repetition or an alternation is not split at all (its rules always use the captures).
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::{Anchored, Input};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::host;
+
+/// Lengths of a [`Run`] tried before deferring to the captures.
+const TRIES: usize = 64;
+
+/// The group names a match's consumer reads.
+const NAMES: [&str; 3] = [host::GROUP, "user", "echo"];
+
+/// The spans of the groups of interest in one match (byte offsets into the haystack).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub host: Option<(usize, usize)>,
+    pub user: Option<(usize, usize)>,
+    pub echo: Option<(usize, usize)>,
+}
+
+/// One piece of a split regex: the text between two groups of interest, or a group's body.
+#[derive(Debug, Clone)]
+struct Piece {
+    /// `None`: the piece is empty (it matches where it starts).
+    regex: Option<Regex>,
+    /// The group this piece is the body of (an index into [`NAMES`]).
+    group: Option<usize>,
+    /// A group's body that repeats one byte class (`.*?`, `\S+`), with the rest of the regex
+    /// after it: its paths are its lengths, tried in its order (see [`Run`]).
+    run: Option<(Run, Regex)>,
+}
+
+/// A repetition of one byte class: its paths are its lengths, longest first when greedy,
+/// shortest first when lazy; the first one after which the rest of the regex matches is the
+/// one the captures take (a lazy `(?P<user>.*?) from` ends at the first ` from` that lets the
+/// whole regex match, which the first path of `.*?` alone, the empty one, is not).
+#[derive(Debug, Clone)]
+struct Run {
+    class: [bool; 256],
+    min: usize,
+    max: Option<usize>,
+    greedy: bool,
+}
+
+/// The pieces of one rule's regex.
+#[derive(Debug, Clone)]
+pub struct Locator {
+    pieces: Vec<Piece>,
+}
+
+/// Search caches of one [`Locator`], for each piece its own and its rest's (owned by a
+/// matcher).
+#[derive(Debug, Clone)]
+pub struct LocatorCache {
+    caches: Vec<(Option<meta::Cache>, Option<meta::Cache>)>,
+}
+
+impl Locator {
+    /// The locator of an expanded regex as `regex::bytes::RegexBuilder::new(..).unicode(false)`
+    /// compiles it; `None` when the regex cannot be split (its rule then uses the captures).
+    pub fn new(expanded: &str) -> Option<Locator> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(expanded)
+            .ok()?;
+        let items: Vec<Hir> = match hir.kind() {
+            HirKind::Concat(items) => items.clone(),
+            _ => vec![hir.clone()],
+        };
+        let named = |item: &Hir| match item.kind() {
+            HirKind::Capture(capture) => capture
+                .name
+                .as_deref()
+                .and_then(|name| NAMES.iter().position(|n| *n == name)),
+            _ => None,
+        };
+        let top_level = items.iter().filter(|item| named(item).is_some()).count();
+        if count_named(&hir) == 0 {
+            // Nothing to locate: the match itself is all a consumer needs.
+            return Some(Locator { pieces: Vec::new() });
+        }
+        if top_level != count_named(&hir) {
+            return None; // a group of interest is nested: only the captures know its span
+        }
+        let mut pieces = Vec::new();
+        let mut between = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(group) = named(item) {
+                pieces.push(Piece::new(Hir::concat(std::mem::take(&mut between)), None)?);
+                let HirKind::Capture(capture) = item.kind() else {
+                    return None;
+                };
+                let mut piece = Piece::new((*capture.sub).clone(), Some(group))?;
+                if let Some(run) = Run::of(&capture.sub) {
+                    let rest = build(&Hir::concat(items[index + 1..].to_vec()))?;
+                    piece.run = Some((run, rest));
+                }
+                pieces.push(piece);
+            } else {
+                between.push(item.clone());
+            }
+        }
+        pieces.push(Piece::new(Hir::concat(between), None)?);
+        Some(Locator { pieces })
+    }
+
+    pub fn cache(&self) -> LocatorCache {
+        LocatorCache {
+            caches: self
+                .pieces
+                .iter()
+                .map(|piece| {
+                    let own = piece.regex.as_ref().map(Regex::create_cache);
+                    let rest = piece.run.as_ref().map(|(_, rest)| rest.create_cache());
+                    (own, rest)
+                })
+                .collect(),
+        }
+    }
+
+    /// The groups' spans of the match of the whole regex that starts at `start` and ends at
+    /// `end`; `None` when the chain of pieces does not reach `end` (see the module doc).
+    pub fn locate(
+        &self,
+        cache: &mut LocatorCache,
+        haystack: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Option<Spans> {
+        let mut spans = Spans::default();
+        if self.pieces.is_empty() {
+            return Some(spans);
+        }
+        let mut at = start;
+        for (piece, cache) in self.pieces.iter().zip(cache.caches.iter_mut()) {
+            let from = at;
+            match (piece, cache) {
+                (
+                    Piece {
+                        run: Some((run, rest)),
+                        ..
+                    },
+                    (_, Some(cache)),
+                ) => at = run.end(haystack, from, |x| anchored_end(rest, cache, haystack, x))?,
+                (
+                    Piece {
+                        regex: Some(regex), ..
+                    },
+                    (Some(cache), _),
+                ) => at = anchored_end(regex, cache, haystack, from)?,
+                _ => {}
+            }
+            let span = Some((from, at));
+            match piece.group {
+                Some(0) => spans.host = span,
+                Some(1) => spans.user = span,
+                Some(2) => spans.echo = span,
+                _ => {}
+            }
+        }
+        // The chain is the first successful path, so it ends where the match does; anything
+        // else would mean the reasoning above does not hold for this regex: trust the captures.
+        (at == end).then_some(spans)
+    }
+}
+
+impl Piece {
+    fn new(hir: Hir, group: Option<usize>) -> Option<Piece> {
+        let regex = match hir.kind() {
+            HirKind::Empty => None,
+            _ => Some(build(&hir)?),
+        };
+        Some(Piece {
+            regex,
+            group,
+            run: None,
+        })
+    }
+}
+
+impl Run {
+    fn of(hir: &Hir) -> Option<Run> {
+        let HirKind::Repetition(repetition) = hir.kind() else {
+            return None;
+        };
+        let HirKind::Class(Class::Bytes(bytes)) = repetition.sub.kind() else {
+            return None;
+        };
+        let mut class = [false; 256];
+        for range in bytes.ranges() {
+            for byte in range.start()..=range.end() {
+                class[usize::from(byte)] = true;
+            }
+        }
+        Some(Run {
+            class,
+            min: usize::try_from(repetition.min).ok()?,
+            max: repetition.max.and_then(|max| usize::try_from(max).ok()),
+            greedy: repetition.greedy,
+        })
+    }
+
+    /// The end of the first of this run's paths from `from` after which `rest_matches`.
+    fn end(
+        &self,
+        haystack: &[u8],
+        from: usize,
+        mut rest_matches: impl FnMut(usize) -> Option<usize>,
+    ) -> Option<usize> {
+        let available = haystack[from..]
+            .iter()
+            .take_while(|&&byte| self.class[usize::from(byte)])
+            .count();
+        let longest = self.max.map_or(available, |max| max.min(available));
+        if longest < self.min {
+            return None;
+        }
+        let mut lengths = self.min..=longest;
+        // Each try searches the rest of the line: past a few dozen (a long user name full of
+        // ` from `, chosen by an attacker), the captures' bounded engines are the safer cost.
+        for _ in 0..TRIES {
+            let length = if self.greedy {
+                lengths.next_back()?
+            } else {
+                lengths.next()?
+            };
+            if rest_matches(from + length).is_some() {
+                return Some(from + length);
+            }
+        }
+        None
+    }
+}
+
+/// The end of the leftmost-first match of `regex` that starts at `from`.
+fn anchored_end(
+    regex: &Regex,
+    cache: &mut meta::Cache,
+    haystack: &[u8],
+    from: usize,
+) -> Option<usize> {
+    let input = Input::new(haystack).range(from..).anchored(Anchored::Yes);
+    regex
+        .search_half_with(cache, &input)
+        .map(|half| half.offset())
+}
+
+/// A piece compiled as the regex crate compiles a `regex::bytes::Regex`.
+fn build(hir: &Hir) -> Option<Regex> {
+    meta::Builder::new()
+        .configure(meta::Config::new().utf8_empty(false))
+        .build_from_hir(hir)
+        .ok()
+}
+
+/// How many groups of interest `hir` holds, at any depth.
+fn count_named(hir: &Hir) -> usize {
+    match hir.kind() {
+        HirKind::Capture(capture) => {
+            let own = capture
+                .name
+                .as_deref()
+                .is_some_and(|name| NAMES.contains(&name));
+            usize::from(own) + count_named(&capture.sub)
+        }
+        HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().map(count_named).sum(),
+        HirKind::Repetition(repetition) => count_named(&repetition.sub),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::host::{HostRule, expand};
+    use regex::bytes::RegexBuilder;
+
+    /// The spans the captures report, for comparison.
+    fn by_captures(pattern: &str, text: &str) -> Option<Spans> {
+        let regex = RegexBuilder::new(pattern).unicode(false).build().unwrap();
+        let caps = regex.captures(text.as_bytes())?;
+        let span = |name| caps.name(name).map(|m| (m.start(), m.end()));
+        Some(Spans {
+            host: span("host"),
+            user: span("user"),
+            echo: span("echo"),
+        })
+    }
+
+    fn by_locator(pattern: &str, text: &str) -> Option<Option<Spans>> {
+        let locator = Locator::new(pattern)?;
+        let regex = RegexBuilder::new(pattern).unicode(false).build().unwrap();
+        let found = regex.find(text.as_bytes())?;
+        let mut cache = locator.cache();
+        Some(locator.locate(&mut cache, text.as_bytes(), found.start(), found.end()))
+    }
+
+    #[test]
+    fn spans_agree_with_the_captures_or_defer_to_them() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$",
+                "Failed password for invalid user a from b from 192.0.2.1 port 22 ssh2",
+            ),
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?(?: on \S+)?(?: ssh\d?)?$",
+                "Failed password for root from 2001:db8::1 port 22 ssh2",
+            ),
+            (
+                r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from <HOST>(?: port \d+)?$",
+                "Failed password for invalid user  from 10.0.0.1",
+            ),
+            (
+                r"^(?i)invalid user (?P<user>\S+) from <HOST>",
+                "INVALID USER x from 10.1.1.1 trailing",
+            ),
+            (
+                r"connect from \S+\[<HOST>\]:\d+",
+                "postfix: connect from unknown[2001:db8::2]:25",
+            ),
+            // Backtracking into the host: the IPv6 branch eats the port, the chain fails.
+            (r"^from <HOST>:\d+$", "from 2001:db8::1:2222"),
+            (r"^from <HOST>:\d+$", "from 192.0.2.7:2222"),
+            (
+                r"^user (?P<user>\S+) repeated (?P<echo>\S+) from <HOST>",
+                "user bob repeated bob from 192.0.2.9",
+            ),
+            (
+                r"(?m:^)Failed \S+ for (?P<user>\S+) from <HOST> port \d+ ssh1: ruser .*$",
+                "Failed none for x from 192.0.2.3 port 1 ssh1: ruser y",
+            ),
+            (r"^a(?P<user>.*) <HOST>$", "a b c 1.2.3.4 5.6.7.8"),
+            (r"\bfrom\b <HOST>\b", "xfrom 1.1.1.1 from 2.2.2.2"),
+            (r"^kex: (?:read: )?closed", "kex: read: closed"),
+            (
+                r"^a (?P<user>.*) from <HOST>",
+                "a b from c from 10.0.0.1 from 10.0.0.2",
+            ),
+            (r"^a (?P<user>\S{2,3}) <HOST>", "a bcd 10.0.0.1"),
+            (r"^a (?P<user>.{2,3}?)<HOST>", "a bcd 10.0.0.1"),
+        ];
+        for (pattern, text) in cases {
+            let expanded = expand(pattern, HostRule::Optional).unwrap();
+            let want = by_captures(&expanded, text);
+            match by_locator(&expanded, text) {
+                Some(Some(got)) => assert_eq!(Some(got), want, "{pattern} on {text}"),
+                Some(None) => assert!(want.is_some(), "{pattern}: a match without spans"),
+                None => assert!(want.is_none(), "{pattern} on {text}: no match found"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_ipv6_host_before_a_port_is_left_to_the_captures() {
+        // The greedy host group must give back the port: only backtracking finds that.
+        let expanded = expand(r"^from <HOST>:\d+$", HostRule::Required).unwrap();
+        assert_eq!(by_locator(&expanded, "from 2001:db8::1:2222"), Some(None));
+    }
+
+    #[test]
+    fn a_long_lazy_user_defers_to_the_captures() {
+        // Each length of a lazy user costs a search of the rest: bounded, then the captures.
+        let expanded = expand(r"^u (?P<user>.*?) from <HOST>$", HostRule::Required).unwrap();
+        let text = format!("u {}x from 10.0.0.1", "y".repeat(200));
+        assert_eq!(by_locator(&expanded, &text), Some(None));
+        let short = "u bob from 10.0.0.1";
+        assert_eq!(
+            by_locator(&expanded, short),
+            Some(by_captures(&expanded, short))
+        );
+    }
+
+    #[test]
+    fn nested_groups_are_not_split() {
+        let nested = [
+            r"^(?:a (?P<user>\S+)|b) from <HOST>",
+            r"^x(?: for (?P<user>.*?))? <HOST>",
+            r"^(?:from <HOST>)+",
+        ];
+        for pattern in nested {
+            let expanded = expand(pattern, HostRule::Required).unwrap();
+            assert!(Locator::new(&expanded).is_none(), "{pattern}");
+        }
+        let flat = expand(r"^from <HOST> port", HostRule::Required).unwrap();
+        assert!(Locator::new(&flat).is_some());
+        assert!(Locator::new(r"^kex_exchange_identification: (a|b)").is_some());
+    }
+
+    /// Every rule of every built-in filter in every mode, on every line of the corpora under
+    /// `tests/filters/` (each suffix after `": "` stands for a message): wherever the rule
+    /// matches, the locator reports the captures' spans or defers to them.
+    #[test]
+    fn builtin_rules_locate_what_their_captures_capture_on_the_corpora() {
+        use crate::filter::{FilterOptions, builtin};
+        let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/filters");
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(&corpora).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                texts.push(line.to_string());
+                let mut rest = line;
+                while let Some(at) = rest.find(": ") {
+                    rest = &rest[at + 2..];
+                    texts.push(rest.to_string());
+                }
+            }
+        }
+        let (mut located, mut deferred) = (0, 0);
+        for name in builtin::names() {
+            let file = builtin::load(name).unwrap().unwrap();
+            for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
+                let options = FilterOptions {
+                    mode: Some(mode.clone()),
+                    ..FilterOptions::default()
+                };
+                let filter = file.compile(&options).unwrap();
+                for rule in &filter.rules {
+                    let Some(locator) = &rule.locator else {
+                        continue;
+                    };
+                    let mut cache = locator.cache();
+                    for text in &texts {
+                        let Some(caps) = rule.regex.captures(text.as_bytes()) else {
+                            continue;
+                        };
+                        let all = caps.get(0).unwrap();
+                        let span = |slot: Option<usize>| {
+                            slot.and_then(|i| caps.get(i)).map(|m| (m.start(), m.end()))
+                        };
+                        let want = Spans {
+                            host: span(rule.host),
+                            user: span(rule.user),
+                            echo: span(rule.echo),
+                        };
+                        match locator.locate(&mut cache, text.as_bytes(), all.start(), all.end()) {
+                            Some(got) => {
+                                assert_eq!(got, want, "{name}/{mode} {:?} on {text:?}", rule.regex);
+                                located += 1;
+                            }
+                            None => deferred += 1,
+                        }
+                    }
+                }
+            }
+        }
+        // The shortcut must be the common case on real lines, or it is not worth its code.
+        assert!(
+            located > 20 * deferred.max(1),
+            "located {located}, deferred {deferred}"
+        );
+    }
+}
