@@ -8,11 +8,6 @@ use super::logins::Login;
 use super::root::Set;
 use super::scene::Scene;
 
-const SSHD_START: &str = "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-mkdir -p /run/sshd
-/usr/sbin/sshd
-";
-
 /// A host with sshd and one FTP server, the attacker's failed FTP logins, and the ports
 /// checked: FTP dropped for the attacker, sshd answering; a bystander still gets FTP.
 fn ftp_attack_is_banned_on_ftp_ports_only(
@@ -23,18 +18,15 @@ fn ftp_attack_is_banned_on_ftp_ports_only(
     configure: impl FnOnce(&Scene) -> String,
 ) {
     let (attacker, bystander) = ("192.0.2.21", "192.0.2.22");
-    let mut scene = Scene::new(
+    let scene = Scene::beside_sshd(
         tag,
-        &[Set::Ssh, set],
-        &[jail],
+        set,
+        jail,
         local,
         &[attacker, bystander],
+        configure,
+        &[21],
     );
-    scene
-        .host
-        .etc_from_tree(Set::Ssh, "usr/share/openssh/sshd_config", "ssh/sshd_config");
-    let start = configure(&scene);
-    scene.start(&format!("{SSHD_START}{start}"), &[21, 22]);
     scene.fail_logins(
         Login::Ftp,
         attacker,

@@ -28,6 +28,12 @@ pub struct Scene {
     pub nftjail: Daemon,
 }
 
+/// Starts Debian's sshd with a fresh host key.
+const SSHD_START: &str = "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+mkdir -p /run/sshd
+/usr/sbin/sshd
+";
+
 impl Scene {
     /// Prepares everything without starting a process: `jails` are shipped jail names, `local`
     /// the body of `jail.d/99-local.toml` where `{log}` stands for the host's `/var/log`.
@@ -49,6 +55,28 @@ impl Scene {
             attackers,
             nftjail,
         }
+    }
+
+    /// A host with sshd and one more daemon set started: `configure` prepares that daemon and
+    /// gives its start script; the host waits for sshd's port and `ports`, then nftjail starts.
+    pub fn beside_sshd(
+        tag: &str,
+        set: Set,
+        jail: &str,
+        local: &str,
+        clients: &[&str],
+        configure: impl FnOnce(&Scene) -> String,
+        ports: &[u16],
+    ) -> Scene {
+        let mut scene = Scene::new(tag, &[Set::Ssh, set], &[jail], local, clients);
+        scene
+            .host
+            .etc_from_tree(Set::Ssh, "usr/share/openssh/sshd_config", "ssh/sshd_config");
+        let start = configure(&scene);
+        let mut all = vec![22];
+        all.extend_from_slice(ports);
+        scene.start(&format!("{SSHD_START}{start}"), &all);
+        scene
     }
 
     /// Starts the host's daemons (`script`, waiting for `ports`), then nftjail.

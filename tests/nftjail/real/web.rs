@@ -9,11 +9,6 @@ use super::logins::Login;
 use super::root::Set;
 use super::scene::Scene;
 
-const SSHD_START: &str = "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-mkdir -p /run/sshd
-/usr/sbin/sshd
-";
-
 /// The protected folder.
 const ADMIN: &str = "/admin/";
 
@@ -31,18 +26,15 @@ fn web_attack_is_banned_on_http_ports_only(
     configure: impl FnOnce(&Scene) -> String,
 ) {
     let (attacker, bystander) = ("192.0.2.41", "192.0.2.42");
-    let mut scene = Scene::new(
+    let scene = Scene::beside_sshd(
         tag,
-        &[Set::Ssh, set],
-        &[jail],
+        set,
+        jail,
         local,
         &[attacker, bystander],
+        configure,
+        &[80],
     );
-    scene
-        .host
-        .etc_from_tree(Set::Ssh, "usr/share/openssh/sshd_config", "ssh/sshd_config");
-    let start = configure(&scene);
-    scene.start(&format!("{SSHD_START}{start}"), &[22, 80]);
     // Two users the server does not know, then a wrong password for the one it knows: the
     // error log words them differently.
     let http = SocketAddr::new(SERVER_V4.parse().unwrap(), 80);
