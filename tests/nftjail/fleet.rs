@@ -203,10 +203,13 @@ fn three_nodes_share_bans_through_jetstream() {
         "A bans all 500 while the server is down",
         || present(&a, "sshd_v4", &wave) == 500,
     );
-    // A manual ban, through the client process, waits for the kernel and the disk only (the
-    // acknowledgement timeout of the server is 3 s). benches/fleet.rs measures it precisely.
+    // A manual ban, through the client process, waits for the kernel and the disk only: one
+    // that waited for the server would take its acknowledgement timeout, 3 s. The bound sits
+    // well below that and well above a loaded machine's process start and fsync (533 ms was
+    // seen once in CI with the suite's other tests running). benches/fleet.rs measures the
+    // latency precisely.
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < Duration::from_millis(1_500),
         "a ban waited {slowest:?} with the server down"
     );
     assert!(
