@@ -379,19 +379,31 @@ impl Core {
                 self.follow_host_addresses();
                 let now = (self.clock)();
                 let mut orders = Vec::new();
+                // Looked up once per batch, not per line.
+                let hook = self
+                    .config
+                    .enabled()
+                    .any(|j| j.name == jail && j.on_ban.is_some());
                 for matched in failures {
                     let f = &matched.failure;
-                    if let Some(line) = matched.line {
-                        self.keep_line(&jail, f.host, line);
-                    }
-                    match self.tracker.failure(&jail, f.host, f.at, now) {
-                        Counted::Banned(o) => orders.extend(o),
+                    let counted = match self.tracker.failure(&jail, f.host, f.at, now) {
+                        Counted::Banned(o) => {
+                            orders.extend(o);
+                            true
+                        }
                         Counted::Counted(n) => {
-                            tracing::debug!(jail = %jail, ip = %f.host, failures = n, "failure")
+                            tracing::debug!(jail = %jail, ip = %f.host, failures = n, "failure");
+                            true
                         }
                         other => {
-                            tracing::debug!(jail = %jail, ip = %f.host, outcome = ?other, "failure not counted")
+                            tracing::debug!(jail = %jail, ip = %f.host, outcome = ?other, "failure not counted");
+                            false
                         }
+                    };
+                    // Only a counted failure's line can lead to a ban: an ignored, too old or
+                    // already banned address's lines would only crowd the bounded store.
+                    if counted && let Some(line) = matched.line {
+                        self.keep_line(&jail, f.host, line, hook);
                     }
                 }
                 self.send(orders);
@@ -573,20 +585,17 @@ impl Core {
         }
     }
 
-    /// Remembers a matched line for the ban log and the jail's `on_ban` hook, keeping at most
+    /// Remembers a counted failure's line for the ban log and the jail's `on_ban` hook (`hook`:
+    /// the jail has one), keeping at most
     /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
     /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
     /// lines cost no more memory than the log would keep of them.
-    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String) {
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String, hook: bool) {
         let Some(policy) = self.tracker.policy(jail) else {
             return;
         };
         let key = (jail.clone(), BanTarget::folded(host, policy.fold_v6));
         let mut keep = policy.maxretry.max(1) as usize;
-        let hook = self
-            .config
-            .enabled()
-            .any(|j| &j.name == jail && j.on_ban.is_some());
         if !hook {
             keep = keep.min(nftjail_core::state::events::MAX_LINES);
             nftjail_core::state::events::cut_line(&mut line);
