@@ -51,6 +51,17 @@ struct Piece {
     /// A group's body that repeats one byte class (`.*?`, `\S+`), with the rest of the regex
     /// after it: its paths are its lengths, tried in its order (see [`Run`]).
     run: Option<(Run, Regex)>,
+    /// The piece is these bytes and nothing else (` from `): compared, not searched.
+    literal: Option<Box<[u8]>>,
+}
+
+/// What every match of a regex starts with, when that is a short list of literals: a length
+/// of a [`Run`] after which the text starts with none of them cannot let the rest match, and
+/// is passed over without a search (a lazy `(?P<user>.*?) from` then searches only where the
+/// text continues with ` from`, not at every byte).
+#[derive(Debug, Clone)]
+struct Starts {
+    literals: Vec<Vec<u8>>,
 }
 
 /// A repetition of one byte class: its paths are its lengths, longest first when greedy,
@@ -63,12 +74,18 @@ struct Run {
     min: usize,
     max: Option<usize>,
     greedy: bool,
+    /// What the rest of the regex starts with, when known: lengths the text does not continue
+    /// with one of these after are not tried.
+    then: Option<Starts>,
 }
 
 /// The pieces of one rule's regex.
 #[derive(Debug, Clone)]
 pub struct Locator {
     pieces: Vec<Piece>,
+    /// The regex starts with `^` (not multi-line): every match starts at 0, so a chain that
+    /// succeeds from 0 is the match, and the regex need not be searched first.
+    anchored: bool,
 }
 
 /// Search caches of one [`Locator`], for each piece its own and its rest's (owned by a
@@ -100,9 +117,16 @@ impl Locator {
             _ => None,
         };
         let top_level = items.iter().filter(|item| named(item).is_some()).count();
+        let anchored = matches!(
+            items.first().map(Hir::kind),
+            Some(HirKind::Look(regex_syntax::hir::Look::Start))
+        );
         if count_named(&hir) == 0 {
             // Nothing to locate: the match itself is all a consumer needs.
-            return Some(Locator { pieces: Vec::new() });
+            return Some(Locator {
+                pieces: Vec::new(),
+                anchored: false,
+            });
         }
         if top_level != count_named(&hir) {
             return None; // a group of interest is nested: only the captures know its span
@@ -116,9 +140,10 @@ impl Locator {
                     return None;
                 };
                 let mut piece = Piece::new((*capture.sub).clone(), Some(group))?;
-                if let Some(run) = Run::of(&capture.sub) {
-                    let rest = build(&Hir::concat(items[index + 1..].to_vec()))?;
-                    piece.run = Some((run, rest));
+                if let Some(mut run) = Run::of(&capture.sub) {
+                    let rest = Hir::concat(items[index + 1..].to_vec());
+                    run.then = Starts::of(&rest);
+                    piece.run = Some((run, build(&rest)?));
                 }
                 pieces.push(piece);
             } else {
@@ -126,7 +151,29 @@ impl Locator {
             }
         }
         pieces.push(Piece::new(Hir::concat(between), None)?);
-        Some(Locator { pieces })
+        Some(Locator { pieces, anchored })
+    }
+
+    /// Whether [`Locator::locate_anchored`] can stand for a search of the regex: it starts
+    /// with `^` and has groups to locate.
+    pub fn anchored(&self) -> bool {
+        self.anchored && !self.pieces.is_empty()
+    }
+
+    /// For a regex starting with `^` ([`Locator::anchored`]): the groups' spans and the end of
+    /// the regex's match in `haystack`, found without searching the regex itself. A chain of
+    /// pieces that succeeds from 0 is a path of the whole regex, so the regex matches, and
+    /// (module doc) it is the first path, the one the captures report. `None`: no match, or
+    /// one only the captures can split; the caller searches the regex to know which.
+    pub fn locate_anchored(
+        &self,
+        cache: &mut LocatorCache,
+        haystack: &[u8],
+    ) -> Option<(Spans, usize)> {
+        if !self.anchored() {
+            return None;
+        }
+        self.chain(cache, haystack, 0)
     }
 
     pub fn cache(&self) -> LocatorCache {
@@ -152,10 +199,24 @@ impl Locator {
         start: usize,
         end: usize,
     ) -> Option<Spans> {
-        let mut spans = Spans::default();
         if self.pieces.is_empty() {
-            return Some(spans);
+            return Some(Spans::default());
         }
+        let (spans, at) = self.chain(cache, haystack, start)?;
+        // The chain is the first successful path, so it ends where the match does; anything
+        // else would mean the reasoning above does not hold for this regex: trust the captures.
+        (at == end).then_some(spans)
+    }
+
+    /// The pieces matched one after the other from `start`: the groups' spans and where the
+    /// last piece ends; `None` when a piece finds no match where the last one ended.
+    fn chain(
+        &self,
+        cache: &mut LocatorCache,
+        haystack: &[u8],
+        start: usize,
+    ) -> Option<(Spans, usize)> {
+        let mut spans = Spans::default();
         let mut at = start;
         for (piece, cache) in self.pieces.iter().zip(cache.caches.iter_mut()) {
             let from = at;
@@ -167,6 +228,18 @@ impl Locator {
                     },
                     (_, Some(cache)),
                 ) => at = run.end(haystack, from, |x| anchored_end(rest, cache, haystack, x))?,
+                (
+                    Piece {
+                        literal: Some(literal),
+                        ..
+                    },
+                    _,
+                ) => {
+                    if !haystack[from..].starts_with(literal) {
+                        return None;
+                    }
+                    at = from + literal.len();
+                }
                 (
                     Piece {
                         regex: Some(regex), ..
@@ -183,9 +256,7 @@ impl Locator {
                 _ => {}
             }
         }
-        // The chain is the first successful path, so it ends where the match does; anything
-        // else would mean the reasoning above does not hold for this regex: trust the captures.
-        (at == end).then_some(spans)
+        Some((spans, at))
     }
 }
 
@@ -195,10 +266,15 @@ impl Piece {
             HirKind::Empty => None,
             _ => Some(build(&hir)?),
         };
+        let literal = match hir.kind() {
+            HirKind::Literal(literal) => Some(literal.0.clone()),
+            _ => None,
+        };
         Some(Piece {
             regex,
             group,
             run: None,
+            literal,
         })
     }
 }
@@ -222,6 +298,7 @@ impl Run {
             min: usize::try_from(repetition.min).ok()?,
             max: repetition.max.and_then(|max| usize::try_from(max).ok()),
             greedy: repetition.greedy,
+            then: None,
         })
     }
 
@@ -243,17 +320,56 @@ impl Run {
         let mut lengths = self.min..=longest;
         // Each try searches the rest of the line: past a few dozen (a long user name full of
         // ` from `, chosen by an attacker), the captures' bounded engines are the safer cost.
-        for _ in 0..TRIES {
+        let mut tries = 0;
+        while tries < TRIES {
             let length = if self.greedy {
                 lengths.next_back()?
             } else {
                 lengths.next()?
             };
-            if rest_matches(from + length).is_some() {
-                return Some(from + length);
+            let at = from + length;
+            if self
+                .then
+                .as_ref()
+                .is_some_and(|starts| !starts.at(&haystack[at..]))
+            {
+                continue; // the rest cannot match here: no search needed
+            }
+            tries += 1;
+            if rest_matches(at).is_some() {
+                return Some(at);
             }
         }
         None
+    }
+}
+
+impl Starts {
+    /// Most literals kept: past that, checking them costs more than the searches they spare.
+    const MOST: usize = 8;
+
+    /// The literals every match of `hir` starts with; `None` when they are not a short list of
+    /// non-empty literals (the rest may be empty, start with a class, or with too many words).
+    fn of(hir: &Hir) -> Option<Starts> {
+        use regex_syntax::hir::literal::{ExtractKind, Extractor};
+        let mut extractor = Extractor::new();
+        extractor.kind(ExtractKind::Prefix).limit_total(64);
+        let seq = extractor.extract(hir);
+        let literals = seq.literals()?;
+        if literals.is_empty()
+            || literals.len() > Self::MOST
+            || literals.iter().any(|l| l.as_bytes().is_empty())
+        {
+            return None;
+        }
+        Some(Starts {
+            literals: literals.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        })
+    }
+
+    /// Whether `text` starts with one of the literals.
+    fn at(&self, text: &[u8]) -> bool {
+        self.literals.iter().any(|l| text.starts_with(l))
     }
 }
 
@@ -384,10 +500,18 @@ mod tests {
 
     #[test]
     fn a_long_lazy_user_defers_to_the_captures() {
-        // Each length of a lazy user costs a search of the rest: bounded, then the captures.
+        // Each length of a lazy user where the text goes on with ` from` costs a search of the
+        // rest: bounded, then the captures (a user name full of ` from `, chosen by an attacker).
         let expanded = expand(r"^u (?P<user>.*?) from <HOST>$", HostRule::Required).unwrap();
-        let text = format!("u {}x from 10.0.0.1", "y".repeat(200));
+        let text = format!("u {}x from 10.0.0.1", "y from z ".repeat(100));
         assert_eq!(by_locator(&expanded, &text), Some(None));
+        // Lengths the rest cannot start after are not tries: a long name without ` from ` is
+        // located.
+        let long = format!("u {}x from 10.0.0.1", "y".repeat(200));
+        assert_eq!(
+            by_locator(&expanded, &long),
+            Some(by_captures(&expanded, &long))
+        );
         let short = "u bob from 10.0.0.1";
         assert_eq!(
             by_locator(&expanded, short),
@@ -431,7 +555,7 @@ mod tests {
                 }
             }
         }
-        let (mut located, mut deferred) = (0, 0);
+        let (mut located, mut deferred, mut anchored) = (0, 0, 0);
         for name in builtin::names() {
             let file = builtin::load(name).unwrap().unwrap();
             for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
@@ -446,7 +570,13 @@ mod tests {
                     };
                     let mut cache = locator.cache();
                     for text in &texts {
+                        let from_start = locator.locate_anchored(&mut cache, text.as_bytes());
                         let Some(caps) = rule.regex.captures(text.as_bytes()) else {
+                            assert_eq!(
+                                from_start, None,
+                                "{name}/{mode} {:?} on {text:?}",
+                                rule.regex
+                            );
                             continue;
                         };
                         let all = caps.get(0).unwrap();
@@ -458,6 +588,15 @@ mod tests {
                             user: span(rule.user),
                             echo: span(rule.echo),
                         };
+                        if let Some(got) = from_start {
+                            assert_eq!(
+                                got,
+                                (want, all.end()),
+                                "{name}/{mode} {:?} on {text:?}",
+                                rule.regex
+                            );
+                            anchored += 1;
+                        }
                         match locator.locate(&mut cache, text.as_bytes(), all.start(), all.end()) {
                             Some(got) => {
                                 assert_eq!(got, want, "{name}/{mode} {:?} on {text:?}", rule.regex);
@@ -473,6 +612,11 @@ mod tests {
         assert!(
             located > 20 * deferred.max(1),
             "located {located}, deferred {deferred}"
+        );
+        // Most rules start with `^`: most lines are located without a search of the regex.
+        assert!(
+            anchored * 2 > located,
+            "anchored {anchored}, located {located}"
         );
     }
 }

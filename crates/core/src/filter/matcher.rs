@@ -415,13 +415,21 @@ impl State {
     }
 
     /// The spans of the groups a consumer reads, when `rule` matches `message`: found by the
-    /// rule's lazy DFA and its [`Locator`](super::locate::Locator) when it has one and can be
-    /// sure, else by the captures (the bounded backtracker).
+    /// rule's [`Locator`](super::locate::Locator) when it has one and can be sure (after the
+    /// rule's lazy DFA found the match, for a regex not anchored at the start), else by the
+    /// captures (the bounded backtracker).
     fn spans(&mut self, rule: &Rule, index: usize, message: &[u8]) -> Option<Spans> {
         if let Some(locator) = &rule.locator {
-            let found = rule.regex.find(message)?;
             let cache = self.locator_caches[index].get_or_insert_with(|| locator.cache());
-            if let Some(spans) = locator.locate(cache, message, found.start(), found.end()) {
+            // A regex starting with `^` is not searched first: its pieces, chained from the
+            // start, are the match when they succeed (most candidate lines match their rule).
+            if let Some((spans, _)) = locator.locate_anchored(cache, message) {
+                return Some(spans);
+            }
+            let found = rule.regex.find(message)?;
+            if !locator.anchored()
+                && let Some(spans) = locator.locate(cache, message, found.start(), found.end())
+            {
                 return Some(spans);
             }
         }
