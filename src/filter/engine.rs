@@ -131,6 +131,16 @@ impl Fail2banRun {
 }
 
 impl AnyMatcher {
+    /// Whether failures carry the user name they name (`test-filter` shows it; the daemon
+    /// reads it only for its debug log, and then asks for it). Native filters then skip an
+    /// allocation per failure; sessions still see every name (fail2ban's filters always
+    /// report it).
+    pub fn set_users(&mut self, users: bool) {
+        if let AnyMatcher::Native(matcher) = self {
+            matcher.set_users(users);
+        }
+    }
+
     /// Lines logged before `instant` (Unix seconds) are [`Outcome::TooOld`]: the read-back of
     /// a log seen for the first time counts only what is within `findtime`.
     pub fn set_not_before(&mut self, instant: Option<i64>) {

@@ -59,20 +59,32 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Matched {
     pub failure: Failure,
-    pub line: Option<String>,
+    /// Where its line is in the batch's [`LineBudget`] text.
+    line: Option<(usize, usize)>,
 }
 
-/// Bytes of lines a batch of failures carries, and the budget of their source they count in.
+/// The lines a batch of failures carries, one after the other in one buffer (one allocation
+/// per batch, not one per line), and the budget of their source they count in.
 #[derive(Debug)]
 pub struct LineBudget {
-    bytes: usize,
+    text: String,
     in_flight: Arc<AtomicUsize>,
+    /// Bytes still counted in the source's budget (0 once released).
+    counted: usize,
 }
 
 impl LineBudget {
     /// The core took the batch in: its lines no longer count as in flight.
-    pub fn release(self) {
-        self.in_flight.fetch_sub(self.bytes, Ordering::Relaxed);
+    pub fn release(&mut self) {
+        self.in_flight
+            .fetch_sub(std::mem::take(&mut self.counted), Ordering::Relaxed);
+    }
+
+    /// The line `matched` carries, if its source's budget let it carry one.
+    pub fn line(&self, matched: &Matched) -> Option<&str> {
+        matched
+            .line
+            .and_then(|(start, end)| self.text.get(start..end))
     }
 }
 
@@ -109,8 +121,8 @@ struct MatchSink {
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
     events: mpsc::Sender<Event>,
     pending: Vec<Matched>,
-    /// Bytes of the lines in `pending`.
-    pending_line_bytes: usize,
+    /// The lines of the failures in `pending`, one after the other.
+    pending_lines: String,
     /// Bytes of lines sent to the core and not taken in yet (the core releases them).
     lines_in_flight: Arc<AtomicUsize>,
     /// The jail's findtime (seconds): lines older than it cannot count and are skipped early.
@@ -142,8 +154,9 @@ impl MatchSink {
             return;
         }
         let failures = std::mem::take(&mut self.pending);
-        let bytes = std::mem::take(&mut self.pending_line_bytes);
-        self.lines_in_flight.fetch_add(bytes, Ordering::Relaxed);
+        let text = std::mem::take(&mut self.pending_lines);
+        let counted = text.len();
+        self.lines_in_flight.fetch_add(counted, Ordering::Relaxed);
         // A closed channel means the daemon is stopping: nothing is left to tell.
         send(
             &self.events,
@@ -151,8 +164,9 @@ impl MatchSink {
                 jail: self.jail.clone(),
                 failures,
                 lines: LineBudget {
-                    bytes,
+                    text,
                     in_flight: self.lines_in_flight.clone(),
+                    counted,
                 },
             },
         );
@@ -193,10 +207,14 @@ impl Sink for MatchSink {
                 // Kept for the ban log and `on_ban` hooks (the core keeps a bounded few), while
                 // the lines on their way to the core stay within the budget.
                 let in_flight =
-                    self.lines_in_flight.load(Ordering::Relaxed) + self.pending_line_bytes;
+                    self.lines_in_flight.load(Ordering::Relaxed) + self.pending_lines.len();
                 let line = (in_flight + text.len() <= LINES_IN_FLIGHT).then(|| {
-                    self.pending_line_bytes += text.len();
-                    String::from_utf8_lossy(text).into_owned()
+                    let start = self.pending_lines.len();
+                    match std::str::from_utf8(text) {
+                        Ok(clean) => self.pending_lines.push_str(clean),
+                        Err(_) => self.pending_lines.push_str(&String::from_utf8_lossy(text)),
+                    }
+                    (start, self.pending_lines.len())
                 });
                 self.pending.push(Matched { failure: f, line });
                 if self.pending.len() >= FAILURE_BATCH {
@@ -294,7 +312,12 @@ fn findtime(jail: &JailConfig) -> i64 {
 /// that reads no log.
 fn matcher(jail: &JailConfig) -> Option<AnyMatcher> {
     match &jail.kind {
-        JailKind::Log { filter, .. } => Some(filter.filter.matcher(zone::system())),
+        JailKind::Log { filter, .. } => {
+            let mut matcher = filter.filter.matcher(zone::system());
+            // The user name of a failure is only ever shown in the debug log.
+            matcher.set_users(tracing::enabled!(tracing::Level::DEBUG));
+            Some(matcher)
+        }
         _ => None,
     }
 }
@@ -318,7 +341,7 @@ pub fn stage(
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
-        pending_line_bytes: 0,
+        pending_lines: String::new(),
         lines_in_flight: Arc::new(AtomicUsize::new(0)),
         findtime: findtime(jail),
         counters: counters.clone(),
@@ -384,8 +407,8 @@ mod tests {
                 failures += batch.len();
                 carried += batch
                     .iter()
-                    .filter_map(|m| m.line.as_ref())
-                    .map(String::len)
+                    .filter_map(|m| lines.line(m))
+                    .map(str::len)
                     .sum::<usize>();
                 budgets.push(lines);
             }
@@ -399,11 +422,18 @@ mod tests {
             "{carried} bytes of lines in flight"
         );
         // Once the core takes them in, lines flow again.
-        budgets.into_iter().for_each(LineBudget::release);
+        budgets.iter_mut().for_each(LineBudget::release);
         feed(&mut sink, 20_000, 20_001);
-        let Ok(Event::Failures { failures, .. }) = rx.try_recv() else {
+        let Ok(Event::Failures {
+            failures, lines, ..
+        }) = rx.try_recv()
+        else {
             panic!("no failure");
         };
-        assert!(failures[0].line.is_some());
+        assert_eq!(
+            lines.line(&failures[0]),
+            Some(line(20_000).as_str()),
+            "the line, whole"
+        );
     }
 }

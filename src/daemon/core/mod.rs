@@ -373,7 +373,7 @@ impl Core {
             Event::Failures {
                 jail,
                 failures,
-                lines,
+                mut lines,
             } => {
                 lines.release();
                 self.follow_host_addresses();
@@ -402,8 +402,8 @@ impl Core {
                     };
                     // Only a counted failure's line can lead to a ban: an ignored, too old or
                     // already banned address's lines would only crowd the bounded store.
-                    if counted && let Some(line) = matched.line {
-                        self.keep_line(&jail, f.host, line, hook);
+                    if counted && let Some(line) = lines.line(&matched) {
+                        self.keep_line(&jail, f.host, line.to_owned(), hook);
                     }
                 }
                 self.send(orders);

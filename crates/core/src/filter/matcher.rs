@@ -62,6 +62,8 @@ struct State {
     /// Lines logged at or before this instant (Unix seconds) are [`Outcome::TooOld`], found
     /// without running a regex.
     not_before: Option<i64>,
+    /// Whether a [`Failure`] carries its user name.
+    users: bool,
 }
 
 impl Matcher {
@@ -85,6 +87,7 @@ impl Matcher {
             local,
             decoded: String::new(),
             not_before: None,
+            users: true,
         };
         Matcher { filter, state }
     }
@@ -99,6 +102,12 @@ impl Matcher {
     /// `findtime` fast. `None`: every line is matched (the default; `test-filter`).
     pub fn set_not_before(&mut self, instant: Option<i64>) {
         self.state.not_before = instant;
+    }
+
+    /// Whether failures carry their user name (the default); without, a failure costs no
+    /// allocation. The sessions see the names either way.
+    pub fn set_users(&mut self, users: bool) {
+        self.state.users = users;
     }
 
     /// Open multi-line sessions (for status and tests).
@@ -399,7 +408,7 @@ impl State {
                 (RuleKind::Session, None) => continue,
                 _ => time,
             };
-            let user = if rule.kind == RuleKind::Session {
+            let user = if rule.kind == RuleKind::Session || !self.users {
                 None
             } else {
                 user
@@ -559,6 +568,22 @@ mod tests {
             show(m.feed_line(&vec![b'a'; MAX_LINE + 1], now())),
             "Skipped(TooLong)"
         );
+    }
+
+    #[test]
+    fn failures_without_user_names_are_otherwise_the_same() {
+        let line: &[u8] = b"Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22";
+        let mut with = matcher(SESSIONS, None);
+        let mut without = matcher(SESSIONS, None);
+        without.set_users(false);
+        let (Outcome::Failure(a), Outcome::Failure(b)) =
+            (with.feed_line(line, now()), without.feed_line(line, now()))
+        else {
+            panic!("no failure");
+        };
+        assert_eq!(a.user.as_deref(), Some("bob"));
+        assert_eq!(b.user, None);
+        assert_eq!((a.host, a.time, a.at), (b.host, b.time, b.at));
     }
 
     #[test]
