@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::FastMap;
 use crate::addr::{BanTarget, Prefix, canonical};
 use crate::fleet::NodeName;
 use crate::jail::JailName;
@@ -122,7 +123,7 @@ impl Ban {
 
 #[derive(Default)]
 struct JailBans {
-    by_target: HashMap<BanTarget, Ban>,
+    by_target: FastMap<BanTarget, Ban>,
     /// How many active prefixes of each length (index = length) per family, so an address
     /// lookup probes only the lengths in use.
     net_lengths_v4: Vec<u32>,
@@ -145,7 +146,7 @@ impl JailBans {
 /// Every live ban, by jail.
 #[derive(Default)]
 pub struct ActiveBans {
-    jails: HashMap<JailName, JailBans>,
+    jails: FastMap<JailName, JailBans>,
     /// (expiry, jail, target); an entry is stale when the ban was removed or re-timed.
     expiry: BinaryHeap<Reverse<(i64, JailName, BanTarget)>>,
 }

@@ -4,16 +4,17 @@
 //! loader, the host's own addresses by the daemon) and answers `contains`. Lookups are O(1) for
 //! single addresses and O(prefix lengths) for prefixes: one hash probe per distinct prefix length.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use super::FastSet;
 use crate::addr::{BanTarget, Prefix, canonical};
 
 /// Addresses and prefixes a jail never bans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreList {
-    addrs: HashSet<IpAddr>,
-    prefixes: HashSet<Prefix>,
+    addrs: FastSet<IpAddr>,
+    prefixes: FastSet<Prefix>,
     /// Distinct prefix lengths per family, longest first, so `contains` probes each once.
     lengths_v4: BTreeSet<u8>,
     lengths_v6: BTreeSet<u8>,

@@ -9,8 +9,9 @@
 //! The structure is an LRU list threaded through a slab (`Vec<Node>`) with a hash index, so
 //! every operation is O(1) and an entry costs ~100 bytes plus 8 bytes per remembered failure.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+
+use super::FastMap;
 
 const NIL: u32 = u32::MAX;
 
@@ -27,7 +28,7 @@ pub struct FailureWindow {
     findtime: i64,
     maxretry: usize,
     capacity: usize,
-    index: HashMap<IpAddr, u32>,
+    index: FastMap<IpAddr, u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     /// Most recently failing address.
@@ -45,7 +46,7 @@ impl FailureWindow {
             findtime: i64::try_from(findtime).unwrap_or(i64::MAX),
             maxretry: maxretry.max(1) as usize,
             capacity: capacity.max(1),
-            index: HashMap::new(),
+            index: FastMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
             head: NIL,
