@@ -28,12 +28,30 @@ pub struct LocalZone {
     checked: Option<i64>,
     /// Bumped each time the rules change (for callers' caches).
     generation: u64,
+    /// The offset, when the rules have only one (UTC, a fixed zone, a zone without daylight
+    /// saving and without history): every conversion is then one addition.
+    constant: Option<i32>,
+}
+
+/// The only offset `rules` ever give, if they give one only.
+fn constant_offset(rules: &ZoneRules) -> Option<i32> {
+    let rules = rules.as_ref();
+    let [only] = rules.local_time_types() else {
+        return None;
+    };
+    let fixed = match rules.extra_rule() {
+        None => true,
+        Some(tz::timezone::TransitionRule::Fixed(t)) => t.ut_offset() == only.ut_offset(),
+        Some(_) => false,
+    };
+    (rules.transitions().is_empty() && fixed).then(|| only.ut_offset())
 }
 
 impl LocalZone {
     /// Fixed rules.
     pub fn fixed(rules: ZoneRules) -> LocalZone {
         LocalZone {
+            constant: constant_offset(&rules),
             rules,
             source: None,
             checked: None,
@@ -55,6 +73,7 @@ impl LocalZone {
     pub fn following(mut source: Box<dyn ZoneSource>) -> LocalZone {
         let rules = source.poll().unwrap_or_else(ZoneRules::utc);
         LocalZone {
+            constant: constant_offset(&rules),
             rules,
             source: Some(source),
             checked: None,
@@ -69,6 +88,7 @@ impl LocalZone {
         }
         self.checked = Some(now);
         if let Some(rules) = self.source.as_mut().and_then(|s| s.poll()) {
+            self.constant = constant_offset(&rules);
             self.rules = rules;
             self.generation += 1;
         }
@@ -87,6 +107,9 @@ impl LocalZone {
 
     /// Seconds east of UTC at Unix time `at`.
     pub fn offset_at(&self, at: i64) -> i32 {
+        if let Some(offset) = self.constant {
+            return offset;
+        }
         self.rules
             .find_local_time_type(at)
             .map_or(0, |t| t.ut_offset())
@@ -102,6 +125,9 @@ impl LocalZone {
     /// taken as if the clock had already moved; in an overlap, the earlier instant wins.
     pub fn instant(&self, wall: NaiveDateTime) -> i64 {
         let w = wall.and_utc().timestamp();
+        if let Some(offset) = self.constant {
+            return w - i64::from(offset);
+        }
         // Every offset in force within a day of the time: an instant is valid if the offset
         // there is the one it was computed with.
         [w - 86_400, w, w + 86_400]
@@ -124,6 +150,33 @@ mod tests {
     /// A zone of the system's zoneinfo (test data: the library itself reads no file).
     fn zoneinfo(name: &str) -> LocalZone {
         LocalZone::from_tzif(&std::fs::read(format!("/usr/share/zoneinfo/{name}")).unwrap())
+    }
+
+    /// Zones with one offset take the shortcut, and it gives what the rules give.
+    #[test]
+    fn constant_zones_convert_as_their_rules_do() {
+        let mut zones = vec![("built-in UTC", LocalZone::utc(), true)];
+        for (name, constant) in [
+            ("UTC", true),
+            ("Etc/GMT-5", true),
+            ("Etc/GMT+3", true),
+            ("Asia/Kolkata", false),
+            ("Europe/Paris", false),
+        ] {
+            zones.push((name, zoneinfo(name), constant));
+        }
+        for (name, zone, constant) in zones {
+            assert_eq!(zone.constant.is_some(), constant, "{name}");
+            let slow = LocalZone {
+                constant: None,
+                ..LocalZone::fixed(zone.rules.clone())
+            };
+            for at in (0..40).map(|i| 1_700_000_000 + i * 7_919_993) {
+                assert_eq!(zone.offset_at(at), slow.offset_at(at), "{name} {at}");
+                let wall = chrono::DateTime::from_timestamp(at, 0).unwrap().naive_utc();
+                assert_eq!(zone.instant(wall), slow.instant(wall), "{name} {wall}");
+            }
+        }
     }
 
     #[test]
