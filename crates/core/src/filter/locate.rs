@@ -14,9 +14,12 @@
 //! the first path that completes `A`; so when, piece after piece, each anchored search from
 //! where the last one ended succeeds up to the last piece, that chain is the regex's first
 //! successful path, and its piece boundaries are the groups' spans. A group whose body repeats
-//! one byte class (`(?P<user>.*?)`, `\S+`) is tried length by length in its own order, each
-//! checked by an anchored search of the rest of the regex, the first that lets the rest match
-//! winning (at most 64 tries, else the captures). When some piece finds no
+//! one byte class (`(?P<user>.*?)`, `\S+`) is tried length by length in its own order, the
+//! first that lets the rest of the regex match winning: after each length the pieces that
+//! follow are chained (when they all match, the rest matches, and this is its first path), and
+//! only where they do not is the rest searched as a whole, to tell "not from here" from "only
+//! the captures can split it" (at most 64 lengths in all, else the captures). When some piece
+//! finds no
 //! match from there (the regex had to backtrack into an earlier piece: `<HOST>:\d+` after an
 //! IPv6 address that ate the port), `None`. A regex with a group of interest inside a
 //! repetition or an alternation is not split at all (its rules always use the captures).
@@ -217,46 +220,108 @@ impl Locator {
         start: usize,
     ) -> Option<(Spans, usize)> {
         let mut spans = Spans::default();
-        let mut at = start;
-        for (piece, cache) in self.pieces.iter().zip(cache.caches.iter_mut()) {
-            let from = at;
-            match (piece, cache) {
-                (
-                    Piece {
-                        run: Some((run, rest)),
-                        ..
-                    },
-                    (_, Some(cache)),
-                ) => at = run.end(haystack, from, |x| anchored_end(rest, cache, haystack, x))?,
-                (
-                    Piece {
-                        literal: Some(literal),
-                        ..
-                    },
-                    _,
-                ) => {
-                    if !haystack[from..].starts_with(literal) {
-                        return None;
+        let mut budget = TRIES;
+        let end = follow(
+            &self.pieces,
+            &mut cache.caches,
+            haystack,
+            start,
+            &mut spans,
+            &mut budget,
+        )?;
+        Some((spans, end))
+    }
+}
+
+/// The caches of one piece: its own, and its rest's (a [`Run`]'s).
+type PieceCaches = (Option<meta::Cache>, Option<meta::Cache>);
+
+/// What one length of a [`Run`] gave.
+enum Try {
+    /// The pieces after the run matched from there, up to this end.
+    Found(usize),
+    /// Not from there; the next length may do.
+    Next,
+    /// Only the captures can tell (the rest of the regex matches from there, and its pieces
+    /// do not chain; or the budget of tries is spent).
+    GiveUp,
+}
+
+/// Matches `pieces` one after the other from `at`, recording the groups' spans in `spans`;
+/// returns where the last one ends. A [`Run`] is tried length by length, each followed by the
+/// pieces after it (recursively); the first length after which they all match is the run's
+/// path, as it is the first after which the rest of the regex matches (module doc). Where they
+/// do not, the rest is searched as a whole: when it matches from there, the regex's path goes
+/// through a split the pieces cannot find, and only the captures can. Every length tried, at
+/// any depth, spends one of `budget` tries.
+fn follow(
+    pieces: &[Piece],
+    caches: &mut [PieceCaches],
+    haystack: &[u8],
+    mut at: usize,
+    spans: &mut Spans,
+    budget: &mut usize,
+) -> Option<usize> {
+    for index in 0..pieces.len() {
+        let piece = &pieces[index];
+        let from = at;
+        let (own, later) = caches[index..].split_first_mut()?;
+        match piece {
+            Piece {
+                run: Some((run, rest)),
+                ..
+            } => {
+                let rest_cache = own.1.as_mut()?;
+                let mut found = None;
+                let end = run.lengths(haystack, from, |x| {
+                    if *budget == 0 {
+                        return Try::GiveUp;
                     }
-                    at = from + literal.len();
+                    *budget -= 1;
+                    let mut after = *spans;
+                    if let Some(end) =
+                        follow(&pieces[index + 1..], later, haystack, x, &mut after, budget)
+                    {
+                        found = Some((x, after));
+                        return Try::Found(end);
+                    }
+                    if anchored_end(rest, rest_cache, haystack, x).is_some() {
+                        return Try::GiveUp;
+                    }
+                    Try::Next
+                })?;
+                let (x, after) = found?;
+                *spans = after;
+                record(spans, piece.group, (from, x));
+                // The pieces after the run were matched by the recursion.
+                return Some(end);
+            }
+            Piece {
+                literal: Some(literal),
+                ..
+            } => {
+                if !haystack[from..].starts_with(literal) {
+                    return None;
                 }
-                (
-                    Piece {
-                        regex: Some(regex), ..
-                    },
-                    (Some(cache), _),
-                ) => at = anchored_end(regex, cache, haystack, from)?,
-                _ => {}
+                at = from + literal.len();
             }
-            let span = Some((from, at));
-            match piece.group {
-                Some(0) => spans.host = span,
-                Some(1) => spans.user = span,
-                Some(2) => spans.echo = span,
-                _ => {}
-            }
+            Piece {
+                regex: Some(regex), ..
+            } => at = anchored_end(regex, own.0.as_mut()?, haystack, from)?,
+            _ => {}
         }
-        Some((spans, at))
+        record(spans, piece.group, (from, at));
+    }
+    Some(at)
+}
+
+/// Notes the span of a group's piece.
+fn record(spans: &mut Spans, group: Option<usize>, span: (usize, usize)) {
+    match group {
+        Some(0) => spans.host = Some(span),
+        Some(1) => spans.user = Some(span),
+        Some(2) => spans.echo = Some(span),
+        _ => {}
     }
 }
 
@@ -302,12 +367,14 @@ impl Run {
         })
     }
 
-    /// The end of the first of this run's paths from `from` after which `rest_matches`.
-    fn end(
+    /// Tries this run's paths from `from` in its order (lengths the rest of the regex cannot
+    /// start after are passed over): `attempt` says what each gave; the end it found, or
+    /// `None` when no length did or it gave up.
+    fn lengths(
         &self,
         haystack: &[u8],
         from: usize,
-        mut rest_matches: impl FnMut(usize) -> Option<usize>,
+        mut attempt: impl FnMut(usize) -> Try,
     ) -> Option<usize> {
         let available = haystack[from..]
             .iter()
@@ -318,10 +385,7 @@ impl Run {
             return None;
         }
         let mut lengths = self.min..=longest;
-        // Each try searches the rest of the line: past a few dozen (a long user name full of
-        // ` from `, chosen by an attacker), the captures' bounded engines are the safer cost.
-        let mut tries = 0;
-        while tries < TRIES {
+        loop {
             let length = if self.greedy {
                 lengths.next_back()?
             } else {
@@ -333,14 +397,14 @@ impl Run {
                 .as_ref()
                 .is_some_and(|starts| !starts.at(&haystack[at..]))
             {
-                continue; // the rest cannot match here: no search needed
+                continue; // the rest cannot match here: nothing to try
             }
-            tries += 1;
-            if rest_matches(at).is_some() {
-                return Some(at);
+            match attempt(at) {
+                Try::Found(end) => return Some(end),
+                Try::Next => {}
+                Try::GiveUp => return None,
             }
         }
-        None
     }
 }
 
