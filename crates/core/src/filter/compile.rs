@@ -63,8 +63,19 @@ pub struct Rule {
     pub echo: Option<usize>,
     /// A session rule from `sessionendregex`: the session is forgotten after the line.
     pub ends_session: bool,
-    /// The groups' spans without the backtracker, when the regex's shape allows it.
-    pub locator: Option<Locator>,
+    /// The groups' spans without the backtracker, when the regex's shape allows it: made
+    /// at the rule's first match ([`Rule::locator`]), so rules that never match (most of a
+    /// filter's, on most hosts) cost neither the time nor the memory of their pieces.
+    locator: std::sync::OnceLock<Option<Locator>>,
+}
+
+impl Rule {
+    /// The rule's [`Locator`], made on first use; `None` when the regex cannot be split.
+    pub fn locator(&self) -> Option<&Locator> {
+        self.locator
+            .get_or_init(|| Locator::new(self.regex.as_str()))
+            .as_ref()
+    }
 }
 
 /// A syslog tag the filter accepts: a name, or a pattern where `*` matches any run.
@@ -230,7 +241,7 @@ fn compile_rule(kind: RuleKind, pattern: &Spanned<String>) -> Result<(Rule, Gate
             user,
             echo,
             ends_session: false,
-            locator: Locator::new(&expanded),
+            locator: std::sync::OnceLock::new(),
         },
         gate,
     ))

@@ -629,7 +629,7 @@ mod tests {
                 };
                 let filter = file.compile(&options).unwrap();
                 for rule in &filter.rules {
-                    let Some(locator) = &rule.locator else {
+                    let Some(locator) = rule.locator() else {
                         continue;
                     };
                     let mut cache = locator.cache();

@@ -428,7 +428,7 @@ impl State {
     /// rule's lazy DFA found the match, for a regex not anchored at the start), else by the
     /// captures (the bounded backtracker).
     fn spans(&mut self, rule: &Rule, index: usize, message: &[u8]) -> Option<Spans> {
-        if let Some(locator) = &rule.locator {
+        if let Some(locator) = rule.locator() {
             let cache = self.locator_caches[index].get_or_insert_with(|| locator.cache());
             // A regex starting with `^` is not searched first: its pieces, chained from the
             // start, are the match when they succeed (most candidate lines match their rule).
