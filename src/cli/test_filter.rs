@@ -300,7 +300,8 @@ pub fn write_failure(
     failure: &Failure,
     json: bool,
 ) -> io::Result<()> {
-    let mut line = [0u8; 160];
+    const CAPACITY: usize = 256;
+    let mut line = [0u8; CAPACITY];
     let mut at = 0;
     let mut put = |bytes: &[u8], at: &mut usize| {
         line[*at..*at + bytes.len()].copy_from_slice(bytes);
@@ -309,10 +310,7 @@ pub fn write_failure(
     let mut digits = [0u8; 20];
     let number = decimal(number, &mut digits);
     let mut host_buf = [0u8; 48];
-    let mut cursor = io::Cursor::new(&mut host_buf[..]);
-    write!(cursor, "{}", failure.host)?;
-    let host_len = cursor.position() as usize;
-    let host = &host_buf[..host_len];
+    let host = address(failure.host, &mut host_buf);
     let time = iso(failure.time);
     if json {
         put(b"{\"line\": ", &mut at);
@@ -330,16 +328,73 @@ pub fn write_failure(
         put(b" at ", &mut at);
         put(&time, &mut at);
     }
-    out.write_all(&line[..at])?;
-    match (&failure.user, json) {
+    match (failure.user.as_deref(), json) {
+        // Most names need no escape in either form: copied as they are.
+        (Some(user), _) if at + user.len() + 16 <= CAPACITY && !needs_escape(user) => {
+            if json {
+                put(b", \"user\": \"", &mut at);
+                put(user.as_bytes(), &mut at);
+                put(b"\"}\n", &mut at);
+            } else {
+                put(b" user ", &mut at);
+                put(user.as_bytes(), &mut at);
+                put(b"\n", &mut at);
+            }
+        }
         (Some(user), true) => {
+            out.write_all(&line[..at])?;
             let quoted =
                 serde_json::to_string(user).expect("invariant: a string always serializes");
-            writeln!(out, ", \"user\": {quoted}}}")
+            return writeln!(out, ", \"user\": {quoted}}}");
         }
-        (Some(user), false) => writeln!(out, " user {}", user.escape_debug()),
-        (None, true) => out.write_all(b"}\n"),
-        (None, false) => out.write_all(b"\n"),
+        (Some(user), false) => {
+            out.write_all(&line[..at])?;
+            return writeln!(out, " user {}", user.escape_debug());
+        }
+        (None, true) => put(b"}\n", &mut at),
+        (None, false) => put(b"\n", &mut at),
+    }
+    out.write_all(&line[..at])
+}
+
+/// Whether `user` reads differently through `str::escape_debug` or as a JSON string: anything
+/// but printable ASCII, quotes and backslashes. The rest is written as it is.
+fn needs_escape(user: &str) -> bool {
+    user.bytes()
+        .any(|b| !(b' '..=b'~').contains(&b) || matches!(b, b'"' | b'\'' | b'\\'))
+}
+
+/// `host` as `Display` writes it, in `buf`. IPv4 by hand (most failures; `Display` goes through
+/// the formatter and costs over a thousand instructions), IPv6 through `Display` (RFC 5952's
+/// zero compression is not worth doing twice).
+fn address(host: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    match host {
+        IpAddr::V4(v4) => {
+            let mut at = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[at] = b'.';
+                    at += 1;
+                }
+                if octet >= 100 {
+                    buf[at] = b'0' + octet / 100;
+                    at += 1;
+                }
+                if octet >= 10 {
+                    buf[at] = b'0' + octet / 10 % 10;
+                    at += 1;
+                }
+                buf[at] = b'0' + octet % 10;
+                at += 1;
+            }
+            &buf[..at]
+        }
+        IpAddr::V6(v6) => {
+            let mut cursor = io::Cursor::new(&mut buf[..]);
+            write!(cursor, "{v6}").expect("invariant: an IPv6 address fits in 48 bytes");
+            let len = cursor.position() as usize;
+            &buf[..len]
+        }
     }
 }
 
@@ -518,6 +573,79 @@ mod tests {
              {\"line\": 12, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\"}\n\
              line 12: 192.0.2.1 at 2026-11-23T07:18:36 user ro\\\"ot\n"
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let edges = [0u8, 1, 9, 10, 11, 99, 100, 101, 199, 200, 255];
+        let mut buf = [0u8; 48];
+        for a in edges {
+            for b in edges {
+                for (c, d) in [(0, 255), (9, 10), (99, 100), (255, 0), (a, b)] {
+                    let host = IpAddr::from([a, b, c, d]);
+                    let written = address(host, &mut buf);
+                    assert_eq!(written, host.to_string().as_bytes(), "{host}");
+                }
+            }
+        }
+        for text in [
+            "::",
+            "::1",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "::ffff:192.0.2.1",
+            "64:ff9b::192.0.2.1",
+        ] {
+            let host: IpAddr = text.parse().unwrap();
+            assert_eq!(
+                address(host, &mut buf),
+                host.to_string().as_bytes(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_names_are_escaped_only_when_they_need_it() {
+        let long = "x".repeat(300);
+        for user in [
+            "root",
+            "",
+            "ro\"ot",
+            "o'brien",
+            "back\\slash",
+            "tab\there",
+            "new\nline",
+            "del\u{7f}",
+            "nul\0",
+            "j\u{f6}rg",
+            "\u{301}accent",
+            "~!@#$%^&*()_+{}|:<>?`-=[];,./",
+            long.as_str(),
+        ] {
+            let failure = Failure {
+                host: "192.0.2.1".parse().unwrap(),
+                time: "2026-11-23T07:18:36".parse().unwrap(),
+                at: 0,
+                user: Some(user.into()),
+            };
+            let mut text = Vec::new();
+            write_failure(&mut text, 7, &failure, false).unwrap();
+            let want = format!(
+                "line 7: 192.0.2.1 at 2026-11-23T07:18:36 user {}\n",
+                user.escape_debug()
+            );
+            assert_eq!(String::from_utf8(text).unwrap(), want, "{user:?}");
+            let mut json = Vec::new();
+            write_failure(&mut json, 7, &failure, true).unwrap();
+            let want = format!(
+                "{{\"line\": 7, \"host\": \"192.0.2.1\", \"time\": \"2026-11-23T07:18:36\", \"user\": {}}}\n",
+                serde_json::to_string(user).unwrap()
+            );
+            assert_eq!(String::from_utf8(json).unwrap(), want, "{user:?}");
+        }
     }
 
     #[test]
