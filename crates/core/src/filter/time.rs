@@ -289,6 +289,11 @@ pub fn parse_dmy(text: &[u8]) -> Option<(Stamp, usize)> {
 /// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded), with an
 /// optional weekday before (`Fri `) and an optional year after (` 2026`).
 pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
+    syslog_common(text).or_else(|| syslog_any(text))
+}
+
+/// [`parse_syslog`] for every shape.
+fn syslog_any(text: &[u8]) -> Option<(Stamp, usize)> {
     // Every line of a syslog file comes through here: the name is read once as three
     // case-folded bytes and looked up as a number (no weekday or month name is both).
     let mut weekday = 0;
@@ -337,6 +342,54 @@ pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
         offset: None,
     };
     Some((stamp, pos))
+}
+
+/// The shape of nearly every syslog line, `Nov 23 07:18:36 h` or `Nov  3 07:18:36 h`, read in
+/// one step; `None` for anything else (a weekday, an unpadded day, a fraction, a year, the
+/// end of the line), which [`syslog_any`] then reads, to the same result.
+fn syslog_common(text: &[u8]) -> Option<(Stamp, usize)> {
+    let &[
+        m0,
+        m1,
+        m2,
+        b' ',
+        d1,
+        d0,
+        b' ',
+        h1,
+        h0,
+        b':',
+        n1,
+        n0,
+        b':',
+        s1,
+        s0,
+        b' ',
+        next,
+    ] = text.get(..17)?
+    else {
+        return None;
+    };
+    if next.is_ascii_digit() {
+        return None; // perhaps a year
+    }
+    let month = month_number(u32::from_le_bytes([m0 | 0x20, m1 | 0x20, m2 | 0x20, 0]))?;
+    let day = if d1 == b' ' {
+        two_digits(b'0', d0)?
+    } else {
+        two_digits(d1, d0)?
+    };
+    let stamp = Stamp::Civil {
+        year: None,
+        month,
+        day,
+        hour: two_digits(h1, h0)?,
+        minute: two_digits(n1, n0)?,
+        second: two_digits(s1, s0)?.min(59),
+        nanos: 0,
+        offset: None,
+    };
+    Some((stamp, 15))
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.frac][zone]`, `YYYY/MM/DD HH:MM:SS` and `YYYY:MM:DD-HH:MM:SS`.
@@ -779,6 +832,32 @@ mod tests {
         assert_eq!(digits_upto(b"123", 1), Some((1, 1)));
         assert_eq!(digits_upto(b"1", 0), None);
         assert_eq!(digits_upto(b"x1", 2), None);
+    }
+
+    /// The one-step reading of `Nov 23 07:18:36 h` agrees with the general one, and leaves
+    /// every other shape to it.
+    #[test]
+    fn common_syslog_shape_reads_as_the_general_parser() {
+        let mut common = 0;
+        for month in ["Nov", "nOV", "Fri", "Nox"] {
+            for day in [" 3", "03", "23", "00", " 0", "3 ", "x3"] {
+                for clock in ["07:18:36", "23:59:60", "99:99:99", "07:18:3x", "7:18:36"] {
+                    for rest in [
+                        " h", " 2026 h", " 2026", " 1969 h", ".5 h", " 2x", "", "\th",
+                    ] {
+                        let line = format!("{month} {day} {clock}{rest}");
+                        let general = syslog_any(line.as_bytes());
+                        if let Some(found) = syslog_common(line.as_bytes()) {
+                            assert_eq!(Some(found), general, "{line:?}");
+                            common += 1;
+                        }
+                        assert_eq!(parse_syslog(line.as_bytes()), general, "{line:?}");
+                    }
+                }
+            }
+        }
+        // Two months, five days (padded or two digits), three clocks, then ` h` only.
+        assert_eq!(common, 2 * 5 * 3);
     }
 
     #[test]
