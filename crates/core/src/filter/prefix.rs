@@ -167,8 +167,7 @@ fn syslog<'a>(datepattern: Option<&DatePattern>, line: &'a str) -> Result<Header
         return Err(PrefixError::NoTimestamp);
     }
     pos = skip_spaces(bytes, pos);
-    pos = skip_bsd_verbose(bytes, pos);
-    let first_end = token_end(bytes, pos);
+    let (pos, first_end) = skip_bsd_verbose(bytes, pos);
     let (tag_start, tag_len, tag_end) = match tag_len(&bytes[pos..first_end]) {
         Some(len) => (pos, len, first_end),
         None => {
@@ -215,7 +214,7 @@ fn tag_len(token: &[u8]) -> Option<usize> {
             Some(token.len())
         }
         b']' => {
-            let open = memchr::memrchr(b'[', token)?;
+            let open = token.iter().rposition(|&b| b == b'[')?;
             let pid = &token[open + 1..token.len() - 1];
             (open > 0 && !pid.is_empty() && pid.iter().all(u8::is_ascii_digit))
                 .then_some(token.len())
@@ -262,7 +261,7 @@ fn rfc5424<'a>(
     }
     let (app_start, app_end) = fields[1];
     let tag = Some(&line[app_start..app_end]).filter(|t| *t != "-");
-    let pid = line[fields[2].0..fields[2].1].parse().ok();
+    let pid = parse_pid(&bytes[fields[2].0..fields[2].1]);
     pos = pos.min(bytes.len());
     // Structured data: `-` or one or more `[...]` with `\]` escapes.
     match bytes.get(pos) {
@@ -382,7 +381,7 @@ fn custom<'a>(
         (None, None) => return Err(PrefixError::NoTimestamp),
     };
     let tag = group(prefix.tag);
-    let pid = group(prefix.pid).and_then(|p| p.parse().ok());
+    let pid = group(prefix.pid).and_then(|p| parse_pid(p.as_bytes()));
     let message = &line[skip_spaces(line.as_bytes(), whole.end())..];
     Ok(Header {
         stamp,
@@ -395,28 +394,47 @@ fn custom<'a>(
 
 /// Splits `sshd[123]` into the program name and its PID (`[sshd]` is `sshd` without one).
 fn split_tag(tag: &str) -> (&str, Option<u32>) {
-    if let Some(name) = tag.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        return (name, None);
+    let bytes = tag.as_bytes();
+    if bytes.last() != Some(&b']') {
+        return (tag, None);
     }
-    match tag.strip_suffix(']').and_then(|t| t.split_once('[')) {
-        Some((name, pid)) => (name, pid.parse().ok()),
+    if bytes[0] == b'[' && bytes.len() > 1 {
+        return (&tag[1..tag.len() - 1], None);
+    }
+    // The first `[`: `a[b[1]` is `a` with no PID, as before the hand scan.
+    match bytes.iter().position(|&b| b == b'[') {
+        Some(open) => (&tag[..open], parse_pid(&bytes[open + 1..bytes.len() - 1])),
         None => (tag, None),
     }
 }
 
-/// Skips BSD syslogd's verbose `<auth.info>` before the host; the position after it.
-fn skip_bsd_verbose(bytes: &[u8], pos: usize) -> usize {
+/// A PID as `str::parse::<u32>` reads it (an optional `+`, then only digits, no overflow),
+/// without its generic error reporting.
+fn parse_pid(text: &[u8]) -> Option<u32> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    super::time::fixed_digits(digits)
+}
+
+/// Skips BSD syslogd's verbose `<auth.info>` before the host; the position after it and the
+/// end of the token there.
+fn skip_bsd_verbose(bytes: &[u8], pos: usize) -> (usize, usize) {
     let end = token_end(bytes, pos);
+    if bytes.get(pos) != Some(&b'<') {
+        return (pos, end);
+    }
     let token = &bytes[pos..end];
     let verbose = token.len() > 4
-        && token[0] == b'<'
         && token[token.len() - 1] == b'>'
         && memchr::memchr(b'.', token).is_some()
         && end < bytes.len();
     if verbose {
-        skip_spaces(bytes, end)
+        let host = skip_spaces(bytes, end);
+        (host, token_end(bytes, host))
     } else {
-        pos
+        (pos, end)
     }
 }
 
@@ -429,6 +447,9 @@ pub fn strip_solaris_id(message: &str) -> &str {
 /// Skips Solaris' `[ID 800047 auth.info] ` or `kernel:[  970.699396]: ` at the start of a
 /// message; the position after it.
 fn skip_solaris_id(bytes: &[u8], pos: usize) -> usize {
+    if !matches!(bytes.get(pos), Some(b'k' | b'[')) {
+        return pos;
+    }
     if let Some(rest) = bytes.get(pos..).and_then(|r| r.strip_prefix(b"kernel:")) {
         let mut at = usize::from(rest.first() == Some(&b' '));
         if rest.get(at) != Some(&b'[') {
@@ -491,9 +512,39 @@ fn skip_spaces(bytes: &[u8], mut pos: usize) -> usize {
     pos.min(bytes.len())
 }
 
+/// Where the token at `pos` ends: the next space or tab, or the end of the line.
 fn token_end(bytes: &[u8], pos: usize) -> usize {
-    let pos = pos.min(bytes.len());
-    pos + memchr::memchr2(b' ', b'\t', &bytes[pos..]).unwrap_or(bytes.len() - pos)
+    // Header tokens (a host, a tag) are short: eight bytes at a time are checked for a blank
+    // as one number, which costs less than setting up a vector search; that takes over past
+    // the first 32 bytes.
+    const SHORT: usize = 32;
+    let start = pos.min(bytes.len());
+    let mut at = start;
+    while at - start < SHORT {
+        let Some(&chunk) = bytes.get(at..).and_then(|rest| rest.first_chunk::<8>()) else {
+            // The last few bytes of the line.
+            return match bytes[at..].iter().position(|&b| b == b' ' || b == b'\t') {
+                Some(i) => at + i,
+                None => bytes.len(),
+            };
+        };
+        if let Some(i) = first_blank(u64::from_le_bytes(chunk)) {
+            return at + i;
+        }
+        at += 8;
+    }
+    at + memchr::memchr2(b' ', b'\t', &bytes[at..]).unwrap_or(bytes.len() - at)
+}
+
+/// The index of the first space or tab among the eight bytes of `word` (little-endian).
+fn first_blank(word: u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero where `word` holds the needle. `(x - ONES) & !x & HIGH` flags every
+    // zero byte; it may also flag a byte above one (a borrow), never one below the first.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let found = zero(word ^ (ONES * u64::from(b' '))) | zero(word ^ (ONES * u64::from(b'\t')));
+    (found != 0).then(|| found.trailing_zeros() as usize / 8)
 }
 
 #[cfg(test)]
@@ -613,6 +664,117 @@ mod tests {
                 ("Nov 23 07:18:36web1 sshd[1]: x", None),
             ],
         );
+    }
+
+    /// The hand scans (blanks eight bytes at a time, tag and PID without `str` searches) read
+    /// lines as `memchr2`, `split_once` and `str::parse::<u32>` did.
+    #[test]
+    fn hand_scans_read_tricky_headers_as_before() {
+        check(
+            &PrefixKind::Syslog,
+            &[
+                (
+                    "Nov  3 07:39:33 host sshd[12345]: x",
+                    Some((Some("sshd"), Some(12345), "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h\tsshd[+12]:\tx",
+                    Some((Some("sshd"), Some(12), "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[-1]: x",
+                    Some((Some("sshd"), None, "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[+]: x",
+                    Some((Some("sshd"), None, "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[]: x",
+                    Some((Some("sshd"), None, "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[4294967296]: x",
+                    Some((Some("sshd"), None, "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[0042]: x",
+                    Some((Some("sshd"), Some(42), "x")),
+                ),
+                // The first `[` splits the name: `a[b[12]` has no PID.
+                ("Nov 23 07:18:36 h a[b[12]: x", Some((Some("a"), None, "x"))),
+                ("Nov 23 07:18:36 a[b[12] x", Some((Some("a"), None, "x"))),
+                (
+                    "Nov 23 07:18:36 [foo:bar[12] x",
+                    Some((Some("foo:bar[12"), None, "x")),
+                ),
+                ("Nov 23 07:18:36 h []: x", Some((Some(""), None, "x"))),
+                ("Nov 23 07:18:36 h ]: x", Some((Some("]"), None, "x"))),
+                // Hosts and tags across the eight-byte steps and past the 32-byte scan.
+                (
+                    "Nov 23 07:18:36 host1234 sshd1234[1]: x",
+                    Some((Some("sshd1234"), Some(1), "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 a-very-long-host-name.example.org sshd[7]: x",
+                    Some((Some("sshd"), Some(7), "x")),
+                ),
+                (
+                    "Nov 23 07:18:36 h a-tag-longer-than-thirty-two-bytes-x[9]: y",
+                    Some((Some("a-tag-longer-than-thirty-two-bytes-x"), Some(9), "y")),
+                ),
+                (
+                    "Nov 23 07:18:36 h sshd[1]:",
+                    Some((Some("sshd"), Some(1), "")),
+                ),
+                ("Nov 23 07:18:36 h s:", Some((Some("s"), None, ""))),
+                ("Nov 23 07:18:36 hostname", Some((None, None, ""))),
+                (
+                    "Nov 23 07:18:36 hostnamehostnamehostnamehostnamehostname",
+                    Some((None, None, "")),
+                ),
+                (
+                    "Nov 23 07:18:36 h\u{e9}t\u{e9} sshd[1]: x",
+                    Some((Some("sshd"), Some(1), "x")),
+                ),
+                // Days, months and weekdays: case, padding, no such date.
+                ("NOV  3 07:39:33 h a: x", Some((Some("a"), None, "x"))),
+                ("nOv 3 07:39:33 h a: x", Some((Some("a"), None, "x"))),
+                ("Feb 30 07:18:36 h a[1]: x", Some((Some("a"), Some(1), "x"))),
+                (
+                    "FRI Nov 23 07:18:36 2026 h a: x",
+                    Some((Some("a"), None, "x")),
+                ),
+                ("Nox 23 07:18:36 h a: x", None),
+                ("Mon 23 07:18:36 h a: x", None),
+                ("N\u{ee}v 23 07:18:36 h a: x", None),
+                ("Nov 123 07:18:36 h a: x", None),
+                ("Nov  3 7:39:33 h a: x", None),
+                ("Nov  3 07:39:3x h a: x", None),
+                // BSD's `<facility.level>` only with a dot; a kernel prefix only with digits.
+                ("Nov 23 07:18:36 <ab> h a: x", Some((None, None, "h a: x"))),
+                (
+                    "Nov 23 07:18:36 h kernel: [ x] y",
+                    Some((Some("kernel"), None, "[ x] y")),
+                ),
+            ],
+        );
+        assert_eq!(parse_pid(b"+7"), Some(7));
+        assert_eq!(parse_pid(b"++7"), None);
+        assert_eq!(parse_pid(b"4294967295"), Some(u32::MAX));
+        for (line, pos, end) in [
+            ("", 0, 0),
+            ("abc", 0, 3),
+            ("abc", 5, 3),
+            ("a b", 0, 1),
+            ("abcdefgh ", 0, 8),
+            ("abcdefg\tx", 0, 7),
+            ("abcdefghijklmnopqrstuvwxyz0123456789 x", 0, 36),
+            ("abcdefghijklmnopqrstuvwxyz0123456789", 2, 36),
+            (" x", 0, 0),
+        ] {
+            assert_eq!(token_end(line.as_bytes(), pos), end, "{line:?} from {pos}");
+        }
     }
 
     #[test]

@@ -289,14 +289,21 @@ pub fn parse_dmy(text: &[u8]) -> Option<(Stamp, usize)> {
 /// RFC 3164's `Mmm dd HH:MM:SS` (15 bytes; the day may be space-padded or unpadded), with an
 /// optional weekday before (`Fri `) and an optional year after (` 2026`).
 pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
-    let weekday = usize::from(
-        text.get(3) == Some(&b' ')
-            && WEEKDAYS
-                .iter()
-                .any(|d| text[..3].eq_ignore_ascii_case(&d[..])),
-    ) * 4;
+    syslog_common(text).or_else(|| syslog_any(text))
+}
+
+/// [`parse_syslog`] for every shape.
+fn syslog_any(text: &[u8]) -> Option<(Stamp, usize)> {
+    // Every line of a syslog file comes through here: the name is read once as three
+    // case-folded bytes and looked up as a number (no weekday or month name is both).
+    let mut weekday = 0;
+    let mut month = month_number(abbrev_key(text)?);
+    if month.is_none() && text.get(3) == Some(&b' ') && is_weekday(abbrev_key(text)?) {
+        weekday = 4;
+        month = month_number(abbrev_key(&text[4..])?);
+    }
+    let month = month?;
     let text = &text[weekday..];
-    let month = month_abbrev(text.get(..3)?)?;
     if text.get(3) != Some(&b' ') {
         return None;
     }
@@ -335,6 +342,54 @@ pub fn parse_syslog(text: &[u8]) -> Option<(Stamp, usize)> {
         offset: None,
     };
     Some((stamp, pos))
+}
+
+/// The shape of nearly every syslog line, `Nov 23 07:18:36 h` or `Nov  3 07:18:36 h`, read in
+/// one step; `None` for anything else (a weekday, an unpadded day, a fraction, a year, the
+/// end of the line), which [`syslog_any`] then reads, to the same result.
+fn syslog_common(text: &[u8]) -> Option<(Stamp, usize)> {
+    let &[
+        m0,
+        m1,
+        m2,
+        b' ',
+        d1,
+        d0,
+        b' ',
+        h1,
+        h0,
+        b':',
+        n1,
+        n0,
+        b':',
+        s1,
+        s0,
+        b' ',
+        next,
+    ] = text.get(..17)?
+    else {
+        return None;
+    };
+    if next.is_ascii_digit() {
+        return None; // perhaps a year
+    }
+    let month = month_number(u32::from_le_bytes([m0 | 0x20, m1 | 0x20, m2 | 0x20, 0]))?;
+    let day = if d1 == b' ' {
+        two_digits(b'0', d0)?
+    } else {
+        two_digits(d1, d0)?
+    };
+    let stamp = Stamp::Civil {
+        year: None,
+        month,
+        day,
+        hour: two_digits(h1, h0)?,
+        minute: two_digits(n1, n0)?,
+        second: two_digits(s1, s0)?.min(59),
+        nanos: 0,
+        offset: None,
+    };
+    Some((stamp, 15))
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.frac][zone]`, `YYYY/MM/DD HH:MM:SS` and `YYYY:MM:DD-HH:MM:SS`.
@@ -469,14 +524,20 @@ pub fn parse_offset(text: &[u8]) -> Option<(FixedOffset, usize)> {
 
 /// `HH:MM:SS` (two digits each); returns the fields and 8.
 fn clock(text: &[u8]) -> Option<(u32, u32, u32, usize)> {
-    if text.get(2) != Some(&b':') || text.get(5) != Some(&b':') {
+    let &[h1, h0, b':', m1, m0, b':', s1, s0] = text.get(..8)? else {
         return None;
-    }
-    let hour = fixed_digits(text.get(..2)?)?;
-    let minute = fixed_digits(text.get(3..5)?)?;
-    let second = fixed_digits(text.get(6..8)?)?;
+    };
+    let hour = two_digits(h1, h0)?;
+    let minute = two_digits(m1, m0)?;
+    let second = two_digits(s1, s0)?;
     // 60 is a leap second; chrono keeps it as 59 + 1s of nanos, we clamp it to 59.
     Some((hour, minute, second.min(59), 8))
+}
+
+/// Two ASCII digits; their value.
+fn two_digits(tens: u8, ones: u8) -> Option<u32> {
+    let (tens, ones) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    (tens < 10 && ones < 10).then(|| u32::from(tens * 10 + ones))
 }
 
 /// An optional `.123456` or `,123` fraction; returns nanoseconds and the bytes used.
@@ -509,6 +570,16 @@ pub(crate) fn fixed_digits(text: &[u8]) -> Option<u32> {
 
 /// One to `max` leading digits; their value and count.
 pub(crate) fn digits_upto(text: &[u8], max: usize) -> Option<(u32, usize)> {
+    // One or two digits (a day, an hour) are most of the calls: read without a loop.
+    if max <= 2 {
+        return match (text.first(), text.get(1)) {
+            (Some(&a), Some(&b)) if max == 2 && a.is_ascii_digit() && b.is_ascii_digit() => {
+                Some((u32::from(a - b'0') * 10 + u32::from(b - b'0'), 2))
+            }
+            (Some(&a), _) if max > 0 && a.is_ascii_digit() => Some((u32::from(a - b'0'), 1)),
+            _ => None,
+        };
+    }
     let n = text
         .iter()
         .take(max)
@@ -520,23 +591,55 @@ pub(crate) fn digits_upto(text: &[u8], max: usize) -> Option<(u32, usize)> {
     Some((fixed_digits(&text[..n])?, n))
 }
 
-const WEEKDAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+/// The first three bytes of `text`, ASCII letters folded to lower case, as one number to
+/// compare with [`key`]s. Or-ing 0x20 folds exactly for letters: of all bytes, only `N` and
+/// `n` become `n`; other bytes may fold onto non-letters, which no name holds.
+fn abbrev_key(text: &[u8]) -> Option<u32> {
+    let &[a, b, c] = text.get(..3)? else {
+        return None;
+    };
+    Some(u32::from_le_bytes([a | 0x20, b | 0x20, c | 0x20, 0]))
+}
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
-];
+/// A lower-case three-letter name as [`abbrev_key`] makes it.
+const fn key(name: &[u8; 3]) -> u32 {
+    u32::from_le_bytes([name[0], name[1], name[2], 0])
+}
+
+fn is_weekday(key_: u32) -> bool {
+    const DAYS: [u32; 7] = [
+        key(b"mon"),
+        key(b"tue"),
+        key(b"wed"),
+        key(b"thu"),
+        key(b"fri"),
+        key(b"sat"),
+        key(b"sun"),
+    ];
+    DAYS.contains(&key_)
+}
+
+fn month_number(key_: u32) -> Option<u32> {
+    const MONTHS: [u32; 12] = [
+        key(b"jan"),
+        key(b"feb"),
+        key(b"mar"),
+        key(b"apr"),
+        key(b"may"),
+        key(b"jun"),
+        key(b"jul"),
+        key(b"aug"),
+        key(b"sep"),
+        key(b"oct"),
+        key(b"nov"),
+        key(b"dec"),
+    ];
+    MONTHS.iter().position(|m| *m == key_).map(|i| i as u32 + 1)
+}
 
 /// `Jan`..`Dec` in any case; the month number.
 pub(crate) fn month_abbrev(text: &[u8]) -> Option<u32> {
-    let lower = [
-        text.first()?.to_ascii_lowercase(),
-        text.get(1)?.to_ascii_lowercase(),
-        text.get(2)?.to_ascii_lowercase(),
-    ];
-    MONTHS
-        .iter()
-        .position(|m| **m == lower)
-        .map(|i| i as u32 + 1)
+    month_number(abbrev_key(text)?)
 }
 
 #[cfg(test)]
@@ -710,6 +813,51 @@ mod tests {
             assert!(parse_known(line.as_bytes()).is_some(), "{line:?} shape");
             assert_eq!(resolve(line, fixed(0), now), None, "line {line:?}");
         }
+    }
+
+    #[test]
+    fn month_and_weekday_names_fold_only_letters() {
+        assert_eq!(month_abbrev(b"NOV"), Some(11));
+        assert_eq!(month_abbrev(b"nOv"), Some(11));
+        assert_eq!(month_abbrev(b"Dec 1"), Some(12));
+        // Bytes that or-ing 0x20 maps onto others: `^`, DEL, a UTF-8 byte; too short.
+        for text in [&b"N\x0fV"[..], b"\x7eov", b"No\xd6", b"No", b"", b"mon"] {
+            assert_eq!(month_abbrev(text), None, "{text:?}");
+        }
+        assert!(abbrev_key(b"FRI").is_some_and(is_weekday));
+        assert!(!abbrev_key(b"FRX").is_some_and(is_weekday));
+        assert_eq!(digits_upto(b"7:", 2), Some((7, 1)));
+        assert_eq!(digits_upto(b"07", 2), Some((7, 2)));
+        assert_eq!(digits_upto(b"123", 2), Some((12, 2)));
+        assert_eq!(digits_upto(b"123", 1), Some((1, 1)));
+        assert_eq!(digits_upto(b"1", 0), None);
+        assert_eq!(digits_upto(b"x1", 2), None);
+    }
+
+    /// The one-step reading of `Nov 23 07:18:36 h` agrees with the general one, and leaves
+    /// every other shape to it.
+    #[test]
+    fn common_syslog_shape_reads_as_the_general_parser() {
+        let mut common = 0;
+        for month in ["Nov", "nOV", "Fri", "Nox"] {
+            for day in [" 3", "03", "23", "00", " 0", "3 ", "x3"] {
+                for clock in ["07:18:36", "23:59:60", "99:99:99", "07:18:3x", "7:18:36"] {
+                    for rest in [
+                        " h", " 2026 h", " 2026", " 1969 h", ".5 h", " 2x", "", "\th",
+                    ] {
+                        let line = format!("{month} {day} {clock}{rest}");
+                        let general = syslog_any(line.as_bytes());
+                        if let Some(found) = syslog_common(line.as_bytes()) {
+                            assert_eq!(Some(found), general, "{line:?}");
+                            common += 1;
+                        }
+                        assert_eq!(parse_syslog(line.as_bytes()), general, "{line:?}");
+                    }
+                }
+            }
+        }
+        // Two months, five days (padded or two digits), three clocks, then ` h` only.
+        assert_eq!(common, 2 * 5 * 3);
     }
 
     #[test]
