@@ -8,10 +8,9 @@
 //! counted apart and never matched (as fail2ban-regex does: annotated sample logs read alike). This is the filter stage's only I/O edge; it
 //! never talks to the daemon.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -29,6 +28,7 @@ use nftjail_core::filter::{
     DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Outcome, SkipReason,
     builtin,
 };
+use nftjail_core::hash::FastSet;
 
 /// Arguments of `nftjail test-filter`.
 #[derive(Debug, Args)]
@@ -220,7 +220,7 @@ pub fn scan<R: Read>(
     mut on_failure: impl FnMut(u64, &Failure) -> io::Result<()>,
 ) -> Result<Summary, ScanError> {
     let mut summary = Summary::default();
-    let mut addresses: HashSet<IpAddr, AddressHashing> = HashSet::default();
+    let mut addresses: FastSet<IpAddr> = FastSet::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0; // bytes of buf holding data
     let mut overlong = false; // discarding the rest of a line longer than MAX_LINE
@@ -286,73 +286,6 @@ pub fn scan<R: Read>(
     }
     summary.addresses = addresses.len();
     Ok(summary)
-}
-
-/// Hashes the addresses of a run, to count the distinct ones: a multiply-xorshift of their
-/// bits with a random seed. SipHash made the set cost ~590 instructions per failure; the seed
-/// keeps a log's author from choosing addresses that collide.
-#[derive(Debug, Clone, Copy)]
-struct AddressHashing {
-    seed: u64,
-}
-
-impl Default for AddressHashing {
-    fn default() -> AddressHashing {
-        AddressHashing {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0xadd7_e55e_u64) | 1,
-        }
-    }
-}
-
-impl BuildHasher for AddressHashing {
-    type Hasher = AddressHasher;
-
-    fn build_hasher(&self) -> AddressHasher {
-        AddressHasher(self.seed)
-    }
-}
-
-#[derive(Debug)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.write_u64(n as u64);
-        self.write_u64((n >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.write_u64(n as u64);
-    }
 }
 
 /// A blank line (spaces, tabs, a carriage return) or a comment (`#` in the first column).

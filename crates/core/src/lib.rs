@@ -30,6 +30,7 @@ pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
 pub mod fleet;
+pub mod hash;
 pub mod jail;
 pub mod ports;
 pub mod state;

@@ -13,11 +13,10 @@
 //! reserved once, at the first binding, so bindings allocate only while a full table is
 //! pruned. It never sees text.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 use super::time::Resolved;
+use crate::hash::FastMap;
 
 /// Most sessions remembered per log source. sshd's own `MaxStartups` keeps far fewer
 /// connections in their pre-authentication phase, which is when sessions matter.
@@ -41,60 +40,6 @@ impl SessionKey {
             tag: fnv(tag.as_bytes()),
             pid,
         }
-    }
-}
-
-/// Hashes [`SessionKey`]s for the table: a multiply-xorshift of their two numbers with a
-/// per-table random seed. Several times cheaper than SipHash on every line of an sshd log, and
-/// the seed keeps crafted tags from colliding on purpose (the table is bounded anyway).
-#[derive(Debug, Clone, Copy)]
-struct KeyHashing {
-    seed: u64,
-}
-
-impl Default for KeyHashing {
-    fn default() -> KeyHashing {
-        KeyHashing {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0x5e55_1075_u64) | 1,
-        }
-    }
-}
-
-impl BuildHasher for KeyHashing {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(self.seed)
-    }
-}
-
-#[derive(Debug)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
     }
 }
 
@@ -126,7 +71,7 @@ struct Entry {
 /// The open sessions of one log source.
 #[derive(Debug)]
 pub struct SessionTable {
-    map: HashMap<SessionKey, Entry, KeyHashing>,
+    map: FastMap<SessionKey, Entry>,
     capacity: usize,
     tick: u64,
 }
@@ -140,7 +85,7 @@ impl Default for SessionTable {
 impl SessionTable {
     pub fn with_capacity(capacity: usize) -> SessionTable {
         SessionTable {
-            map: HashMap::default(),
+            map: FastMap::default(),
             capacity: capacity.max(2),
             tick: 0,
         }

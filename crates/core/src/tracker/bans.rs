@@ -14,9 +14,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::FastMap;
 use crate::addr::{BanTarget, Prefix, canonical};
 use crate::fleet::NodeName;
+use crate::hash::FastMap;
 use crate::jail::JailName;
 
 /// Why a ban exists. Written as `failures`, `manual`, `recidive`, `adopted` or `fleet:<node>`.

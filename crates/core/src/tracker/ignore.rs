@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::FastSet;
 use crate::addr::{BanTarget, Prefix, canonical};
+use crate::hash::FastSet;
 
 /// Addresses and prefixes a jail never bans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

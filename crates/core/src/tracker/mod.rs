@@ -23,7 +23,7 @@ mod parking;
 mod settle;
 pub mod window;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::addr::BanTarget;
 use crate::duration::BanTime;
+use crate::hash::{FastMap, FastSet};
 use crate::jail::JailName;
 
 pub use bans::{ActiveBans, Ban, History, HistoryEntry, Origin};
@@ -574,8 +575,3 @@ fn secs(s: u64) -> i64 {
 
 #[cfg(test)]
 mod tests;
-
-/// The tracker's hash tables: std's maps with foldhash's seeded hasher (several lookups per
-/// failure; SipHash was a tenth of the core's time under a flood).
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;

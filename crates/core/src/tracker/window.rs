@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use super::FastMap;
+use crate::hash::FastMap;
 
 const NIL: u32 = u32::MAX;
 
