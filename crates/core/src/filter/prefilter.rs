@@ -103,31 +103,41 @@ fn score(keywords: &Option<Vec<Vec<u8>>>) -> usize {
         .map_or(0, |k| k.iter().map(Vec::len).min().unwrap_or(0))
 }
 
-/// One prefix of a [`Gate::Prefixes`] rule. Its first eight bytes are also kept as a number
-/// with a mask, so that the many prefixes a message does not start with (a filter has dozens
-/// per first byte: `Connection closed by`, `Connection reset by`, …) are told apart by one
-/// comparison of two numbers, without a call to compare bytes.
+/// One prefix of a [`Gate::Prefixes`] rule. Its first sixteen bytes are also kept as two
+/// numbers with masks, so that the many prefixes a message does not start with (a filter has
+/// dozens per first byte: `Connection closed by`, `Connection reset by`, …) are told apart by
+/// comparisons of numbers, and one of at most sixteen bytes is decided without comparing bytes.
 #[derive(Debug, Clone)]
 struct Prefix {
-    head: u64,
-    mask: u64,
+    heads: [(u64, u64); 2],
     bytes: Box<[u8]>,
     rule: usize,
 }
 
 impl Prefix {
     fn new(bytes: &[u8], rule: usize) -> Prefix {
-        let (head, len) = head(bytes);
+        let word = |at: usize| {
+            let (head, len) = head(bytes.get(at..).unwrap_or_default());
+            let mask = match len {
+                8 => u64::MAX,
+                len => (1u64 << (8 * len)) - 1,
+            };
+            (head, mask)
+        };
         Prefix {
-            head,
-            mask: if len == 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * len)) - 1
-            },
+            heads: [word(0), word(8)],
             bytes: bytes.into(),
             rule,
         }
+    }
+
+    /// Whether `message`, whose first sixteen bytes are `words`, starts with this prefix.
+    fn starts(&self, message: &[u8], words: [u64; 2]) -> bool {
+        let [(head0, mask0), (head1, mask1)] = self.heads;
+        words[0] & mask0 == head0
+            && words[1] & mask1 == head1
+            && message.len() >= self.bytes.len()
+            && (self.bytes.len() <= 16 || message.starts_with(&self.bytes))
     }
 }
 
@@ -230,9 +240,12 @@ impl Prefilter {
         out.copy_from_slice(&self.always);
         let mut any = self.any_always;
         if let Some(&first) = message.first() {
-            let (message_head, _) = head(message);
+            let words = [
+                head(message).0,
+                head(message.get(8..).unwrap_or_default()).0,
+            ];
             for prefix in &self.by_first_byte[usize::from(first)] {
-                if message_head & prefix.mask == prefix.head && message.starts_with(&prefix.bytes) {
+                if prefix.starts(message, words) {
                     out[prefix.rule / 64] |= 1 << (prefix.rule % 64);
                     any = true;
                 }
@@ -335,7 +348,15 @@ mod tests {
     /// messages shorter and longer than them.
     #[test]
     fn prefixes_of_any_length_against_messages_of_any_length() {
-        let prefixes = ["ab", "abcdefgh", "abcdefghij", "abcdefgh\0"];
+        let prefixes = [
+            "ab",
+            "abcdefgh",
+            "abcdefghij",
+            "abcdefgh\0",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmno\0",
+        ];
         let gates: Vec<Gate> = prefixes
             .iter()
             .map(|p| Gate::Prefixes(strings(&[p])))
@@ -354,6 +375,13 @@ mod tests {
             "abcdefgh\0x",
             "xbcdefghij",
             "abcdefgX",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopqr",
+            "abcdefghijklmno\0",
+            "abcdefghijklmnoX",
+            "abcdefghijklmnopX",
         ] {
             let mut out = vec![0u64; 1];
             pre.candidates(message.as_bytes(), &mut out);
