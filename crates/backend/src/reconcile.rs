@@ -5,7 +5,6 @@
 //! drifted, and reports what the kernel has beyond the state. It never deletes an element and
 //! never flushes a set: a restart with the table still present adds and deletes nothing.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{ApplyError, Backend, Change, Element, Layout};
@@ -58,7 +57,7 @@ pub fn refill(
         error,
     };
     let kernel = backend.list().map_err(before_changes)?;
-    let mut present: HashMap<(JailName, BanTarget), Element> = kernel
+    let mut present: nftjail_core::hash::FastMap<(JailName, BanTarget), Element> = kernel
         .into_iter()
         .map(|e| ((e.jail.clone(), e.target), e))
         .collect();

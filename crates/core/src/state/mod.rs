@@ -77,7 +77,7 @@ pub struct Totals {
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// Bans in force when the log ends (possibly expired since: the caller checks the clock).
-    pub bans: HashMap<(JailName, BanTarget), Ban>,
+    pub bans: crate::hash::FastMap<(JailName, BanTarget), Ban>,
     pub history: Vec<HistoryEntry>,
     pub positions: HashMap<String, Position>,
     /// The firewall's rules, forwards and switch.

@@ -6,7 +6,7 @@
 //! and recidive; it forgets entries older than its retention. Neither does I/O.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
 use std::fmt;
@@ -287,14 +287,14 @@ pub struct History {
     retention: i64,
     /// Oldest first. A `Vec`, not a `VecDeque`: most targets are banned once, and a `Vec` of
     /// one entry costs 24 bytes where a `VecDeque` reserves four.
-    entries: HashMap<BanTarget, Vec<(JailName, i64)>>,
+    entries: FastMap<BanTarget, Vec<(JailName, i64)>>,
 }
 
 impl History {
     pub fn new(retention: u64) -> History {
         History {
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
-            entries: HashMap::new(),
+            entries: FastMap::default(),
         }
     }
 

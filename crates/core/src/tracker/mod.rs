@@ -172,9 +172,9 @@ pub struct Tracker {
     bans: ActiveBans,
     /// Bans of jails that are not configured any more: kept (in the state, out of the kernel)
     /// until they end or their jail comes back.
-    parked: HashMap<JailName, HashMap<BanTarget, Ban>>,
+    parked: HashMap<JailName, FastMap<BanTarget, Ban>>,
     /// Orders emitted and not settled yet, by the ban they change.
-    pending: HashMap<(JailName, BanTarget), InFlight>,
+    pending: FastMap<(JailName, BanTarget), InFlight>,
     next_order: OrderId,
     history: History,
     jitter: Jitter,
@@ -197,7 +197,7 @@ impl Tracker {
             order: Vec::new(),
             bans: ActiveBans::default(),
             parked: HashMap::new(),
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             next_order: 1,
             history: History::new(history_retention),
             jitter: Jitter::new(seed),
