@@ -47,7 +47,7 @@ pub struct Spans {
 /// One piece of a split regex: the text between two groups of interest, or a group's body.
 #[derive(Debug, Clone)]
 struct Piece {
-    /// `None`: the piece is empty (it matches where it starts).
+    /// `None`: the piece is empty (it matches where it starts) or a [`Piece::literal`].
     regex: Option<Regex>,
     /// The group this piece is the body of (an index into [`NAMES`]).
     group: Option<usize>,
@@ -327,13 +327,11 @@ fn record(spans: &mut Spans, group: Option<usize>, span: (usize, usize)) {
 
 impl Piece {
     fn new(hir: Hir, group: Option<usize>) -> Option<Piece> {
-        let regex = match hir.kind() {
-            HirKind::Empty => None,
-            _ => Some(build(&hir)?),
-        };
-        let literal = match hir.kind() {
-            HirKind::Literal(literal) => Some(literal.0.clone()),
-            _ => None,
+        // A literal piece is compared, never searched: it needs no regex (nor its caches).
+        let (regex, literal) = match hir.kind() {
+            HirKind::Empty => (None, None),
+            HirKind::Literal(literal) => (None, Some(literal.0.clone())),
+            _ => (Some(build(&hir)?), None),
         };
         Some(Piece {
             regex,
