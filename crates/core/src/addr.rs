@@ -253,29 +253,10 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
 /// leading zeros: `192.030.0.6` is no address); `None` for anything else, which std's parser
 /// then reads (or refuses).
 fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
-    if text.len() > 15 {
-        return None;
+    match read_embedded_ipv4(text, 0) {
+        Some((octets, end)) if end == text.len() => Some(Ipv4Addr::from(octets)),
+        _ => None,
     }
-    let mut octets = [0u8; 4];
-    let mut parts = text.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut value: u16 = 0;
-        for &digit in part {
-            if !digit.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + u16::from(digit - b'0');
-        }
-        *octet = u8::try_from(value).ok()?;
-    }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(Ipv4Addr::from(octets))
 }
 
 /// An IPv6 address as std reads one, without std's general parser: up to eight groups of one
