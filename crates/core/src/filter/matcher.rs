@@ -28,7 +28,7 @@ use super::host;
 use super::locate::{LocatorCache, Spans};
 use super::prefix::{self, PrefixError, PrefixKind};
 use super::session::{SessionKey, SessionTable};
-use super::time::{Resolved, Stamp, Zone};
+use super::time::{Resolved, Stamp, YearCache, Zone};
 use super::zone::LocalZone;
 use super::{Failure, Filter, JournalEntry, LogTimeZone, Outcome, SkipReason};
 
@@ -54,6 +54,8 @@ struct State {
     /// The last stamp resolved, with the minute of `now` and the local zone's generation it
     /// was resolved with.
     last_time: Option<(Stamp, i64, u64, Resolved)>,
+    /// The years of the year-less days last resolved.
+    years: YearCache,
     /// The host's zone, for a filter in the local zone (the caller supplies it, and its source
     /// keeps it up to date).
     local: LocalZone,
@@ -84,6 +86,7 @@ impl Matcher {
             candidates: vec![0; filter.prefilter.words()],
             sessions: SessionTable::default(),
             last_time: None,
+            years: YearCache::default(),
             local,
             decoded: String::new(),
             not_before: None,
@@ -483,7 +486,7 @@ impl State {
         {
             return Some(resolved);
         }
-        let resolved = stamp.resolve(zone, now)?;
+        let resolved = stamp.resolve_cached(zone, generation, now, &mut self.years)?;
         self.last_time = Some((stamp, minute, generation, resolved));
         Some(resolved)
     }

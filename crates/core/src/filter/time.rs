@@ -140,6 +140,38 @@ pub struct Resolved {
 }
 
 impl Stamp {
+    /// [`Stamp::resolve`], with the years of year-less days remembered in `years` for the
+    /// local zone's `generation` (0 for a fixed zone).
+    pub fn resolve_cached(
+        &self,
+        zone: Zone<'_>,
+        generation: u64,
+        now: DateTime<Utc>,
+        years: &mut YearCache,
+    ) -> Option<Resolved> {
+        let Stamp::Civil {
+            year: None,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            offset: None,
+        } = *self
+        else {
+            return self.resolve(zone, now);
+        };
+        let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+        let wall = years
+            .date((month, day, time), zone, generation, now)?
+            .and_time(time);
+        Some(Resolved {
+            time: wall,
+            at: zone.instant(wall),
+        })
+    }
+
     /// Resolves the stamp: fills a missing year from `now` (the latest year that does not put
     /// the date more than one day after `now`), applies the offset or the log's zone. `None`
     /// when the fields are no date (February 30th, hour 25).
@@ -172,6 +204,57 @@ impl Stamp {
                 Some(Resolved { time: wall, at })
             }
         }
+    }
+}
+
+/// The years of year-less days, remembered for one `now` (see [`Stamp::resolve_cached`]): a
+/// syslog log repeats the same day for thousands of lines, and inferring its year converts
+/// `now` to the log's clock each time.
+#[derive(Debug, Clone, Default)]
+pub struct YearCache {
+    /// What the entry was inferred with: `now`, the zone's offset (`None`: the local zone) and
+    /// the local zone's generation.
+    key: Option<(DateTime<Utc>, Option<FixedOffset>, u64)>,
+    /// The last day looked up (month, day) and its date, when every time of that day falls in
+    /// the same year.
+    day: Option<(u32, u32, NaiveDate)>,
+}
+
+impl YearCache {
+    /// The date of a year-less `month day time` in `zone` (without an offset of its own), as
+    /// [`infer_year`] gives it.
+    fn date(
+        &mut self,
+        (month, day, time): (u32, u32, chrono::NaiveTime),
+        zone: Zone<'_>,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) -> Option<NaiveDate> {
+        let key = match zone {
+            Zone::Fixed(offset) => (now, Some(offset), 0),
+            Zone::Local(_) => (now, None, generation),
+        };
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.day = None;
+        }
+        if let Some((m, d, date)) = self.day
+            && (m, d) == (month, day)
+        {
+            return Some(date);
+        }
+        // The later the time, the fewer years put it before the limit, so the year inferred can
+        // only go down as the time goes up: when the first and the last instant of the day get
+        // the same year, every time of that day gets it too.
+        let first = chrono::NaiveTime::MIN;
+        let last = chrono::NaiveTime::from_hms_nano_opt(23, 59, 59, 1_999_999_999)
+            .expect("invariant: the last leap nanosecond of a day is a time");
+        let early = infer_year(month, day, first, zone, None, now);
+        if early.is_some() && early == infer_year(month, day, last, zone, None, now) {
+            self.day = early.map(|date| (month, day, date));
+            return early;
+        }
+        infer_year(month, day, time, zone, None, now)
     }
 }
 
@@ -913,6 +996,60 @@ mod tests {
         for (line, now, want) in cases {
             let got = resolve(line, fixed(0), now).map(|(t, _, _)| t);
             assert_eq!(got.as_deref(), Some(*want), "line {line:?} now {now}");
+        }
+    }
+
+    /// The remembered years give what inferring each stamp's year gives: around the turn of
+    /// the year, leap days, zones far from UTC and a zone with daylight saving, with the
+    /// cache kept from one `now` to the next.
+    #[test]
+    fn remembered_years_are_the_years_inferred() {
+        let paris =
+            LocalZone::from_tzif(&std::fs::read("/usr/share/zoneinfo/Europe/Paris").unwrap());
+        let zones = [
+            fixed(0),
+            fixed(14 * 3600),
+            fixed(-12 * 3600),
+            Zone::Local(&paris),
+        ];
+        let nows = [
+            "2026-11-23 12:00:00",
+            "2026-12-31 23:59:58",
+            "2027-01-01 00:00:05",
+            "2028-02-28 23:30:00",
+            "2028-03-01 00:00:00",
+            "2029-03-01 00:00:00",
+            "2026-03-29 01:30:00",
+        ];
+        let times = [
+            (0, 0, 0, 0),
+            (0, 0, 5, 0),
+            (12, 0, 0, 0),
+            (23, 59, 59, 999_999_999),
+        ];
+        for zone in zones {
+            let mut years = YearCache::default();
+            for now in nows.map(utc_now) {
+                for (month, day) in (1..=12).flat_map(|m| (1..=31).map(move |d| (m, d))) {
+                    for (hour, minute, second, nanos) in times {
+                        let stamp = Stamp::Civil {
+                            year: None,
+                            month,
+                            day,
+                            hour,
+                            minute,
+                            second,
+                            nanos,
+                            offset: None,
+                        };
+                        assert_eq!(
+                            stamp.resolve_cached(zone, 0, now, &mut years),
+                            stamp.resolve(zone, now),
+                            "{stamp:?} at {now} in {zone:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 
