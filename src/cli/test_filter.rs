@@ -440,17 +440,33 @@ fn ipv6(v6: Ipv6Addr, buf: &mut [u8; 48]) -> usize {
     at
 }
 
+/// `00` to `99`: numbers are written two digits per division.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
+
 /// `n` in decimal, in the tail of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
+    while n >= 100 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[(n % 100) as usize]);
+        n /= 100;
     }
+    if n >= 10 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[n as usize]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    &buf[at..]
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` (years outside 0..=9999 are clamped: logs do not go there).
@@ -458,18 +474,16 @@ fn iso(t: NaiveDateTime) -> [u8; 19] {
     let mut out = *b"0000-00-00T00:00:00";
     let year = t.year().clamp(0, 9999) as u32;
     let fields = [
-        (0, 4, year),
-        (5, 2, t.month()),
-        (8, 2, t.day()),
-        (11, 2, t.hour()),
-        (14, 2, t.minute()),
-        (17, 2, t.second()),
+        (0, year / 100),
+        (2, year % 100),
+        (5, t.month()),
+        (8, t.day()),
+        (11, t.hour()),
+        (14, t.minute()),
+        (17, t.second()),
     ];
-    for (start, width, mut value) in fields {
-        for i in (start..start + width).rev() {
-            out[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
+    for (start, value) in fields {
+        out[start..start + 2].copy_from_slice(&PAIRS[value as usize]);
     }
     out
 }
@@ -535,6 +549,37 @@ mod tests {
             buf[..n].copy_from_slice(&self.data[..n]);
             self.data = &self.data[n..];
             Ok(n)
+        }
+    }
+
+    /// The numbers and times written by hand read as `Display` writes them.
+    #[test]
+    fn hand_written_numbers_and_times_read_as_display() {
+        let mut buf = [0u8; 20];
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12_345,
+            200_000,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+        for text in [
+            "0000-01-01T00:00:00",
+            "2026-11-23T07:08:09",
+            "1999-12-31T23:59:59",
+            "9999-12-31T23:59:59",
+        ] {
+            let t: NaiveDateTime = text.parse().unwrap();
+            assert_eq!(iso(t), text.as_bytes());
         }
     }
 
