@@ -215,9 +215,10 @@ pub struct YearCache {
     /// What the entry was inferred with: `now`, the zone's offset (`None`: the local zone) and
     /// the local zone's generation.
     key: Option<(DateTime<Utc>, Option<FixedOffset>, u64)>,
-    /// The last day looked up (month, day) and its date, when every time of that day falls in
-    /// the same year.
-    day: Option<(u32, u32, NaiveDate)>,
+    /// The last day looked up (month, day) and its date when every time of that day falls in
+    /// the same year; `None` for a day whose times do not (the day after `now`, a leap day), so
+    /// that its lines go straight to the per-line inference.
+    day: Option<(u32, u32, Option<NaiveDate>)>,
 }
 
 impl YearCache {
@@ -238,23 +239,23 @@ impl YearCache {
             self.key = Some(key);
             self.day = None;
         }
-        if let Some((m, d, date)) = self.day
-            && (m, d) == (month, day)
-        {
-            return Some(date);
-        }
-        // The later the time, the fewer years put it before the limit, so the year inferred can
-        // only go down as the time goes up: when the first and the last instant of the day get
-        // the same year, every time of that day gets it too.
-        let first = chrono::NaiveTime::MIN;
-        let last = chrono::NaiveTime::from_hms_nano_opt(23, 59, 59, 1_999_999_999)
-            .expect("invariant: the last leap nanosecond of a day is a time");
-        let early = infer_year(month, day, first, zone, None, now);
-        if early.is_some() && early == infer_year(month, day, last, zone, None, now) {
-            self.day = early.map(|date| (month, day, date));
-            return early;
-        }
-        infer_year(month, day, time, zone, None, now)
+        let uniform = match self.day {
+            Some((m, d, uniform)) if (m, d) == (month, day) => uniform,
+            _ => {
+                // The later the time, the fewer years put it before the limit, so the year
+                // inferred can only go down as the time goes up: when the first and the last
+                // instant of the day get the same year, every time of that day gets it too.
+                let first = chrono::NaiveTime::MIN;
+                let last = chrono::NaiveTime::from_hms_nano_opt(23, 59, 59, 1_999_999_999)
+                    .expect("invariant: the last leap nanosecond of a day is a time");
+                let early = infer_year(month, day, first, zone, None, now);
+                let uniform = early
+                    .filter(|_| early == infer_year(month, day, last, zone, None, now));
+                self.day = Some((month, day, uniform));
+                uniform
+            }
+        };
+        uniform.or_else(|| infer_year(month, day, time, zone, None, now))
     }
 }
 
@@ -1050,6 +1051,30 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A day whose times fall in two years (here the day after `now`) is remembered as such, so
+    /// that its next lines skip the two boundary inferences and still get their own year.
+    #[test]
+    fn a_day_split_across_years_is_remembered_as_split() {
+        let now = utc_now("2026-12-31 12:00:00");
+        let mut years = YearCache::default();
+        let stamp = |hour| Stamp::Civil {
+            year: None,
+            month: 1,
+            day: 1,
+            hour,
+            minute: 0,
+            second: 0,
+            nanos: 0,
+            offset: None,
+        };
+        for (hour, year) in [(0, 2027), (23, 2026), (0, 2027)] {
+            let got = stamp(hour).resolve_cached(fixed(0), 0, now, &mut years);
+            assert_eq!(got, stamp(hour).resolve(fixed(0), now));
+            assert_eq!(got.map(|resolved| resolved.time.year()), Some(year));
+            assert_eq!(years.day, Some((1, 1, None)));
         }
     }
 
