@@ -249,8 +249,8 @@ impl YearCache {
                 let last = chrono::NaiveTime::from_hms_nano_opt(23, 59, 59, 1_999_999_999)
                     .expect("invariant: the last leap nanosecond of a day is a time");
                 let early = infer_year(month, day, first, zone, None, now);
-                let uniform = early
-                    .filter(|_| early == infer_year(month, day, last, zone, None, now));
+                let uniform =
+                    early.filter(|_| early == infer_year(month, day, last, zone, None, now));
                 self.day = Some((month, day, uniform));
                 uniform
             }
