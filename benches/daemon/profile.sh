@@ -3,9 +3,10 @@
 # LINES lines, ~90 % failures from ATTACKERS addresses, maxretry 5): `perf record` of the
 # running daemon (all its threads) while it drains the log, then the top symbols per thread
 # (comm: source-sshd is the tail + filter thread, tokio-runtime-w the core and banner tasks,
-# banner the netlink + state worker). Set CALLGRAPH=1 for DWARF call graphs (perf.data is large).
+# banner the netlink + state worker). Set CALLGRAPH=1 for DWARF call graphs (perf.data is large),
+# MAXRETRY=1000 for throughput.sh's `counted` variant (every failure counted, none banned).
 #
-#   sudo benches/daemon/profile.sh            # LINES=5000000 ATTACKERS=10000 TOP=25
+#   sudo benches/daemon/profile.sh            # LINES=5000000 ATTACKERS=10000 TOP=25 MAXRETRY=5
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -13,6 +14,7 @@ set -eu
 LINES=${LINES:-5000000}
 ATTACKERS=${ATTACKERS:-10000}
 TOP=${TOP:-25}
+MAXRETRY=${MAXRETRY:-5}
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
 
 build
@@ -28,7 +30,7 @@ logpath = \"$TMP/auth.log\"
 port = [\"ssh\"]
 findtime = \"1d\"
 bantime = \"1d\"
-maxretry = 5"
+maxretry = $MAXRETRY"
 start_nftjail
 if [ "${CALLGRAPH:-0}" = 1 ]; then graph=(--call-graph "dwarf,16384" -F 499); else graph=(-F 2999); fi
 perf record "${graph[@]}" -o "$TMP/perf.data" -p "$DPID" 2>"$TMP/perf.err" &

@@ -19,6 +19,12 @@ struct Node {
     addr: IpAddr,
     /// Log times of the most recent failures, oldest first, at most `maxretry` of them.
     times: Vec<i64>,
+    /// `times`' first and last, kept beside it: a failure that arrives in order and expires
+    /// nothing is decided from these alone and appended without a read of `times`, whose
+    /// heap blocks (one per address, tens of megabytes under a distributed attack) are
+    /// mostly out of cache.
+    oldest: i64,
+    newest: i64,
     prev: u32,
     next: u32,
 }
@@ -72,6 +78,8 @@ impl FailureWindow {
                     // Grown as failures come: most attackers of a distributed attack fail once or twice,
                     // so reserving maxretry slots up front would cost 8 × maxretry bytes each.
                     times: Vec::new(),
+                    oldest: at,
+                    newest: at,
                     prev: NIL,
                     next: NIL,
                 };
@@ -91,7 +99,22 @@ impl FailureWindow {
         };
         self.push_front(id);
         let (findtime, maxretry) = (self.findtime, self.maxretry);
-        let times = &mut self.nodes[id as usize].times;
+        let node = &mut self.nodes[id as usize];
+        let horizon = at.saturating_sub(findtime);
+        let fresh = node.times.is_empty();
+        if findtime > 0
+            && (fresh
+                || (at >= node.newest && node.oldest > horizon && node.times.len() < maxretry))
+        {
+            // In order, nothing stale, room left: the usual case, a plain append.
+            if fresh {
+                node.oldest = at;
+            }
+            node.times.push(at);
+            node.newest = at;
+            return node.times.len();
+        }
+        let times = &mut node.times;
         // Keep times sorted even when two sources of one jail deliver slightly out of order.
         let pos = times.partition_point(|&t| t <= at);
         times.insert(pos, at);
@@ -103,7 +126,11 @@ impl FailureWindow {
         let stale = times.partition_point(|&t| t <= horizon);
         let excess = times.len().saturating_sub(maxretry);
         times.drain(..stale.max(excess));
-        times.len()
+        let count = times.len();
+        // Empty only with a findtime of 0; the next failure starts afresh either way.
+        node.oldest = node.times.first().copied().unwrap_or(newest);
+        node.newest = newest;
+        count
     }
 
     /// Forgets `addr` (after it was banned or unbanned).
@@ -122,7 +149,7 @@ impl FailureWindow {
         // out-of-order sources, which at worst keep an entry until the next sweep.
         while self.tail != NIL {
             let node = &self.nodes[self.tail as usize];
-            if node.times.last().is_some_and(|&t| t > horizon) {
+            if !node.times.is_empty() && node.newest > horizon {
                 break;
             }
             let addr = node.addr;
@@ -281,7 +308,7 @@ mod tests {
             seed ^= seed << 17;
             seed % bound
         };
-        for (findtime, maxretry) in [(10, 3), (60, 5), (600, 1000), (1, 1)] {
+        for (findtime, maxretry) in [(10, 3), (60, 5), (600, 1000), (1, 1), (0, 2)] {
             let mut window = FailureWindow::new(findtime, maxretry, 1_000);
             let mut model: FastMap<IpAddr, Vec<i64>> = FastMap::default();
             let mut clock = 0_i64;
