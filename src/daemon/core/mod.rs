@@ -133,7 +133,8 @@ pub struct Core {
     orders_since_compaction: usize,
     hooks: HookRunner,
     /// Recent matched lines per (jail, target), for `on_ban` hooks; bounded.
-    hook_lines: HashMap<(JailName, BanTarget), Vec<String>>,
+    /// Keyed by attacker-chosen addresses, so seeded (foldhash, like the tracker's tables).
+    hook_lines: nftjail_core::hash::FastMap<(JailName, BanTarget), Vec<String>>,
     /// Unbans per jail (by hand and expired), for metrics.
     unbans: HashMap<JailName, u64>,
     /// When the host's own addresses were last read (for ignoreself).
@@ -186,7 +187,7 @@ impl Core {
             clock: parts.clock,
             orders_since_compaction: 0,
             hooks: HookRunner::default(),
-            hook_lines: HashMap::new(),
+            hook_lines: Default::default(),
             unbans: HashMap::new(),
             self_addresses_at: now,
             metrics: parts.metrics,
@@ -403,7 +404,7 @@ impl Core {
                     // Only a counted failure's line can lead to a ban: an ignored, too old or
                     // already banned address's lines would only crowd the bounded store.
                     if counted && let Some(line) = lines.line(&matched) {
-                        self.keep_line(&jail, f.host, line.to_owned(), hook);
+                        self.keep_line(&jail, f.host, line, hook);
                     }
                 }
                 self.send(orders);
@@ -590,7 +591,7 @@ impl Core {
     /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
     /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
     /// lines cost no more memory than the log would keep of them.
-    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, mut line: String, hook: bool) {
+    fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: &str, hook: bool) {
         let Some(policy) = self.tracker.policy(jail) else {
             return;
         };
@@ -598,7 +599,6 @@ impl Core {
         let mut keep = policy.maxretry.max(1) as usize;
         if !hook {
             keep = keep.min(nftjail_core::state::events::MAX_LINES);
-            nftjail_core::state::events::cut_line(&mut line);
         }
         if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
             // Any entry will do: the map only has to stay bounded under a flood.
@@ -607,10 +607,7 @@ impl Core {
             }
         }
         let lines = self.hook_lines.entry(key).or_default();
-        lines.push(line);
-        if lines.len() > keep {
-            lines.remove(0);
-        }
+        nftjail_core::state::events::keep_recent(lines, line, keep, !hook);
     }
 
     /// The host's addresses change (DHCP, hotplug, an address added by hand): ignoreself

@@ -196,20 +196,82 @@ impl BanLog {
 
 /// Cuts `line` to [`MAX_LINE_KEPT`] bytes at a character boundary, marking the cut.
 pub fn cut_line(line: &mut String) {
+    if let Some(end) = cut_at(line) {
+        line.truncate(end);
+        line.push('…');
+    }
+}
+
+/// Appends `line` to `lines`, keeping the last `keep` (at least 1), cut as [`cut_line`] cuts
+/// when `cut`. Once `lines` holds `keep`, the oldest line's buffer takes the newest: a line kept
+/// this way costs no allocation and no free, and a cut line is cut before it is copied, so a
+/// long one never grows a buffer past what is kept.
+pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) {
+    let full = (lines.len() + 1).saturating_sub(keep.max(1));
+    let mut buffer = lines.drain(..full).next_back().unwrap_or_default();
+    buffer.clear();
+    match cut_at(line).filter(|_| cut) {
+        Some(end) => {
+            buffer.push_str(&line[..end]);
+            buffer.push('…');
+        }
+        None => buffer.push_str(line),
+    }
+    lines.push(buffer);
+}
+
+/// Where [`cut_line`] cuts `line`, if it is too long: the last character boundary at or before
+/// [`MAX_LINE_KEPT`].
+pub fn cut_at(line: &str) -> Option<usize> {
     if line.len() <= MAX_LINE_KEPT {
-        return;
+        return None;
     }
     let mut end = MAX_LINE_KEPT;
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    line.truncate(end);
-    line.push('…');
+    Some(end)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_recent_keeps_the_last_lines_cut_and_in_order() {
+        let mut lines = Vec::new();
+        for n in 0..25 {
+            keep_recent(&mut lines, &format!("line {n}"), 10, true);
+        }
+        let expected: Vec<String> = (15..25).map(|n| format!("line {n}")).collect();
+        assert_eq!(lines, expected);
+        // Fewer kept after a reload: the oldest go.
+        keep_recent(&mut lines, "line 25", 3, true);
+        assert_eq!(lines, ["line 23", "line 24", "line 25"]);
+        keep_recent(&mut lines, "only", 0, true);
+        assert_eq!(lines, ["only"], "at least one line is kept");
+
+        // Cut at a character boundary (é is two bytes across the limit), marked; the buffer
+        // of a reused line does not grow to the attacker's length.
+        let long = format!("{}é{}", "a".repeat(MAX_LINE_KEPT - 1), "b".repeat(10_000));
+        keep_recent(&mut lines, &long, 1, true);
+        assert_eq!(lines[0], format!("{}…", "a".repeat(MAX_LINE_KEPT - 1)));
+        assert!(
+            lines[0].capacity() < 2 * MAX_LINE_KEPT,
+            "{}",
+            lines[0].capacity()
+        );
+        let mut whole = lines.clone();
+        keep_recent(&mut whole, &long, 1, false);
+        assert_eq!(
+            whole,
+            std::slice::from_ref(&long),
+            "a hook gets the whole line"
+        );
+        let mut cut = long;
+        cut_line(&mut cut);
+        assert_eq!(cut, lines[0], "cut as cut_line cuts");
+    }
 
     fn ban(jail: &str, target: &str, since: i64) -> Ban {
         Ban {
