@@ -152,15 +152,30 @@ impl AnyMatcher {
 
     /// Matches one log line (without its newline).
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
+        self.feed_line_text(line, now).0
+    }
+
+    /// [`feed_line`](Self::feed_line), also giving the line as text when it was clean UTF-8
+    /// (validated once, here, for the matcher and for whoever keeps the line).
+    pub fn feed_line_text<'a>(
+        &mut self,
+        line: &'a [u8],
+        now: DateTime<Utc>,
+    ) -> (Outcome, Option<&'a str>) {
         match self {
-            AnyMatcher::Native(matcher) => matcher.feed_line(line, now),
+            AnyMatcher::Native(matcher) => matcher.feed_line_text(line, now),
             AnyMatcher::Fail2ban(run) => {
                 let now = now.timestamp();
                 run.refresh(now);
+                let text = String::from_utf8_lossy(line);
                 run.text.clear();
-                run.text.push_str(&String::from_utf8_lossy(line));
+                run.text.push_str(&text);
                 let found = run.matcher.feed(&run.text, now, &run.zone);
-                Fail2banRun::outcome(found, run.not_before)
+                let clean = match text {
+                    std::borrow::Cow::Borrowed(clean) => Some(clean),
+                    std::borrow::Cow::Owned(_) => None,
+                };
+                (Fail2banRun::outcome(found, run.not_before), clean)
             }
         }
     }
@@ -208,6 +223,48 @@ mod tests {
             line: 1,
             lines: vec![1],
             failregex: 0,
+        }
+    }
+
+    /// Both kinds of filter hand back a clean line as the text they matched, so the daemon
+    /// does not validate it twice, and nothing for a line that was not UTF-8.
+    #[test]
+    fn a_clean_line_comes_back_as_text_from_either_kind_of_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("filter.d")).unwrap();
+        std::fs::write(
+            dir.path().join("filter.d/t.conf"),
+            "[Definition]\nfailregex = ^.* Invalid user \\S+ from <HOST> port \\d+$\n",
+        )
+        .unwrap();
+        let fail2ban = crate::fail2ban::load_filter(
+            "t",
+            dir.path(),
+            &crate::fail2ban::Fail2banOptions::default(),
+            1_800_000_000,
+        )
+        .map_err(|d| d.to_string())
+        .unwrap();
+        let native = nftjail_core::filter::builtin::load("sshd")
+            .unwrap()
+            .unwrap()
+            .compile(&nftjail_core::filter::FilterOptions {
+                timezone: "UTC".parse().unwrap(),
+                ..Default::default()
+            })
+            .unwrap();
+        let native = CompiledFilter::Native(Arc::new(native));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let clean = "Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22";
+        let dirty: &[u8] = b"Nov 23 07:18:36 h sshd[1]: Invalid user \xff from 192.0.2.1 port 22";
+        for filter in [CompiledFilter::Fail2ban(fail2ban), native] {
+            let mut m = filter.matcher(LocalZone::utc());
+            let (outcome, text) = m.feed_line_text(clean.as_bytes(), now);
+            assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
+            assert_eq!(text, Some(clean));
+            let (outcome, text) = m.feed_line_text(dirty, now);
+            assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
+            assert_eq!(text, None);
         }
     }
 

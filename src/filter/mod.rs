@@ -196,9 +196,12 @@ impl Sink for MatchSink {
             }
         };
         self.round.lines += 1;
-        let (outcome, text) = match item {
-            Item::Line(line) => (self.matcher.feed_line(line, now), line),
-            Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message),
+        let (outcome, text, clean) = match item {
+            Item::Line(line) => {
+                let (outcome, clean) = self.matcher.feed_line_text(line, now);
+                (outcome, line, clean)
+            }
+            Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message, None),
         };
         match outcome {
             Outcome::Failure(f) => {
@@ -210,9 +213,10 @@ impl Sink for MatchSink {
                     self.lines_in_flight.load(Ordering::Relaxed) + self.pending_lines.len();
                 let line = (in_flight + text.len() <= LINES_IN_FLIGHT).then(|| {
                     let start = self.pending_lines.len();
-                    match std::str::from_utf8(text) {
-                        Ok(clean) => self.pending_lines.push_str(clean),
-                        Err(_) => self.pending_lines.push_str(&String::from_utf8_lossy(text)),
+                    // A clean line was validated by the matcher already.
+                    match clean {
+                        Some(clean) => self.pending_lines.push_str(clean),
+                        None => self.pending_lines.push_str(&String::from_utf8_lossy(text)),
                     }
                     (start, self.pending_lines.len())
                 });

@@ -121,16 +121,27 @@ impl Matcher {
     /// One raw line from a file (without its newline). `now` is the wall clock (used to infer
     /// a missing year and to resolve times without a zone). Never panics on any input.
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
+        self.feed_line_text(line, now).0
+    }
+
+    /// [`feed_line`](Self::feed_line), also giving the line as the text it was matched as when
+    /// it was clean UTF-8 (without a leading zero-filled region and a trailing `\r`), so that a
+    /// caller who keeps the line need not validate it again.
+    pub fn feed_line_text<'a>(
+        &mut self,
+        line: &'a [u8],
+        now: DateTime<Utc>,
+    ) -> (Outcome, Option<&'a str>) {
         match readable(line) {
-            Readable::Text(text) => self.text_line(text, now),
+            Readable::Text(text) => (self.text_line(text, now), Some(text)),
             Readable::Decode(bytes) => {
                 let mut text = std::mem::take(&mut self.state.decoded);
                 let damage = decode(bytes, &mut text);
                 let outcome = damage.judge(self.text_line(&text, now));
                 self.state.decoded = text;
-                outcome
+                (outcome, None)
             }
-            Readable::Skip(reason) => Outcome::Skipped(reason),
+            Readable::Skip(reason) => (Outcome::Skipped(reason), None),
         }
     }
 
@@ -571,6 +582,33 @@ mod tests {
             show(m.feed_line(&vec![b'a'; MAX_LINE + 1], now())),
             "Skipped(TooLong)"
         );
+    }
+
+    #[test]
+    fn a_clean_line_is_given_back_as_the_text_it_was_matched_as() {
+        let mut m = matcher(SESSIONS, None);
+        let failure = "Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22";
+        let cases: &[(Vec<u8>, Option<&str>)] = &[
+            (failure.into(), Some(failure)),
+            (format!("{failure}\r").into(), Some(failure)),
+            (format!("\0\0\0{failure}").into(), Some(failure)),
+            (
+                b"Nov 23 07:18:36 h sshd[1]: Invalid user \xff from 192.0.2.1 port 22".to_vec(),
+                None,
+            ),
+            (format!("{failure} a\0b").into(), None),
+            (b"\0\0".to_vec(), None),
+            (vec![b'a'; MAX_LINE + 1], None),
+        ];
+        for (line, want) in cases {
+            let (outcome, text) = m.feed_line_text(line, now());
+            assert_eq!(text, *want, "line {:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                show(outcome),
+                show(m.feed_line(line, now())),
+                "the same outcome as feed_line"
+            );
+        }
     }
 
     #[test]
