@@ -240,7 +240,7 @@ impl Tracker {
         if at <= now.saturating_sub(findtime) {
             return Counted::TooOld;
         }
-        if self.bans.covering(jail, host).is_some() {
+        if self.bans.covers(jail, host) {
             return Counted::AlreadyBanned;
         }
         let target = BanTarget::folded(host, state.policy.fold_v6);
