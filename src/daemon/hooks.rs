@@ -59,6 +59,36 @@ impl Default for HookRunner {
     }
 }
 
+/// The most bytes of `<matches>` and `NFTJAIL_MATCHES`. Linux refuses to start a program whose
+/// argument or environment string is over 128 KiB (`MAX_ARG_STRLEN`, E2BIG), and the lines
+/// are the attacker's text: unbounded, long lines would stop the hook from running at all.
+pub const MAX_MATCHES: usize = 64 * 1024;
+
+/// The matched lines for a hook, one per line: the newest that fit in [`MAX_MATCHES`] bytes
+/// (a newest line that alone is longer is cut at a character boundary and marked with `…`).
+fn bounded_matches(lines: &[String]) -> String {
+    let mut start = lines.len();
+    let mut size = 0;
+    while let Some(line) = start.checked_sub(1).map(|i| &lines[i]) {
+        let grown = size + line.len() + usize::from(start < lines.len());
+        if grown > MAX_MATCHES {
+            break;
+        }
+        size = grown;
+        start -= 1;
+    }
+    match lines.last() {
+        Some(newest) if start == lines.len() => {
+            let mut end = MAX_MATCHES - '…'.len_utf8();
+            while !newest.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &newest[..end])
+        }
+        _ => lines[start..].join("\n"),
+    }
+}
+
 /// The values a hook receives.
 pub fn values(action: Action, ban: &Ban, matches: &[String]) -> Vec<(&'static str, String)> {
     let bantime = ban
@@ -72,7 +102,7 @@ pub fn values(action: Action, ban: &Ban, matches: &[String]) -> Vec<(&'static st
         ("BANCOUNT", ban.count.to_string()),
         ("ORIGIN", ban.origin.to_string()),
         ("FAILURES", matches.len().to_string()),
-        ("MATCHES", matches.join("\n")),
+        ("MATCHES", bounded_matches(matches)),
     ]
 }
 
@@ -181,6 +211,74 @@ mod tests {
         assert_eq!(
             substitute("<bantime>", &values(Action::Unban, &permanent, &[])),
             "-1"
+        );
+    }
+
+    /// An attacker who writes long lines must not be able to stop the hook: Linux refuses to
+    /// start a program with an argument or environment string over 128 KiB (E2BIG), and
+    /// `<matches>` is both here. 40 lines of 8 KiB were 320 KiB.
+    #[tokio::test]
+    async fn a_hook_runs_whatever_the_attacker_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let lines: Vec<String> = (0..40)
+            .map(|n| format!("{n:02} {}", "x".repeat(8 * 1024)))
+            .collect();
+        let script = format!(
+            "printf '%s' \"$NFTJAIL_MATCHES\" | wc -c > {out}; printf '%s' \"$1\" | tail -c 8195 | head -c 2 >> {out}",
+            out = out.display()
+        );
+        let command = vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            script,
+            "hook".into(),
+            "<matches>".into(),
+        ];
+        HookRunner::default().run(&command, Action::Ban, &ban(), &lines);
+        for _ in 0..300 {
+            if let Ok(text) = std::fs::read_to_string(&out)
+                && text.ends_with("39")
+            {
+                let size: usize = text.lines().next().unwrap().trim().parse().unwrap();
+                assert!(size <= MAX_MATCHES, "{size} bytes");
+                assert!(
+                    size > MAX_MATCHES - 8 * 1024,
+                    "as many lines as fit: {size} bytes"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the hook did not run: {:?}",
+            std::fs::read_to_string(&out).ok()
+        );
+    }
+
+    #[test]
+    fn matches_keep_the_newest_lines_that_fit() {
+        let line = |n: usize, len: usize| format!("{n} {}", "y".repeat(len));
+        let lines: Vec<String> = (0..10).map(|n| line(n, 10_000)).collect();
+        let kept = bounded_matches(&lines);
+        assert!(kept.len() <= MAX_MATCHES);
+        assert!(
+            kept.starts_with("4 "),
+            "the newest six lines: {}",
+            &kept[..10]
+        );
+        assert!(kept.ends_with(&lines[9]));
+        assert_eq!(kept.lines().count(), 6);
+        // A newest line that alone is too long is cut at a character boundary, marked.
+        let huge = format!("{}é{}", "z".repeat(MAX_MATCHES - 4), "z".repeat(1_000));
+        let kept = bounded_matches(&[lines[0].clone(), huge]);
+        assert!(kept.len() <= MAX_MATCHES, "{}", kept.len());
+        assert!(kept.ends_with("z…"), "{}", &kept[kept.len() - 8..]);
+        assert_eq!(bounded_matches(&[]), "");
+        assert_eq!(
+            bounded_matches(&["a".into(), "b".into()]),
+            "a\nb",
+            "short lines are all kept"
         );
     }
 
