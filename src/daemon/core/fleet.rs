@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Core, HOOK_LINES_CAP};
+use super::Core;
 use crate::banner::Msg;
 use crate::fleet::{PeerBatch, position_key};
 use crate::state::Position;
@@ -73,10 +73,8 @@ impl Core {
                             stats.applied.fetch_add(1, Ordering::Relaxed);
                             orders.extend(o);
                             // The peer's evidence (`share_lines` there) for this jail's on_ban.
-                            if !message.lines.is_empty() && self.hook_lines.len() < HOOK_LINES_CAP {
-                                self.hook_lines
-                                    .insert((apply_to.clone(), target), message.lines);
-                            }
+                            self.hook_lines
+                                .insert((apply_to.clone(), target), message.lines);
                         }
                         Err(refusal) => {
                             let rejection = Rejection::Refused(refusal.to_string());

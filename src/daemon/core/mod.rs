@@ -29,6 +29,7 @@ pub mod firewall;
 mod fleet;
 mod history;
 mod import;
+mod recent_lines;
 mod reload;
 mod requests;
 
@@ -57,8 +58,6 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 const LOG_EXPIRED_UP_TO: usize = 100;
 /// Seconds between two looks at the host's own addresses.
 const SELF_ADDRESSES_EVERY: i64 = 30;
-/// Addresses whose matched lines are kept for `on_ban` hooks (the oldest go first).
-const HOOK_LINES_CAP: usize = 10_000;
 /// The core takes no failures while this many orders wait for room in the banner.
 const OUTBOX_CAP: usize = 50_000;
 /// Drift notifications come in bursts (one per deleted object): repair once they settle.
@@ -133,8 +132,7 @@ pub struct Core {
     orders_since_compaction: usize,
     hooks: HookRunner,
     /// Recent matched lines per (jail, target), for `on_ban` hooks; bounded.
-    /// Keyed by attacker-chosen addresses, so seeded (foldhash, like the tracker's tables).
-    hook_lines: nftjail_core::hash::FastMap<(JailName, BanTarget), Vec<String>>,
+    hook_lines: recent_lines::RecentLines,
     /// Unbans per jail (by hand and expired), for metrics.
     unbans: HashMap<JailName, u64>,
     /// When the host's own addresses were last read (for ignoreself).
@@ -548,10 +546,7 @@ impl Core {
         let ban = &order.ban;
         match order.action {
             Action::Ban | Action::Refresh if order.fresh => {
-                let lines = self
-                    .hook_lines
-                    .remove(&(ban.jail.clone(), ban.target))
-                    .unwrap_or_default();
+                let lines = self.hook_lines.take(&(ban.jail.clone(), ban.target));
                 self.publish_ban(ban, &lines);
                 if let Some(command) = self.jail_hook(&ban.jail, |j| j.on_ban.as_ref()) {
                     self.hooks.run(&command, HookAction::Ban, ban, &lines);
@@ -588,7 +583,7 @@ impl Core {
 
     /// Remembers a counted failure's line for the ban log and the jail's `on_ban` hook (`hook`:
     /// the jail has one), keeping at most
-    /// `maxretry` lines per address and `HOOK_LINES_CAP` addresses. Without a hook only the ban
+    /// `maxretry` lines per address, within `RecentLines`' caps. Without a hook only the ban
     /// log wants them: no more lines than it keeps, cut as it cuts them, so an attacker's long
     /// lines cost no more memory than the log would keep of them.
     fn keep_line(&mut self, jail: &JailName, host: std::net::IpAddr, line: &str, hook: bool) {
@@ -600,14 +595,7 @@ impl Core {
         if !hook {
             keep = keep.min(nftjail_core::state::events::MAX_LINES);
         }
-        if self.hook_lines.len() >= HOOK_LINES_CAP && !self.hook_lines.contains_key(&key) {
-            // Any entry will do: the map only has to stay bounded under a flood.
-            if let Some(victim) = self.hook_lines.keys().next().cloned() {
-                self.hook_lines.remove(&victim);
-            }
-        }
-        let lines = self.hook_lines.entry(key).or_default();
-        nftjail_core::state::events::keep_recent(lines, line, keep, !hook);
+        self.hook_lines.keep(key, line, keep, !hook);
     }
 
     /// The host's addresses change (DHCP, hotplug, an address added by hand): ignoreself
