@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+use nftjail_core::state::events::cut_at;
 use nftjail_core::tracker::Ban;
 
 /// Hooks running at once.
@@ -79,10 +80,7 @@ fn bounded_matches(lines: &[String]) -> String {
     }
     match lines.last() {
         Some(newest) if start == lines.len() => {
-            let mut end = MAX_MATCHES - '…'.len_utf8();
-            while !newest.is_char_boundary(end) {
-                end -= 1;
-            }
+            let end = cut_at(newest, MAX_MATCHES - '…'.len_utf8()).unwrap_or(newest.len());
             format!("{}…", &newest[..end])
         }
         _ => lines[start..].join("\n"),

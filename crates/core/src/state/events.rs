@@ -196,7 +196,7 @@ impl BanLog {
 
 /// Cuts `line` to [`MAX_LINE_KEPT`] bytes at a character boundary, marking the cut.
 pub fn cut_line(line: &mut String) {
-    if let Some(end) = cut_at(line) {
+    if let Some(end) = cut_at(line, MAX_LINE_KEPT) {
         line.truncate(end);
         line.push('…');
     }
@@ -210,7 +210,7 @@ pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) 
     let full = (lines.len() + 1).saturating_sub(keep.max(1));
     let mut buffer = lines.drain(..full).next_back().unwrap_or_default();
     buffer.clear();
-    match cut_at(line).filter(|_| cut) {
+    match cut_at(line, MAX_LINE_KEPT).filter(|_| cut) {
         Some(end) => {
             buffer.push_str(&line[..end]);
             buffer.push('…');
@@ -220,13 +220,13 @@ pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) 
     lines.push(buffer);
 }
 
-/// Where [`cut_line`] cuts `line`, if it is too long: the last character boundary at or before
-/// [`MAX_LINE_KEPT`].
-pub fn cut_at(line: &str) -> Option<usize> {
-    if line.len() <= MAX_LINE_KEPT {
+/// Where to cut `line` to at most `max` bytes, if it is longer: the last character boundary at
+/// or before `max` ([`cut_line`] cuts at [`MAX_LINE_KEPT`]).
+pub fn cut_at(line: &str, max: usize) -> Option<usize> {
+    if line.len() <= max {
         return None;
     }
-    let mut end = MAX_LINE_KEPT;
+    let mut end = max;
     while !line.is_char_boundary(end) {
         end -= 1;
     }
