@@ -33,14 +33,13 @@ impl RecentLines {
     pub fn keep(&mut self, key: Key, line: &str, keep: usize, cut: bool) {
         self.make_room(&key, line.len());
         let lines = self.lines.entry(key).or_default();
-        let before: usize = lines.iter().map(String::len).sum();
-        keep_recent(lines, line, keep, cut);
-        let mut after: usize = lines.iter().map(String::len).sum();
+        let dropped = keep_recent(lines, line, keep, cut);
+        let mut bytes = self.bytes - dropped + lines.last().map_or(0, String::len);
         // Nothing else left to drop: this target's own oldest lines go, its newest stays.
-        while self.bytes - before + after > MAX_BYTES && lines.len() > 1 {
-            after -= lines.remove(0).len();
+        while bytes > MAX_BYTES && lines.len() > 1 {
+            bytes -= lines.remove(0).len();
         }
-        self.bytes = self.bytes - before + after;
+        self.bytes = bytes;
     }
 
     /// Sets `key`'s lines (a peer's evidence), unless the store is full of addresses.

@@ -205,10 +205,14 @@ pub fn cut_line(line: &mut String) {
 /// Appends `line` to `lines`, keeping the last `keep` (at least 1), cut as [`cut_line`] cuts
 /// when `cut`. Once `lines` holds `keep`, the oldest line's buffer takes the newest: a line kept
 /// this way costs no allocation and no free, and a cut line is cut before it is copied, so a
-/// long one never grows a buffer past what is kept.
-pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) {
+/// long one never grows a buffer past what is kept. Returns the bytes of the lines it dropped.
+pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) -> usize {
     let full = (lines.len() + 1).saturating_sub(keep.max(1));
-    let mut buffer = lines.drain(..full).next_back().unwrap_or_default();
+    let (mut buffer, mut dropped) = (String::new(), 0);
+    for old in lines.drain(..full) {
+        dropped += old.len();
+        buffer = old;
+    }
     buffer.clear();
     match cut_at(line, MAX_LINE_KEPT).filter(|_| cut) {
         Some(end) => {
@@ -218,6 +222,7 @@ pub fn keep_recent(lines: &mut Vec<String>, line: &str, keep: usize, cut: bool) 
         None => buffer.push_str(line),
     }
     lines.push(buffer);
+    dropped
 }
 
 /// Where to cut `line` to at most `max` bytes, if it is longer: the last character boundary at
@@ -241,12 +246,21 @@ mod tests {
     fn keep_recent_keeps_the_last_lines_cut_and_in_order() {
         let mut lines = Vec::new();
         for n in 0..25 {
-            keep_recent(&mut lines, &format!("line {n}"), 10, true);
+            let dropped = keep_recent(&mut lines, &format!("line {n}"), 10, true);
+            let want = if n < 10 {
+                0
+            } else {
+                format!("line {}", n - 10).len()
+            };
+            assert_eq!(dropped, want, "line {n}");
         }
         let expected: Vec<String> = (15..25).map(|n| format!("line {n}")).collect();
         assert_eq!(lines, expected);
         // Fewer kept after a reload: the oldest go.
-        keep_recent(&mut lines, "line 25", 3, true);
+        assert_eq!(
+            keep_recent(&mut lines, "line 25", 3, true),
+            8 * "line 15".len()
+        );
         assert_eq!(lines, ["line 23", "line 24", "line 25"]);
         keep_recent(&mut lines, "only", 0, true);
         assert_eq!(lines, ["only"], "at least one line is kept");
