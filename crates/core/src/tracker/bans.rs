@@ -206,8 +206,10 @@ impl ActiveBans {
         self.jails.get(jail)?.by_target.get(target)
     }
 
-    /// The ban in `jail` that already covers `addr`: the address itself or a prefix holding it.
-    pub fn covering(&self, jail: &JailName, addr: IpAddr) -> Option<&Ban> {
+    /// The ban in `jail` that covers `addr`, read from the bans themselves: the tests' check of
+    /// [`covers`](Self::covers), which answers from the address set.
+    #[cfg(test)]
+    fn covering(&self, jail: &JailName, addr: IpAddr) -> Option<&Ban> {
         let bans = self.jails.get(jail)?;
         let addr = canonical(addr);
         if let Some(b) = bans.by_target.get(&BanTarget::Addr(addr)) {
@@ -216,8 +218,8 @@ impl ActiveBans {
         bans.covering_net(addr)
     }
 
-    /// Whether a ban in `jail` covers `addr` ([`covering`](Self::covering)'s answer, without
-    /// reading the ban).
+    /// Whether a ban in `jail` already covers `addr`: the address itself or a prefix holding
+    /// it, answered without reading the ban.
     pub fn covers(&self, jail: &JailName, addr: IpAddr) -> bool {
         let Some(bans) = self.jails.get(jail) else {
             return false;
