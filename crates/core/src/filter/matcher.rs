@@ -9,6 +9,11 @@
 //! never panics, never does I/O, and allocates only for a [`Failure`]'s user name (and, rarely,
 //! when a full session table is pruned or the decode buffer grows).
 //!
+//! The work is in two halves: [`Front`] (the checks before any rule's regex) and the rules'
+//! loop with the sessions ([`State::message`]). `feed_line` runs both; a
+//! [`Screener`](super::Screener) runs the first on another thread and [`Matcher::finish`] the
+//! second, on the same code.
+//!
 //! Bytes that are not clean text never hide a failure, since the attacker chooses them (a user
 //! name with one invalid byte must not escape the ban). Leading NUL bytes are dropped (the
 //! zero-filled region a crash leaves before the next line). Then a line that is not valid UTF-8
@@ -27,6 +32,7 @@ use super::compile::{Rule, RuleKind};
 use super::host;
 use super::locate::{LocatorCache, Spans};
 use super::prefix::{self, PrefixError, PrefixKind};
+use super::screen::{ScreenedLines, Whole};
 use super::session::{SessionKey, SessionTable};
 use super::time::{Resolved, Stamp, YearCache, Zone};
 use super::zone::LocalZone;
@@ -39,17 +45,66 @@ pub const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Matcher {
     filter: Arc<Filter>,
+    front: Front,
     state: State,
 }
 
+/// The state of the cheap checks that come before any rule's regex (see [`Front::text`]): what
+/// a [`Screener`](super::screen::Screener) runs on another thread than the rules.
 #[derive(Debug)]
-struct State {
+pub(super) struct Front {
+    prefix_locs: Option<regex::CaptureLocations>,
+    /// The rules the keyword pass left possible for the last line screened, one bit each.
+    pub(super) candidates: Vec<u64>,
+    /// The text of the last line that had to be decoded (reused).
+    pub(super) decoded: String,
+}
+
+/// Where the parts of a line that passed the cheap checks are.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head<'a> {
+    pub message: &'a str,
+    pub tag: Option<&'a str>,
+    /// Whether the line's format has tags at all.
+    pub tagged: bool,
+    pub pid: Option<u32>,
+    pub stamp: Option<Stamp>,
+    /// The rules' search, when it was done ahead (on a screening thread: [`Finder::first`]).
+    pub found: Option<Found>,
+}
+
+/// The rules' search state (capture slots, locator caches): finds where a rule matches. The
+/// search is a function of the rule and the text alone; this holds only what makes it fast.
+#[derive(Debug)]
+pub(super) struct Finder {
     /// Capture slots, one per rule.
     locs: Vec<CaptureLocations>,
     /// Search caches of the rules' locators, one per rule, made at the rule's first match.
     locator_caches: Vec<Option<LocatorCache>>,
-    prefix_locs: Option<regex::CaptureLocations>,
-    candidates: Vec<u64>,
+}
+
+/// A line's candidate rules searched ahead of the rules' loop, in order: none before `first`
+/// matches; `spans` are rule `first`'s when it matches (for an ignore rule, none are read), and
+/// `None` when the search stopped there unsearched. `first` is the number of rules when none
+/// matches.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Found {
+    pub first: usize,
+    pub spans: Option<Spans>,
+}
+
+impl Found {
+    fn stopped_at(index: usize) -> Found {
+        Found {
+            first: index,
+            spans: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    finder: Finder,
     sessions: SessionTable,
     /// The last stamp resolved, with the minute of `now` and the local zone's generation it
     /// was resolved with.
@@ -59,8 +114,6 @@ struct State {
     /// The host's zone, for a filter in the local zone (the caller supplies it, and its source
     /// keeps it up to date).
     local: LocalZone,
-    /// The text of the last line that had to be decoded (reused).
-    decoded: String,
     /// Lines logged at or before this instant (Unix seconds) are [`Outcome::TooOld`], found
     /// without running a regex.
     not_before: Option<i64>,
@@ -73,26 +126,19 @@ impl Matcher {
     /// zone (`logtimezone = local`; the daemon follows `/etc/localtime` with it).
     pub fn new(filter: Arc<Filter>, local: LocalZone) -> Matcher {
         let state = State {
-            locs: filter
-                .rules
-                .iter()
-                .map(|r| r.regex.capture_locations())
-                .collect(),
-            locator_caches: vec![None; filter.rules.len()],
-            prefix_locs: match &filter.prefix {
-                PrefixKind::Regex(p) => Some(p.regex.capture_locations()),
-                _ => None,
-            },
-            candidates: vec![0; filter.prefilter.words()],
+            finder: Finder::new(&filter),
             sessions: SessionTable::default(),
             last_time: None,
             years: YearCache::default(),
             local,
-            decoded: String::new(),
             not_before: None,
             users: true,
         };
-        Matcher { filter, state }
+        Matcher {
+            front: Front::new(&filter),
+            filter,
+            state,
+        }
     }
 
     pub fn filter(&self) -> &Arc<Filter> {
@@ -135,10 +181,10 @@ impl Matcher {
         match readable(line) {
             Readable::Text(text) => (self.text_line(text, now), Some(text)),
             Readable::Decode(bytes) => {
-                let mut text = std::mem::take(&mut self.state.decoded);
+                let mut text = std::mem::take(&mut self.front.decoded);
                 let damage = decode(bytes, &mut text);
                 let outcome = damage.judge(self.text_line(&text, now));
-                self.state.decoded = text;
+                self.front.decoded = text;
                 (outcome, None)
             }
             Readable::Skip(reason) => (Outcome::Skipped(reason), None),
@@ -150,39 +196,41 @@ impl Matcher {
         match readable(entry.message) {
             Readable::Text(message) => self.journal_message(entry, message, now),
             Readable::Decode(bytes) => {
-                let mut text = std::mem::take(&mut self.state.decoded);
+                let mut text = std::mem::take(&mut self.front.decoded);
                 let damage = decode(bytes, &mut text);
                 let outcome = damage.judge(self.journal_message(entry, &text, now));
-                self.state.decoded = text;
+                self.front.decoded = text;
                 outcome
             }
             Readable::Skip(reason) => Outcome::Skipped(reason),
         }
     }
 
-    fn text_line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
-        if text.is_empty() {
-            return Outcome::NoMatch;
-        }
-        let filter = &*self.filter;
-        let header = match prefix::parse(
-            &filter.prefix,
-            filter.datepattern.as_ref(),
-            text,
-            self.state.prefix_locs.as_mut(),
-        ) {
-            Ok(header) => header,
-            Err(PrefixError::NoTimestamp) => return Outcome::Skipped(SkipReason::NoTimestamp),
-            Err(PrefixError::NoPrefix) => return Outcome::Skipped(SkipReason::NoPrefix),
+    /// The rest of the work on a line a [`Screener`](super::screen::Screener) of this
+    /// matcher's filter screened into `lines` (line `index`): its rules and sessions, as
+    /// [`feed_line`](Self::feed_line) would have matched it. A line screened with another
+    /// filter (one taken up by a reload in between) is matched from its text, whole.
+    pub fn finish(&mut self, lines: &ScreenedLines, index: usize, now: DateTime<Utc>) -> Outcome {
+        let outcome = match lines.head(index, &self.filter) {
+            Some((head, candidates)) => self.state.message(&self.filter, head, candidates, now),
+            None => match lines.whole(index) {
+                Whole::Line(line) => self.feed_line(line.as_bytes(), now),
+                Whole::Journal(entry) => self.feed_journal(&entry, now),
+            },
         };
-        self.state.message(
-            filter,
-            header.message,
-            (header.tag, header.tagged),
-            header.pid,
-            header.stamp,
-            now,
-        )
+        match lines.damage(index) {
+            Some(damage) => damage.judge(outcome),
+            None => outcome,
+        }
+    }
+
+    fn text_line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
+        match self.front.text(&self.filter, text) {
+            Ok(head) => self
+                .state
+                .message(&self.filter, head, &self.front.candidates, now),
+            Err(outcome) => outcome,
+        }
     }
 
     fn journal_message(
@@ -191,24 +239,172 @@ impl Matcher {
         message: &str,
         now: DateTime<Utc>,
     ) -> Outcome {
+        match self.front.journal(&self.filter, entry, message) {
+            Ok(head) => self
+                .state
+                .message(&self.filter, head, &self.front.candidates, now),
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+impl Finder {
+    pub(super) fn new(filter: &Filter) -> Finder {
+        Finder {
+            locs: filter
+                .rules
+                .iter()
+                .map(|r| r.regex.capture_locations())
+                .collect(),
+            locator_caches: vec![None; filter.rules.len()],
+        }
+    }
+
+    /// The first rule left in `candidates` that matches `head`'s message, and where its groups
+    /// are: the searches [`State::message`]'s loop makes, made ahead. A rule the loop passes
+    /// over without a search for want of a session is passed over here too; the search stops,
+    /// unsearched, at a rule the loop searches or not depending on the sessions seen.
+    pub(super) fn first(&mut self, filter: &Filter, candidates: &[u64], head: &Head<'_>) -> Found {
+        let message = head.message.as_bytes();
+        let session = head.tag.is_some() && head.pid.is_some() && filter.has_sessions;
+        for (index, rule) in filter.rules.iter().enumerate() {
+            if candidates[index / 64] & (1 << (index % 64)) == 0 {
+                continue;
+            }
+            let spans = match (rule.kind, session) {
+                (RuleKind::Ignore, _) => rule.regex.is_match(message).then(Spans::default),
+                (RuleKind::SessionFail | RuleKind::Session | RuleKind::Success, false) => continue,
+                (RuleKind::Success, true) => return Found::stopped_at(index),
+                (RuleKind::Session, true) if rule.ends_session => return Found::stopped_at(index),
+                _ => self.spans(rule, index, message),
+            };
+            if spans.is_some() {
+                return Found {
+                    first: index,
+                    spans,
+                };
+            }
+        }
+        Found {
+            first: filter.rules.len(),
+            spans: None,
+        }
+    }
+
+    /// The spans of the groups a consumer reads, when `rule` matches `message`: found by the
+    /// rule's [`Locator`](super::locate::Locator) when it has one and can be sure (after the
+    /// rule's lazy DFA found the match, for a regex not anchored at the start), else by the
+    /// captures (the bounded backtracker).
+    fn spans(&mut self, rule: &Rule, index: usize, message: &[u8]) -> Option<Spans> {
+        if let Some(locator) = rule.locator() {
+            let cache = self.locator_caches[index].get_or_insert_with(|| locator.cache());
+            // A regex starting with `^` is not searched first: its pieces, chained from the
+            // start, are the match when they succeed (most candidate lines match their rule).
+            if let Some((spans, _)) = locator.locate_anchored(cache, message) {
+                return Some(spans);
+            }
+            let found = rule.regex.find(message)?;
+            if !locator.anchored()
+                && let Some(spans) = locator.locate(cache, message, found.start(), found.end())
+            {
+                return Some(spans);
+            }
+        }
+        let locs = &mut self.locs[index];
+        rule.regex.captures_read(locs, message)?;
+        let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
+        Some(Spans {
+            host: group(rule.host),
+            user: group(rule.user),
+            echo: group(rule.echo),
+        })
+    }
+}
+
+impl Front {
+    pub(super) fn new(filter: &Filter) -> Front {
+        Front {
+            prefix_locs: match &filter.prefix {
+                PrefixKind::Regex(p) => Some(p.regex.capture_locations()),
+                _ => None,
+            },
+            candidates: vec![0; filter.prefilter.words()],
+            decoded: String::new(),
+        }
+    }
+
+    /// The checks of a line of text that need no rule's regex, cheapest first: the prefix
+    /// parsed by hand, the daemon, one keyword pass (which leaves the candidate rules in
+    /// `candidates`). `Err` is the line's outcome when they decide it.
+    pub(super) fn text<'a>(&mut self, filter: &Filter, text: &'a str) -> Result<Head<'a>, Outcome> {
+        if text.is_empty() {
+            return Err(Outcome::NoMatch);
+        }
+        let header = match prefix::parse(
+            &filter.prefix,
+            filter.datepattern.as_ref(),
+            text,
+            self.prefix_locs.as_mut(),
+        ) {
+            Ok(header) => header,
+            Err(PrefixError::NoTimestamp) => {
+                return Err(Outcome::Skipped(SkipReason::NoTimestamp));
+            }
+            Err(PrefixError::NoPrefix) => return Err(Outcome::Skipped(SkipReason::NoPrefix)),
+        };
+        self.head(
+            filter,
+            Head {
+                message: header.message,
+                tag: header.tag,
+                tagged: header.tagged,
+                pid: header.pid,
+                stamp: header.stamp,
+                found: None,
+            },
+        )
+    }
+
+    /// [`text`](Self::text) for a journal entry's message: its fields stand for the prefix.
+    pub(super) fn journal<'a>(
+        &mut self,
+        filter: &Filter,
+        entry: &JournalEntry<'a>,
+        message: &'a str,
+    ) -> Result<Head<'a>, Outcome> {
         let stamp = Stamp::Epoch {
             seconds: (entry.realtime_usec / 1_000_000) as i64,
             nanos: (entry.realtime_usec % 1_000_000) as u32 * 1000,
         };
-        let filter = &*self.filter;
-        self.state.message(
+        self.head(
             filter,
-            prefix::strip_solaris_id(message),
-            (entry.identifier, true),
-            entry.pid,
-            Some(stamp),
-            now,
+            Head {
+                message: prefix::strip_solaris_id(message),
+                tag: entry.identifier,
+                tagged: true,
+                pid: entry.pid,
+                stamp: Some(stamp),
+                found: None,
+            },
         )
+    }
+
+    fn head<'a>(&mut self, filter: &Filter, head: Head<'a>) -> Result<Head<'a>, Outcome> {
+        if !filter.accepts_daemon(head.tag, head.tagged) {
+            return Err(Outcome::NoMatch);
+        }
+        if !filter
+            .prefilter
+            .candidates(head.message.as_bytes(), &mut self.candidates)
+        {
+            return Err(Outcome::NoMatch);
+        }
+        Ok(head)
     }
 }
 
 /// What a line is before matching.
-enum Readable<'a> {
+pub(super) enum Readable<'a> {
     /// Clean text (the common case: borrowed, nothing copied).
     Text(&'a str),
     /// Invalid UTF-8 or NUL bytes inside: to be decoded first.
@@ -216,7 +412,7 @@ enum Readable<'a> {
     Skip(SkipReason),
 }
 
-fn readable(line: &[u8]) -> Readable<'_> {
+pub(super) fn readable(line: &[u8]) -> Readable<'_> {
     if line.len() > MAX_LINE {
         return Readable::Skip(SkipReason::TooLong);
     }
@@ -240,7 +436,7 @@ fn readable(line: &[u8]) -> Readable<'_> {
 
 /// How much of a decoded line was not text.
 #[derive(Debug, Clone, Copy)]
-struct Damage {
+pub(super) struct Damage {
     /// Bytes of invalid UTF-8 sequences.
     invalid: usize,
     /// NUL bytes and other control characters (tab aside).
@@ -251,7 +447,7 @@ struct Damage {
 impl Damage {
     /// The outcome of a decoded line: a line mostly not text that matched nothing is counted
     /// as skipped, by its main defect; a match (or an ignore) always stands.
-    fn judge(self, outcome: Outcome) -> Outcome {
+    pub(super) fn judge(self, outcome: Outcome) -> Outcome {
         let unmatched = matches!(
             outcome,
             Outcome::NoMatch | Outcome::Skipped(SkipReason::NoTimestamp | SkipReason::NoPrefix)
@@ -270,7 +466,7 @@ impl Damage {
 
 /// Decodes `bytes` into `out` (cleared first): valid text as it is, each invalid UTF-8 sequence
 /// and each NUL as U+FFFD (as `String::from_utf8_lossy` does, into a reused buffer).
-fn decode(bytes: &[u8], out: &mut String) -> Damage {
+pub(super) fn decode(bytes: &[u8], out: &mut String) -> Damage {
     out.clear();
     let mut damage = Damage {
         invalid: 0,
@@ -299,24 +495,23 @@ fn decode(bytes: &[u8], out: &mut String) -> Damage {
 }
 
 impl State {
+    /// The rules and sessions, on a line that passed the cheap checks ([`Front::text`]) with
+    /// `candidates` left possible.
     fn message(
         &mut self,
         filter: &Filter,
-        message: &str,
-        (tag, tagged): (Option<&str>, bool),
-        pid: Option<u32>,
-        stamp: Option<Stamp>,
+        head: Head<'_>,
+        candidates: &[u64],
         now: DateTime<Utc>,
     ) -> Outcome {
-        if !filter.accepts_daemon(tag, tagged) {
-            return Outcome::NoMatch;
-        }
-        if !filter
-            .prefilter
-            .candidates(message.as_bytes(), &mut self.candidates)
-        {
-            return Outcome::NoMatch;
-        }
+        let Head {
+            message,
+            tag,
+            pid,
+            stamp,
+            found,
+            ..
+        } = head;
         // After the keyword pass, so that the many lines no regex could match never pay for
         // a time resolution; before the regexes, which are what a too old line is spared.
         if let (Some(limit), Some(_)) = (self.not_before, stamp)
@@ -331,11 +526,18 @@ impl State {
             _ => None,
         };
         for (index, rule) in filter.rules.iter().enumerate() {
-            if self.candidates[index / 64] & (1 << (index % 64)) == 0 {
+            if candidates[index / 64] & (1 << (index % 64)) == 0 {
                 continue;
             }
+            // Searched ahead: the rules before the first that matches need no search, and
+            // that one's groups are known.
+            let ahead = match found {
+                Some(found) if index < found.first => continue,
+                Some(found) if index == found.first => found.spans,
+                _ => None,
+            };
             if rule.kind == RuleKind::Ignore {
-                if rule.regex.is_match(message.as_bytes()) {
+                if ahead.is_some() || rule.regex.is_match(message.as_bytes()) {
                     return Outcome::Ignored;
                 }
                 continue;
@@ -353,8 +555,12 @@ impl State {
                 }
                 _ => {}
             }
-            let Some(spans) = self.spans(rule, index, message.as_bytes()) else {
-                continue;
+            let spans = match ahead {
+                Some(spans) => spans,
+                None => match self.finder.spans(rule, index, message.as_bytes()) {
+                    Some(spans) => spans,
+                    None => continue,
+                },
             };
             // Offsets of the very text the regex ran on (decoded, if the line had to be). A
             // group cutting a character (possible on bytes, in theory) is no address, and no
@@ -435,35 +641,6 @@ impl State {
             });
         }
         Outcome::NoMatch
-    }
-
-    /// The spans of the groups a consumer reads, when `rule` matches `message`: found by the
-    /// rule's [`Locator`](super::locate::Locator) when it has one and can be sure (after the
-    /// rule's lazy DFA found the match, for a regex not anchored at the start), else by the
-    /// captures (the bounded backtracker).
-    fn spans(&mut self, rule: &Rule, index: usize, message: &[u8]) -> Option<Spans> {
-        if let Some(locator) = rule.locator() {
-            let cache = self.locator_caches[index].get_or_insert_with(|| locator.cache());
-            // A regex starting with `^` is not searched first: its pieces, chained from the
-            // start, are the match when they succeed (most candidate lines match their rule).
-            if let Some((spans, _)) = locator.locate_anchored(cache, message) {
-                return Some(spans);
-            }
-            let found = rule.regex.find(message)?;
-            if !locator.anchored()
-                && let Some(spans) = locator.locate(cache, message, found.start(), found.end())
-            {
-                return Some(spans);
-            }
-        }
-        let locs = &mut self.locs[index];
-        rule.regex.captures_read(locs, message)?;
-        let group = |slot: Option<usize>| slot.and_then(|i| locs.get(i));
-        Some(Spans {
-            host: group(rule.host),
-            user: group(rule.user),
-            echo: group(rule.echo),
-        })
     }
 
     /// The line's time (or `now` when the filter says lines carry none), cached per stamp. In

@@ -22,6 +22,7 @@ mod locate;
 mod matcher;
 mod prefilter;
 mod prefix;
+mod screen;
 mod session;
 mod spec;
 mod time;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 pub use datepattern::DatePattern;
 pub use matcher::{MAX_LINE, Matcher};
+pub use screen::{ScreenedLines, Screener, Whole};
 pub use time::{LogTimeZone, TimeZoneError};
 pub use zone::{LocalZone, ZoneRules, ZoneSource};
 
