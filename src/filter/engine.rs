@@ -13,7 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use nftjail_core::fail2ban::{Fail2banFilter, Fail2banMatcher, Zone, matcher::journal};
-use nftjail_core::filter::{Failure, Filter, JournalEntry, LocalZone, Matcher, Outcome};
+use nftjail_core::filter::{
+    Failure, Filter, JournalEntry, LocalZone, Matcher, Outcome, ScreenedLines, Screener, Whole,
+};
 
 /// A compiled filter of either kind, shared by every source that uses it.
 #[derive(Debug, Clone)]
@@ -200,6 +202,76 @@ impl AnyMatcher {
                 let found = run.matcher.feed_journal(&line, time, now, &run.zone);
                 Fail2banRun::outcome(found, run.not_before)
             }
+        }
+    }
+}
+
+/// The half of an [`AnyMatcher`] that runs on the thread reading the log (see core's
+/// [`Screener`]): a native filter's checks that need no rule's regex. A fail2ban filter screens
+/// nothing here: its lines go on whole, decoded, and its engine does all the work in
+/// [`AnyMatcher::finish`].
+#[derive(Debug)]
+pub enum AnyScreener {
+    Native(Screener),
+    Fail2ban,
+}
+
+impl AnyScreener {
+    /// See [`Screener::search_ahead`] (a fail2ban filter's engine searches on the other side).
+    pub fn search_ahead(&mut self, on: bool) {
+        if let AnyScreener::Native(screener) = self {
+            screener.search_ahead(on);
+        }
+    }
+
+    /// One log line (without its newline): `Some` outcome when it is decided here, else `None`
+    /// and the line is added to `into`.
+    pub fn line(&mut self, line: &[u8], into: &mut ScreenedLines) -> Option<Outcome> {
+        match self {
+            AnyScreener::Native(screener) => screener.line(line, into),
+            AnyScreener::Fail2ban => {
+                into.push_line(&String::from_utf8_lossy(line));
+                None
+            }
+        }
+    }
+
+    /// [`line`](Self::line) for a journal entry.
+    pub fn journal(
+        &mut self,
+        entry: &JournalEntry<'_>,
+        into: &mut ScreenedLines,
+    ) -> Option<Outcome> {
+        match self {
+            AnyScreener::Native(screener) => screener.journal(entry, into),
+            AnyScreener::Fail2ban => {
+                into.push_journal(&String::from_utf8_lossy(entry.message), entry);
+                None
+            }
+        }
+    }
+}
+
+impl AnyMatcher {
+    /// A screener of this matcher's filter, for the thread that reads its source.
+    pub fn screener(&self) -> AnyScreener {
+        match self {
+            AnyMatcher::Native(matcher) => {
+                AnyScreener::Native(Screener::new(matcher.filter().clone()))
+            }
+            AnyMatcher::Fail2ban(_) => AnyScreener::Fail2ban,
+        }
+    }
+
+    /// Matches line `index` of a batch a screener of this filter filled, as
+    /// [`feed_line`](Self::feed_line) or [`feed_journal`](Self::feed_journal) would have.
+    pub fn finish(&mut self, lines: &ScreenedLines, index: usize, now: DateTime<Utc>) -> Outcome {
+        match self {
+            AnyMatcher::Native(matcher) => matcher.finish(lines, index, now),
+            AnyMatcher::Fail2ban(_) => match lines.whole(index) {
+                Whole::Line(line) => self.feed_line(line.as_bytes(), now),
+                Whole::Journal(entry) => self.feed_journal(&entry, now),
+            },
         }
     }
 }

@@ -12,6 +12,7 @@
 //! its own while it runs, and is handed back in `Stopped` when it ends.
 
 pub mod engine;
+pub mod pipe;
 pub mod zone;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,8 +24,8 @@ use tokio::sync::mpsc;
 use crate::config::{JailConfig, JailKind};
 use crate::source::{Item, Sink};
 use crate::state::Position;
-use engine::AnyMatcher;
-use nftjail_core::filter::{Failure, Outcome};
+use engine::{AnyMatcher, AnyScreener};
+use nftjail_core::filter::{Failure, Outcome, ScreenedLines};
 use nftjail_core::jail::JailName;
 
 /// Failures of one round are sent together; a round that finds more sends every this many.
@@ -111,12 +112,149 @@ struct NextFilter {
     findtime: i64,
 }
 
-/// The sink of one jail's source: filter in, events out.
+/// The half of the filter stage on the reading thread: the source's [`Sink`]. It screens each
+/// line (the checks that need no rule's regex, see [`AnyScreener`]) and hands the lines left, in
+/// batches, to the stage's filter thread, which runs the rules ([`MatchSink`]). A filter's work
+/// is so spread over two cores: the thread that reads, splits and screens the lines is not the
+/// one that matches them. Checkpoints and a reload's new filter travel down the same channel,
+/// in order, so every batch is finished by the filter that screened it, and positions are
+/// reported only after the lines before them are matched.
+struct ScreenSink {
+    jail: JailName,
+    screener: AnyScreener,
+    batch: ScreenedLines,
+    /// What this round's lines decided here counted.
+    round: RoundCounts,
+    next: NextMatcher,
+    /// `None` once dropped (the filter thread then ends).
+    to_filter: Option<pipe::Sender<ToFilter, ScreenedLines>>,
+    filter_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the reading thread hands the filter thread, in the order it read.
+enum ToFilter {
+    Lines(ScreenedLines),
+    /// The end of a read round.
+    Checkpoint {
+        positions: Vec<(String, Position)>,
+        too_long: u64,
+        screened: RoundCounts,
+    },
+    /// A reload's new filter, for the lines after (boxed: rare, and large).
+    Filter(Box<NextFilter>),
+}
+
+impl ScreenSink {
+    fn send(&mut self, message: ToFilter) {
+        let sent = self
+            .to_filter
+            .as_ref()
+            .map(|tx| tx.send(message).map_err(drop));
+        if let Some(Err(())) = sent {
+            // Its thread panicked (it told the core, with its last positions, as it ended):
+            // this source ends too, and the core starts it again from there.
+            panic!("the filter thread of jail {} ended", self.jail);
+        }
+    }
+
+    fn send_batch(&mut self) {
+        let Some(to_filter) = &self.to_filter else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(&mut self.batch, to_filter.spare());
+        self.send(ToFilter::Lines(full));
+        // The next batch: searched here too while the filter thread is behind.
+        let behind = self.to_filter.as_ref().is_some_and(pipe::Sender::behind);
+        self.screener.search_ahead(behind);
+    }
+}
+
+impl Sink for ScreenSink {
+    fn item(&mut self, item: Item<'_>) {
+        self.round.lines += 1;
+        let decided = match item {
+            Item::Line(line) => self.screener.line(line, &mut self.batch),
+            Item::Journal(entry) => self.screener.journal(&entry, &mut self.batch),
+        };
+        match decided {
+            None => {
+                if self.batch.bytes() >= pipe::BATCH_BYTES {
+                    self.send_batch();
+                }
+            }
+            Some(Outcome::Skipped(reason)) => {
+                tracing::trace!(jail = %self.jail, reason = %reason, "line skipped");
+                self.round.skipped += 1;
+            }
+            // Only a rule's regex finds a failure, ignores a line or finds it too old.
+            Some(_) => {}
+        }
+    }
+
+    fn checkpoint(&mut self, positions: &[(String, Position)], too_long: u64) {
+        self.send_batch();
+        let screened = std::mem::take(&mut self.round);
+        self.send(ToFilter::Checkpoint {
+            positions: positions.to_vec(),
+            too_long,
+            screened,
+        });
+        let next = self.next.try_lock().ok().and_then(|mut next| next.take());
+        if let Some(next) = next {
+            self.screener = next.matcher.screener();
+            self.send(ToFilter::Filter(Box::new(next)));
+        }
+    }
+}
+
+impl Drop for ScreenSink {
+    /// The source's thread is ending: the lines it screened are finished, then the filter
+    /// thread ends and tells the core (see [`MatchSink`]'s drop). Waited for, but not on the
+    /// runtime's own thread (a source that could not start), which must never block.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.send_batch();
+        }
+        self.to_filter = None;
+        if tokio::runtime::Handle::try_current().is_err()
+            && let Some(thread) = self.filter_thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The filter thread: finishes the batches, checkpoints and filters it is handed, in order,
+/// until the reading thread drops its end; then drops `sink`, which tells the core.
+fn finish_batches(mut sink: MatchSink, from_reader: pipe::Receiver<ToFilter, ScreenedLines>) {
+    while let Some(message) = from_reader.recv() {
+        match message {
+            ToFilter::Lines(mut lines) => {
+                sink.lines(&lines);
+                lines.clear();
+                from_reader.give_back(lines);
+            }
+            ToFilter::Checkpoint {
+                positions,
+                too_long,
+                screened,
+            } => sink.checkpoint(positions, too_long, screened),
+            ToFilter::Filter(next) => {
+                sink.matcher = next.matcher;
+                sink.findtime = next.findtime;
+            }
+        }
+    }
+}
+
+/// The filter thread's half of the stage: the rules on the screened lines, events out.
 struct MatchSink {
     jail: JailName,
     id: u64,
     matcher: AnyMatcher,
-    next: NextMatcher,
     /// The positions of the last checkpoint, shared for `status`.
     shared_positions: Arc<Mutex<Vec<(String, Position)>>>,
     events: mpsc::Sender<Event>,
@@ -139,13 +277,23 @@ struct MatchSink {
 }
 
 /// What one read round counted.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct RoundCounts {
     lines: u64,
     failures: u64,
     skipped: u64,
     ignored: u64,
     too_old: u64,
+}
+
+impl RoundCounts {
+    fn add(&mut self, other: &RoundCounts) {
+        self.lines += other.lines;
+        self.failures += other.failures;
+        self.skipped += other.skipped;
+        self.ignored += other.ignored;
+        self.too_old += other.too_old;
+    }
 }
 
 impl MatchSink {
@@ -183,8 +331,9 @@ fn send(events: &mpsc::Sender<Event>, event: Event) {
     }
 }
 
-impl Sink for MatchSink {
-    fn item(&mut self, item: Item<'_>) {
+impl MatchSink {
+    /// Finishes a batch of lines the reading thread screened.
+    fn lines(&mut self, lines: &ScreenedLines) {
         let now = match self.now {
             Some(now) => now,
             None => {
@@ -195,56 +344,48 @@ impl Sink for MatchSink {
                 now
             }
         };
-        self.round.lines += 1;
-        let (outcome, text, clean) = match item {
-            Item::Line(line) => {
-                let (outcome, clean) = self.matcher.feed_line_text(line, now);
-                (outcome, line, clean)
-            }
-            Item::Journal(j) => (self.matcher.feed_journal(&j, now), j.message, None),
-        };
-        match outcome {
-            Outcome::Failure(f) => {
-                tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
-                self.round.failures += 1;
-                // Kept for the ban log and `on_ban` hooks (the core keeps a bounded few), while
-                // the lines on their way to the core stay within the budget.
-                let in_flight =
-                    self.lines_in_flight.load(Ordering::Relaxed) + self.pending_lines.len();
-                let line = (in_flight + text.len() <= LINES_IN_FLIGHT).then(|| {
-                    let start = self.pending_lines.len();
-                    // A clean line was validated by the matcher already.
-                    match clean {
-                        Some(clean) => self.pending_lines.push_str(clean),
-                        None => self.pending_lines.push_str(&String::from_utf8_lossy(text)),
+        for index in 0..lines.len() {
+            match self.matcher.finish(lines, index, now) {
+                Outcome::Failure(f) => {
+                    tracing::debug!(jail = %self.jail, ip = %f.host, user = f.user.as_deref().unwrap_or(""), "match");
+                    self.round.failures += 1;
+                    // Kept for the ban log and `on_ban` hooks (the core keeps a bounded few),
+                    // while the lines on their way to the core stay within the budget.
+                    let text = lines.text(index);
+                    let in_flight =
+                        self.lines_in_flight.load(Ordering::Relaxed) + self.pending_lines.len();
+                    let line = (in_flight + text.len() <= LINES_IN_FLIGHT).then(|| {
+                        let start = self.pending_lines.len();
+                        self.pending_lines.push_str(text);
+                        (start, self.pending_lines.len())
+                    });
+                    self.pending.push(Matched { failure: f, line });
+                    if self.pending.len() >= FAILURE_BATCH {
+                        self.flush();
                     }
-                    (start, self.pending_lines.len())
-                });
-                self.pending.push(Matched { failure: f, line });
-                if self.pending.len() >= FAILURE_BATCH {
-                    self.flush();
                 }
+                Outcome::Skipped(reason) => {
+                    tracing::trace!(jail = %self.jail, reason = %reason, "line skipped");
+                    self.round.skipped += 1;
+                }
+                Outcome::Ignored => self.round.ignored += 1,
+                Outcome::TooOld => self.round.too_old += 1,
+                Outcome::NoMatch => {}
             }
-            Outcome::Skipped(reason) => {
-                tracing::trace!(jail = %self.jail, reason = %reason, "line skipped");
-                self.round.skipped += 1;
-            }
-            Outcome::Ignored => self.round.ignored += 1,
-            Outcome::TooOld => self.round.too_old += 1,
-            Outcome::NoMatch => {}
         }
     }
 
-    fn checkpoint(&mut self, positions: &[(String, Position)], too_long: u64) {
+    /// The end of a read round: `screened` is what the reading thread counted in it.
+    fn checkpoint(
+        &mut self,
+        positions: Vec<(String, Position)>,
+        too_long: u64,
+        screened: RoundCounts,
+    ) {
         self.flush();
         self.now = None;
-        if let Ok(mut next) = self.next.try_lock()
-            && let Some(next) = next.take()
-        {
-            self.matcher = next.matcher;
-            self.findtime = next.findtime;
-        }
-        let round = std::mem::take(&mut self.round);
+        let mut round = std::mem::take(&mut self.round);
+        round.add(&screened);
         let c = &self.counters;
         c.lines.fetch_add(round.lines, Ordering::Relaxed);
         c.failures.fetch_add(round.failures, Ordering::Relaxed);
@@ -257,12 +398,12 @@ impl Sink for MatchSink {
                 .fetch_add(too_long - self.too_long, Ordering::Relaxed);
             self.too_long = too_long;
         }
-        if positions != self.last_positions.as_slice() {
-            self.last_positions = positions.to_vec();
+        if positions != self.last_positions {
+            self.last_positions = positions;
             if let Ok(mut shared) = self.shared_positions.lock() {
                 shared.clone_from(&self.last_positions);
             }
-            send(&self.events, Event::Checkpoint(positions.to_vec()));
+            send(&self.events, Event::Checkpoint(self.last_positions.clone()));
         }
     }
 }
@@ -337,11 +478,11 @@ pub fn stage(
     let counters = Arc::new(SourceCounters::default());
     let positions = Arc::new(Mutex::new(Vec::new()));
     let next: NextMatcher = Arc::default();
-    let sink = Box::new(MatchSink {
+    let screener = matcher.screener();
+    let filter = MatchSink {
         jail: jail.name.clone(),
         id,
         matcher,
-        next: next.clone(),
         shared_positions: positions.clone(),
         events: events.clone(),
         pending: Vec::new(),
@@ -353,6 +494,23 @@ pub fn stage(
         too_long: 0,
         now: None,
         round: RoundCounts::default(),
+    };
+    let (to_filter, from_reader) = pipe::channel();
+    let filter_thread = std::thread::Builder::new()
+        .name(format!("filter-{}", jail.name))
+        .spawn(move || finish_batches(filter, from_reader))
+        .map_err(
+            |e| tracing::error!(jail = %jail.name, error = %e, "cannot start the filter thread"),
+        )
+        .ok()?;
+    let sink = Box::new(ScreenSink {
+        jail: jail.name.clone(),
+        screener,
+        batch: ScreenedLines::default(),
+        round: RoundCounts::default(),
+        next: next.clone(),
+        to_filter: Some(to_filter),
+        filter_thread: Some(filter_thread),
     });
     Some((
         sink,
@@ -401,12 +559,13 @@ mod tests {
         let mut failures = 0;
         let mut carried = 0;
         let mut budgets = Vec::new();
-        while let Ok(event) = rx.try_recv() {
+        // The filter thread sends them as it finishes its batches.
+        while failures < 20_000 {
             if let Event::Failures {
                 failures: batch,
                 lines,
                 ..
-            } = event
+            } = next_event(&mut rx)
             {
                 failures += batch.len();
                 carried += batch
@@ -417,6 +576,8 @@ mod tests {
                 budgets.push(lines);
             }
         }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "no more events");
         assert_eq!(
             failures, 20_000,
             "every failure goes on, with or without its line"
@@ -428,9 +589,9 @@ mod tests {
         // Once the core takes them in, lines flow again.
         budgets.iter_mut().for_each(LineBudget::release);
         feed(&mut sink, 20_000, 20_001);
-        let Ok(Event::Failures {
+        let Event::Failures {
             failures, lines, ..
-        }) = rx.try_recv()
+        } = next_event(&mut rx)
         else {
             panic!("no failure");
         };
@@ -439,5 +600,19 @@ mod tests {
             Some(line(20_000).as_str()),
             "the line, whole"
         );
+    }
+
+    /// The next event the stage sends (from its filter thread), within 10 s.
+    fn next_event(rx: &mut mpsc::Receiver<Event>) -> Event {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match rx.try_recv() {
+                Ok(event) => return event,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("no event: {e}"),
+            }
+        }
     }
 }
