@@ -23,10 +23,11 @@ use clap::Args;
 use super::{CliError, output};
 use crate::errln;
 use crate::fail2ban::{FAIL2BAN_DIR, Fail2banOptions, is_fail2ban_reference};
-use crate::filter::engine::{AnyMatcher, CompiledFilter};
+use crate::filter::engine::{AnyMatcher, AnyScreener, CompiledFilter};
+use crate::filter::pipe::{self, BATCH_BYTES};
 use nftjail_core::filter::{
-    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Outcome, SkipReason,
-    builtin,
+    DatePattern, Failure, FilterFile, FilterOptions, LogTimeZone, MAX_LINE, Outcome, ScreenedLines,
+    SkipReason, builtin,
 };
 use nftjail_core::hash::FastSet;
 
@@ -102,8 +103,8 @@ pub fn run(args: &TestFilterArgs) -> Result<(), CliError> {
     } else {
         args.log.display().to_string()
     };
-    let input: Box<dyn Read> = if args.log == Path::new("-") {
-        Box::new(io::stdin().lock())
+    let input: Box<dyn Read + Send> = if args.log == Path::new("-") {
+        Box::new(io::stdin())
     } else {
         Box::new(File::open(&args.log).map_err(|source| CliError::Io {
             what: format!("cannot open log {log_name:?}"),
@@ -213,14 +214,90 @@ pub enum ScanError {
 
 /// Feeds every line of `input` to `matcher`, calling `on_failure` with the 1-based line number.
 /// Lines longer than [`MAX_LINE`] are skipped without being held in memory whole.
-pub fn scan<R: Read>(
+///
+/// Two threads share the work, as in the daemon: one reads, splits and screens the lines (the
+/// checks that need no rule's regex), the caller's finishes those left, in order, and reports.
+pub fn scan<R: Read + Send>(
     matcher: &mut AnyMatcher,
-    mut input: R,
+    input: R,
     now: DateTime<Utc>,
     mut on_failure: impl FnMut(u64, &Failure) -> io::Result<()>,
 ) -> Result<Summary, ScanError> {
+    let mut screener = matcher.screener();
+    std::thread::scope(|scope| {
+        let (to_finish, screened) = pipe::channel::<Screened, Screened>();
+        let reader = scope.spawn(move || read_and_screen(input, &mut screener, to_finish));
+        let mut summary = Summary::default();
+        let mut addresses: FastSet<IpAddr> = FastSet::default();
+        let mut written = Ok(());
+        while let Some(mut batch) = screened.recv() {
+            for (index, &number) in batch.numbers.iter().enumerate() {
+                match matcher.finish(&batch.lines, index, now) {
+                    Outcome::Failure(failure) => {
+                        summary.failures += 1;
+                        addresses.insert(failure.host);
+                        written = on_failure(number, &failure);
+                        if written.is_err() {
+                            break;
+                        }
+                    }
+                    outcome => summary.count(outcome),
+                }
+            }
+            if written.is_err() {
+                break; // the reader stops at its next batch, finding nobody to take it
+            }
+            batch.lines.clear();
+            batch.numbers.clear();
+            screened.give_back(batch);
+        }
+        drop(screened);
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        written.map_err(ScanError::Write)?;
+        let read = read.map_err(ScanError::Read)?;
+        summary.lines = read.lines;
+        summary.comments = read.comments;
+        summary.no_match += read.no_match;
+        for (reason, n) in read.skipped {
+            *summary.skipped.entry(reason).or_default() += n;
+        }
+        summary.addresses = addresses.len();
+        Ok(summary)
+    })
+}
+
+/// Screened lines on their way from the reading thread, with their line numbers.
+#[derive(Default)]
+struct Screened {
+    lines: ScreenedLines,
+    numbers: Vec<u64>,
+}
+
+impl Summary {
+    /// Counts an outcome that is not a failure.
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Failure(_) => self.failures += 1,
+            Outcome::Ignored => self.ignored += 1,
+            // test-filter sets no age limit: every line is matched.
+            Outcome::NoMatch | Outcome::TooOld => self.no_match += 1,
+            Outcome::Skipped(reason) => *self.skipped.entry(reason).or_default() += 1,
+        }
+    }
+}
+
+/// The reading thread of [`scan`]: reads `input`, splits it into lines and screens them,
+/// sending the lines left in batches; returns what it counted of the lines it decided (its
+/// `lines` is every line read). Stops early, without error, when nobody takes its batches.
+fn read_and_screen<R: Read>(
+    mut input: R,
+    screener: &mut AnyScreener,
+    to_finish: pipe::Sender<Screened, Screened>,
+) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    let mut addresses: FastSet<IpAddr> = FastSet::default();
+    let mut batch = Screened::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0; // bytes of buf holding data
     let mut overlong = false; // discarding the rest of a line longer than MAX_LINE
@@ -230,7 +307,7 @@ pub fn scan<R: Read>(
         let n = match input.read(&mut buf[filled..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ScanError::Read(e)),
+            Err(e) => return Err(e),
         };
         eof = n == 0;
         filled += n;
@@ -244,34 +321,33 @@ pub fn scan<R: Read>(
                 None => break,
             };
             let line = &buf[start..line_end];
-            let outcome = if overlong {
-                overlong = false;
-                Some(Outcome::Skipped(SkipReason::TooLong))
-            } else if is_comment_or_blank(line) {
-                None
-            } else {
-                Some(matcher.feed_line(line, now))
-            };
             summary.lines += 1;
-            match outcome {
-                None => summary.comments += 1,
-                Some(outcome) => match outcome {
-                    Outcome::Failure(failure) => {
-                        summary.failures += 1;
-                        addresses.insert(failure.host);
-                        on_failure(summary.lines, &failure).map_err(ScanError::Write)?;
-                    }
-                    Outcome::Ignored => summary.ignored += 1,
-                    // test-filter sets no age limit: every line is matched.
-                    Outcome::NoMatch | Outcome::TooOld => summary.no_match += 1,
-                    Outcome::Skipped(reason) => *summary.skipped.entry(reason).or_default() += 1,
-                },
+            if overlong {
+                overlong = false;
+                summary.count(Outcome::Skipped(SkipReason::TooLong));
+            } else if is_comment_or_blank(line) {
+                summary.comments += 1;
+            } else {
+                match screener.line(line, &mut batch.lines) {
+                    Some(outcome) => summary.count(outcome),
+                    None => batch.numbers.push(summary.lines),
+                }
             }
             start = (line_end + 1).min(filled);
             from = start;
             if line_end == filled {
                 break;
             }
+        }
+        if batch.lines.bytes() >= BATCH_BYTES || (eof && !batch.lines.is_empty()) {
+            if to_finish
+                .send(std::mem::replace(&mut batch, to_finish.spare()))
+                .is_err()
+            {
+                break;
+            }
+            // The next batch: searched here too while the other side is behind.
+            screener.search_ahead(to_finish.behind());
         }
         // Keep the unfinished line; drop it if it can no longer be a line we examine.
         if start > 0 {
@@ -284,7 +360,6 @@ pub fn scan<R: Read>(
         }
         searched = filled;
     }
-    summary.addresses = addresses.len();
     Ok(summary)
 }
 
