@@ -1,11 +1,12 @@
 //! The filter stage: a jail's filter (core's native [`Matcher`] or a fail2ban filter, see
-//! [`engine`]) run on its source's thread.
+//! [`engine`]) run on its source's thread and on a filter thread of its own.
 //!
-//! Receives raw items from a source (on the source's own thread); emits [`Event`]s to the core:
-//! failures in batches (one channel message per read round, not per line), checkpoints of the
-//! positions reached, and, when the source's thread ends for whatever reason, a last
-//! [`Event::Stopped`] with its final positions. Matching here spreads the regex work over the
-//! source threads, so the core only ever sees failures. A running source keeps its reader across
+//! Receives raw items from a source (on the source's own thread, which screens them, see
+//! [`ScreenSink`]); emits [`Event`]s to the core from the filter thread, which matches what was
+//! screened ([`MatchSink`]): failures in batches (one channel message per read round, not per
+//! line), checkpoints of the positions reached, and, when the source's thread ends for whatever
+//! reason, a last [`Event::Stopped`] with its final positions. Matching here spreads the regex
+//! work over the sources' and filter threads, so the core only ever sees failures. A running source keeps its reader across
 //! reloads; a new filter is handed to it and taken up between two read rounds. Counters (lines,
 //! failures, skipped) are shared with the core through atomics for `status` and metrics. It never
 //! decides anything about an address, and never re-reads what it read: a source's position is
