@@ -82,6 +82,23 @@ pub fn load(name: &str) -> Option<Result<FilterFile, Diagnostics>> {
     source(name).map(|text| FilterFile::parse(&path(name), text))
 }
 
+/// Every built-in filter compiled in every mode, named `NAME/MODE` (for tests that run them all).
+#[cfg(test)]
+pub(crate) fn every_mode() -> Vec<(String, super::Filter)> {
+    let mut all = Vec::new();
+    for name in names() {
+        let file = load(name).unwrap().unwrap();
+        for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
+            let options = super::FilterOptions {
+                mode: Some(mode.clone()),
+                ..super::FilterOptions::default()
+            };
+            all.push((format!("{name}/{mode}"), file.compile(&options).unwrap()));
+        }
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

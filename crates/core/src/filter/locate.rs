@@ -602,7 +602,7 @@ mod tests {
     /// matches, the locator reports the captures' spans or defers to them.
     #[test]
     fn builtin_rules_locate_what_their_captures_capture_on_the_corpora() {
-        use crate::filter::{FilterOptions, builtin};
+        use crate::filter::builtin;
         let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/filters");
         let mut texts = Vec::new();
         for entry in std::fs::read_dir(&corpora).unwrap() {
@@ -618,54 +618,42 @@ mod tests {
             }
         }
         let (mut located, mut deferred, mut anchored) = (0, 0, 0);
-        for name in builtin::names() {
-            let file = builtin::load(name).unwrap().unwrap();
-            for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
-                let options = FilterOptions {
-                    mode: Some(mode.clone()),
-                    ..FilterOptions::default()
+        for (name, filter) in builtin::every_mode() {
+            for rule in &filter.rules {
+                let Some(locator) = rule.locator() else {
+                    continue;
                 };
-                let filter = file.compile(&options).unwrap();
-                for rule in &filter.rules {
-                    let Some(locator) = rule.locator() else {
+                let mut cache = locator.cache();
+                for text in &texts {
+                    let from_start = locator.locate_anchored(&mut cache, text.as_bytes());
+                    let Some(caps) = rule.regex.captures(text.as_bytes()) else {
+                        assert_eq!(from_start, None, "{name} {:?} on {text:?}", rule.regex);
                         continue;
                     };
-                    let mut cache = locator.cache();
-                    for text in &texts {
-                        let from_start = locator.locate_anchored(&mut cache, text.as_bytes());
-                        let Some(caps) = rule.regex.captures(text.as_bytes()) else {
-                            assert_eq!(
-                                from_start, None,
-                                "{name}/{mode} {:?} on {text:?}",
-                                rule.regex
-                            );
-                            continue;
-                        };
-                        let all = caps.get(0).unwrap();
-                        let span = |slot: Option<usize>| {
-                            slot.and_then(|i| caps.get(i)).map(|m| (m.start(), m.end()))
-                        };
-                        let want = Spans {
-                            host: span(rule.host),
-                            user: span(rule.user),
-                            echo: span(rule.echo),
-                        };
-                        if let Some(got) = from_start {
-                            assert_eq!(
-                                got,
-                                (want, all.end()),
-                                "{name}/{mode} {:?} on {text:?}",
-                                rule.regex
-                            );
-                            anchored += 1;
+                    let all = caps.get(0).unwrap();
+                    let span = |slot: Option<usize>| {
+                        slot.and_then(|i| caps.get(i)).map(|m| (m.start(), m.end()))
+                    };
+                    let want = Spans {
+                        host: span(rule.host),
+                        user: span(rule.user),
+                        echo: span(rule.echo),
+                    };
+                    if let Some(got) = from_start {
+                        assert_eq!(
+                            got,
+                            (want, all.end()),
+                            "{name} {:?} on {text:?}",
+                            rule.regex
+                        );
+                        anchored += 1;
+                    }
+                    match locator.locate(&mut cache, text.as_bytes(), all.start(), all.end()) {
+                        Some(got) => {
+                            assert_eq!(got, want, "{name} {:?} on {text:?}", rule.regex);
+                            located += 1;
                         }
-                        match locator.locate(&mut cache, text.as_bytes(), all.start(), all.end()) {
-                            Some(got) => {
-                                assert_eq!(got, want, "{name}/{mode} {:?} on {text:?}", rule.regex);
-                                located += 1;
-                            }
-                            None => deferred += 1,
-                        }
+                        None => deferred += 1,
                     }
                 }
             }

@@ -440,7 +440,7 @@ fn within(outer: &str, part: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{FilterOptions, LocalZone, Matcher, builtin};
+    use crate::filter::{LocalZone, Matcher, builtin};
     use chrono::{DateTime, Utc};
 
     fn now() -> DateTime<Utc> {
@@ -507,21 +507,9 @@ mod tests {
     }
 
     fn matchers() -> Vec<(String, Arc<Filter>)> {
-        let mut all = Vec::new();
-        for name in builtin::names() {
-            let file = builtin::load(name).unwrap().unwrap();
-            for mode in file.modes().map(str::to_string).collect::<Vec<_>>() {
-                let options = FilterOptions {
-                    mode: Some(mode.clone()),
-                    ..FilterOptions::default()
-                };
-                all.push((
-                    format!("{name}/{mode}"),
-                    Arc::new(file.compile(&options).unwrap()),
-                ));
-            }
-        }
-        all
+        (builtin::every_mode().into_iter())
+            .map(|(name, filter)| (name, Arc::new(filter)))
+            .collect()
     }
 
     /// Counts of a [`same_outcomes`] run: lines the screener decided, lines finished, failures.
