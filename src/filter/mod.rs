@@ -603,6 +603,81 @@ mod tests {
         );
     }
 
+    /// A reload's filter applies from the read round after it, exactly: the lines read before
+    /// it are matched by the old filter (on both threads), those after by the new, and every
+    /// checkpoint comes after the failures of the lines before it.
+    #[test]
+    fn a_new_filter_applies_from_the_round_after_the_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nftjail.toml"), "").unwrap();
+        std::fs::create_dir(dir.path().join("jail.d")).unwrap();
+        let jail = |mode: &str| {
+            std::fs::write(
+                dir.path().join("jail.d/sshd.toml"),
+                format!(
+                    "[sshd]\nenabled = true\nmode = \"{mode}\"\nlogpath = \"/nonexistent/auth.log\"\n"
+                ),
+            )
+            .unwrap();
+            crate::config::load(&dir.path().join("nftjail.toml"))
+                .unwrap()
+                .jails
+                .remove(0)
+        };
+        let (normal, aggressive) = (jail("normal"), jail("aggressive"));
+        let (tx, mut rx) = mpsc::channel(1_000);
+        let (mut sink, stage) = stage(&normal, 1, &tx).unwrap();
+        let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
+        // A failure in the aggressive mode only (a probe closed before authentication).
+        let probe = |n: u32| {
+            format!("{stamp} h sshd[{n}]: Connection closed by 192.0.2.{n} port 40025 [preauth]")
+        };
+        let position = |offset: u64| {
+            vec![(
+                "sshd:/nonexistent/auth.log".to_string(),
+                Position::File {
+                    dev: 1,
+                    ino: 1,
+                    offset,
+                },
+            )]
+        };
+        // Failures until the checkpoint of `offset`, which must come after them.
+        let mut round = |sink: &mut Box<dyn Sink>, from: u32, offset: u64| {
+            for n in from..from + 3 {
+                sink.item(Item::Line(probe(n).as_bytes()));
+            }
+            sink.checkpoint(&position(offset), 0);
+            let mut hosts = Vec::new();
+            loop {
+                match next_event(&mut rx) {
+                    Event::Failures { failures, .. } => {
+                        hosts.extend(failures.iter().map(|m| m.failure.host.to_string()))
+                    }
+                    Event::Checkpoint(positions) => {
+                        assert_eq!(positions, position(offset));
+                        return hosts;
+                    }
+                    Event::Stopped { .. } => panic!("stopped"),
+                }
+            }
+        };
+        assert!(round(&mut sink, 1, 10).is_empty(), "normal: no failure");
+        stage.set_filter(&aggressive);
+        // Taken up at the end of this round: its lines are still the old filter's.
+        assert!(
+            round(&mut sink, 4, 20).is_empty(),
+            "the round of the reload"
+        );
+        assert_eq!(
+            round(&mut sink, 7, 30),
+            ["192.0.2.7", "192.0.2.8", "192.0.2.9"],
+            "the round after: aggressive"
+        );
+        drop(sink);
+        assert!(matches!(next_event(&mut rx), Event::Stopped { id: 1, .. }));
+    }
+
     /// The next event the stage sends (from its filter thread), within 10 s.
     fn next_event(rx: &mut mpsc::Receiver<Event>) -> Event {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
