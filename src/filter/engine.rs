@@ -95,6 +95,16 @@ pub struct Fail2banRun {
 }
 
 impl Fail2banRun {
+    /// Matches one line, decoded.
+    fn line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
+        let now = now.timestamp();
+        self.refresh(now);
+        self.text.clear();
+        self.text.push_str(text);
+        let found = self.matcher.feed(&self.text, now, &self.zone);
+        Fail2banRun::outcome(found, self.not_before)
+    }
+
     fn refresh(&mut self, now: i64) {
         self.local.refresh(now);
         if self.local.generation() != self.generation {
@@ -154,31 +164,9 @@ impl AnyMatcher {
 
     /// Matches one log line (without its newline).
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
-        self.feed_line_text(line, now).0
-    }
-
-    /// [`feed_line`](Self::feed_line), also giving the line as text when it was clean UTF-8
-    /// (validated once, here, for the matcher and for whoever keeps the line).
-    pub fn feed_line_text<'a>(
-        &mut self,
-        line: &'a [u8],
-        now: DateTime<Utc>,
-    ) -> (Outcome, Option<&'a str>) {
         match self {
-            AnyMatcher::Native(matcher) => matcher.feed_line_text(line, now),
-            AnyMatcher::Fail2ban(run) => {
-                let now = now.timestamp();
-                run.refresh(now);
-                let text = String::from_utf8_lossy(line);
-                run.text.clear();
-                run.text.push_str(&text);
-                let found = run.matcher.feed(&run.text, now, &run.zone);
-                let clean = match text {
-                    std::borrow::Cow::Borrowed(clean) => Some(clean),
-                    std::borrow::Cow::Owned(_) => None,
-                };
-                (Fail2banRun::outcome(found, run.not_before), clean)
-            }
+            AnyMatcher::Native(matcher) => matcher.feed_line(line, now),
+            AnyMatcher::Fail2ban(run) => run.line(&String::from_utf8_lossy(line), now),
         }
     }
 
@@ -268,8 +256,9 @@ impl AnyMatcher {
     pub fn finish(&mut self, lines: &ScreenedLines, index: usize, now: DateTime<Utc>) -> Outcome {
         match self {
             AnyMatcher::Native(matcher) => matcher.finish(lines, index, now),
-            AnyMatcher::Fail2ban(_) => match lines.whole(index) {
-                Whole::Line(line) => self.feed_line(line.as_bytes(), now),
+            // Its screener pushed the line decoded already: matched as that text.
+            AnyMatcher::Fail2ban(run) => match lines.whole(index) {
+                Whole::Line(line) => run.line(line, now),
                 Whole::Journal(entry) => self.feed_journal(&entry, now),
             },
         }
@@ -298,10 +287,10 @@ mod tests {
         }
     }
 
-    /// Both kinds of filter hand back a clean line as the text they matched, so the daemon
-    /// does not validate it twice, and nothing for a line that was not UTF-8.
+    /// Both kinds of filter keep a screened line as the text they match (a line that was not
+    /// UTF-8 decoded), and find the failure in it as they do fed whole.
     #[test]
-    fn a_clean_line_comes_back_as_text_from_either_kind_of_filter() {
+    fn a_screened_line_is_kept_as_text_by_either_kind_of_filter() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("filter.d")).unwrap();
         std::fs::write(
@@ -329,14 +318,19 @@ mod tests {
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let clean = "Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22";
         let dirty: &[u8] = b"Nov 23 07:18:36 h sshd[1]: Invalid user \xff from 192.0.2.1 port 22";
+        let decoded = "Nov 23 07:18:36 h sshd[1]: Invalid user \u{fffd} from 192.0.2.1 port 22";
         for filter in [CompiledFilter::Fail2ban(fail2ban), native] {
             let mut m = filter.matcher(LocalZone::utc());
-            let (outcome, text) = m.feed_line_text(clean.as_bytes(), now);
-            assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
-            assert_eq!(text, Some(clean));
-            let (outcome, text) = m.feed_line_text(dirty, now);
-            assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
-            assert_eq!(text, None);
+            let mut screener = m.screener();
+            for (line, text) in [(clean.as_bytes(), clean), (dirty, decoded)] {
+                let outcome = m.feed_line(line, now);
+                assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
+                let mut batch = ScreenedLines::default();
+                assert_eq!(screener.line(line, &mut batch), None);
+                assert_eq!(batch.text(0), text);
+                let outcome = m.finish(&batch, 0, now);
+                assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
+            }
         }
     }
 

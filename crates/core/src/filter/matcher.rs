@@ -167,27 +167,16 @@ impl Matcher {
     /// One raw line from a file (without its newline). `now` is the wall clock (used to infer
     /// a missing year and to resolve times without a zone). Never panics on any input.
     pub fn feed_line(&mut self, line: &[u8], now: DateTime<Utc>) -> Outcome {
-        self.feed_line_text(line, now).0
-    }
-
-    /// [`feed_line`](Self::feed_line), also giving the line as the text it was matched as when
-    /// it was clean UTF-8 (without a leading zero-filled region and a trailing `\r`), so that a
-    /// caller who keeps the line need not validate it again.
-    pub fn feed_line_text<'a>(
-        &mut self,
-        line: &'a [u8],
-        now: DateTime<Utc>,
-    ) -> (Outcome, Option<&'a str>) {
         match readable(line) {
-            Readable::Text(text) => (self.text_line(text, now), Some(text)),
+            Readable::Text(text) => self.text_line(text, now),
             Readable::Decode(bytes) => {
                 let mut text = std::mem::take(&mut self.front.decoded);
                 let damage = decode(bytes, &mut text);
                 let outcome = damage.judge(self.text_line(&text, now));
                 self.front.decoded = text;
-                (outcome, None)
+                outcome
             }
-            Readable::Skip(reason) => (Outcome::Skipped(reason), None),
+            Readable::Skip(reason) => Outcome::Skipped(reason),
         }
     }
 
@@ -761,25 +750,42 @@ mod tests {
         );
     }
 
+    /// The text a screened line is kept as (for the ban log and hooks): a clean line as it
+    /// was read, without a leading zero-filled region and a trailing `\r`; a dirty one decoded.
+    /// Its outcome is `feed_line`'s.
     #[test]
-    fn a_clean_line_is_given_back_as_the_text_it_was_matched_as() {
+    fn a_screened_line_is_kept_as_the_text_it_was_matched_as() {
         let mut m = matcher(SESSIONS, None);
+        let mut finisher = matcher(SESSIONS, None);
+        let mut screener = crate::filter::Screener::new(m.filter().clone());
         let failure = "Nov 23 07:18:36 h sshd[1]: Invalid user bob from 192.0.2.1 port 22";
-        let cases: &[(Vec<u8>, Option<&str>)] = &[
-            (failure.into(), Some(failure)),
-            (format!("{failure}\r").into(), Some(failure)),
-            (format!("\0\0\0{failure}").into(), Some(failure)),
+        let decoded = "Nov 23 07:18:36 h sshd[1]: Invalid user \u{fffd} from 192.0.2.1 port 22";
+        let cases: &[(Vec<u8>, Option<String>)] = &[
+            (failure.into(), Some(failure.into())),
+            (format!("{failure}\r").into(), Some(failure.into())),
+            (format!("\0\0\0{failure}").into(), Some(failure.into())),
             (
                 b"Nov 23 07:18:36 h sshd[1]: Invalid user \xff from 192.0.2.1 port 22".to_vec(),
-                None,
+                Some(decoded.into()),
             ),
-            (format!("{failure} a\0b").into(), None),
+            (
+                format!("{failure} a\0b").into(),
+                Some(format!("{failure} a\u{fffd}b")),
+            ),
             (b"\0\0".to_vec(), None),
             (vec![b'a'; MAX_LINE + 1], None),
         ];
         for (line, want) in cases {
-            let (outcome, text) = m.feed_line_text(line, now());
-            assert_eq!(text, *want, "line {:?}", String::from_utf8_lossy(line));
+            let mut batch = ScreenedLines::default();
+            let screened = screener.line(line, &mut batch);
+            let text = (!batch.is_empty()).then(|| batch.text(0));
+            assert_eq!(
+                text,
+                want.as_deref(),
+                "line {:?}",
+                String::from_utf8_lossy(line)
+            );
+            let outcome = screened.unwrap_or_else(|| finisher.finish(&batch, 0, now()));
             assert_eq!(
                 show(outcome),
                 show(m.feed_line(line, now())),

@@ -599,8 +599,11 @@ mod tests {
                 (&filter, &filter),
                 &lines,
                 |m, line| {
-                    let (outcome, clean) = m.feed_line_text(line, now());
-                    (outcome, clean.map(str::to_string))
+                    let clean = match readable(line) {
+                        Readable::Text(text) => Some(text.to_string()),
+                        _ => None,
+                    };
+                    (m.feed_line(line, now()), clean)
                 },
                 |s, line, batch| s.line(line, batch),
                 &mut work,
