@@ -24,7 +24,8 @@
 //! IPv6 address that ate the port), `None`. A regex with a group of interest inside a
 //! repetition or an alternation is not split at all (its rules always use the captures).
 
-use regex_automata::meta::{self, Regex};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -48,12 +49,12 @@ pub struct Spans {
 #[derive(Debug, Clone)]
 struct Piece {
     /// `None`: the piece is empty (it matches where it starts) or a [`Piece::literal`].
-    regex: Option<Regex>,
+    regex: Option<DFA>,
     /// The group this piece is the body of (an index into [`NAMES`]).
     group: Option<usize>,
     /// A group's body that repeats one byte class (`.*?`, `\S+`), with the rest of the regex
     /// after it: its paths are its lengths, tried in its order (see [`Run`]).
-    run: Option<(Run, Regex)>,
+    run: Option<(Run, DFA)>,
     /// The piece is these bytes and nothing else (` from `): compared, not searched.
     literal: Option<Box<[u8]>>,
 }
@@ -95,7 +96,7 @@ pub struct Locator {
 /// matcher).
 #[derive(Debug, Clone)]
 pub struct LocatorCache {
-    caches: Vec<(Option<meta::Cache>, Option<meta::Cache>)>,
+    caches: Vec<(Option<Cache>, Option<Cache>)>,
 }
 
 impl Locator {
@@ -185,7 +186,7 @@ impl Locator {
                 .pieces
                 .iter()
                 .map(|piece| {
-                    let own = piece.regex.as_ref().map(Regex::create_cache);
+                    let own = piece.regex.as_ref().map(DFA::create_cache);
                     let rest = piece.run.as_ref().map(|(_, rest)| rest.create_cache());
                     (own, rest)
                 })
@@ -234,7 +235,7 @@ impl Locator {
 }
 
 /// The caches of one piece: its own, and its rest's (a [`Run`]'s).
-type PieceCaches = (Option<meta::Cache>, Option<meta::Cache>);
+type PieceCaches = (Option<Cache>, Option<Cache>);
 
 /// What one length of a [`Run`] gave.
 enum Try {
@@ -285,10 +286,11 @@ fn follow(
                         found = Some((x, after));
                         return Try::Found(end);
                     }
-                    if anchored_end(rest, rest_cache, haystack, x).is_some() {
-                        return Try::GiveUp;
+                    match anchored_end(rest, rest_cache, haystack, x) {
+                        Ok(None) => Try::Next,
+                        // It matches, or the lazy DFA gave up: only the captures can tell.
+                        Ok(Some(_)) | Err(_) => Try::GiveUp,
                     }
-                    Try::Next
                 })?;
                 let (x, after) = found?;
                 *spans = after;
@@ -307,7 +309,7 @@ fn follow(
             }
             Piece {
                 regex: Some(regex), ..
-            } => at = anchored_end(regex, own.0.as_mut()?, haystack, from)?,
+            } => at = anchored_end(regex, own.0.as_mut()?, haystack, from).ok()??,
             _ => {}
         }
         record(spans, piece.group, (from, at));
@@ -435,25 +437,32 @@ impl Starts {
     }
 }
 
-/// The end of the leftmost-first match of `regex` that starts at `from`.
+/// The end of the leftmost-first match of `dfa` that starts at `from` (`Err`: the lazy DFA
+/// could not tell, which the callers treat as "ask the captures").
 fn anchored_end(
-    regex: &Regex,
-    cache: &mut meta::Cache,
+    dfa: &DFA,
+    cache: &mut Cache,
     haystack: &[u8],
     from: usize,
-) -> Option<usize> {
+) -> Result<Option<usize>, regex_automata::MatchError> {
     let input = Input::new(haystack).range(from..).anchored(Anchored::Yes);
-    regex
-        .search_half_with(cache, &input)
-        .map(|half| half.offset())
+    Ok(dfa.try_search_fwd(cache, &input)?.map(|half| half.offset()))
 }
 
-/// A piece compiled as the regex crate compiles a `regex::bytes::Regex`.
-fn build(hir: &Hir) -> Option<Regex> {
-    meta::Builder::new()
-        .configure(meta::Config::new().utf8_empty(false))
+/// A piece compiled as the regex crate compiles a `regex::bytes::Regex`, down to the lazy DFA
+/// its searches run (leftmost-first, bytes): a piece is only ever searched anchored for where
+/// its match ends, so the meta regex's other engines (reverse DFAs, the PikeVM, the
+/// backtracker), their compilation and their caches, would be carried for nothing.
+fn build(hir: &Hir) -> Option<DFA> {
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .which_captures(thompson::WhichCaptures::None),
+        )
         .build_from_hir(hir)
-        .ok()
+        .ok()?;
+    DFA::builder().build_from_nfa(nfa).ok()
 }
 
 /// How many groups of interest `hir` holds, at any depth.
