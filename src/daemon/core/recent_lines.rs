@@ -7,6 +7,8 @@
 //! targets' lines go first (any of them: the store only has to stay bounded under a flood),
 //! then the oldest lines of the target being added to; its newest line always stays.
 
+use std::collections::VecDeque;
+
 use nftjail_core::addr::BanTarget;
 use nftjail_core::hash::FastMap;
 use nftjail_core::jail::JailName;
@@ -22,7 +24,7 @@ type Key = (JailName, BanTarget);
 
 #[derive(Default)]
 pub struct RecentLines {
-    lines: FastMap<Key, Vec<String>>,
+    lines: FastMap<Key, VecDeque<String>>,
     /// The sum of the kept lines' lengths.
     bytes: usize,
 }
@@ -34,10 +36,13 @@ impl RecentLines {
         self.make_room(&key, line.len());
         let lines = self.lines.entry(key).or_default();
         let dropped = keep_recent(lines, line, keep, cut);
-        let mut bytes = self.bytes - dropped + lines.last().map_or(0, String::len);
+        let mut bytes = self.bytes - dropped + lines.back().map_or(0, String::len);
         // Nothing else left to drop: this target's own oldest lines go, its newest stays.
-        while bytes > MAX_BYTES && lines.len() > 1 {
-            bytes -= lines.remove(0).len();
+        while bytes > MAX_BYTES
+            && lines.len() > 1
+            && let Some(oldest) = lines.pop_front()
+        {
+            bytes -= oldest.len();
         }
         self.bytes = bytes;
     }
@@ -51,7 +56,7 @@ impl RecentLines {
         let size = lines.iter().map(String::len).sum();
         self.make_room(&key, size);
         self.bytes += size;
-        if let Some(old) = self.lines.insert(key, lines) {
+        if let Some(old) = self.lines.insert(key, lines.into()) {
             self.bytes -= old.iter().map(String::len).sum::<usize>();
         }
     }
@@ -60,7 +65,7 @@ impl RecentLines {
     pub fn take(&mut self, key: &Key) -> Vec<String> {
         let lines = self.lines.remove(key).unwrap_or_default();
         self.bytes -= lines.iter().map(String::len).sum::<usize>();
-        lines
+        lines.into()
     }
 
     /// Drops other targets' lines until `key` fits as one more target and `adding` more bytes
