@@ -81,6 +81,39 @@ main_config() {
     mkdir -p "$TMP/jail.d"
 }
 
+# shipped_config [SSHD_EXTRA]: the shipped config (dist/nftjail.toml + jails/*.toml) with all six
+# log jails enabled, reading empty temp files in $TMP/logs (sshd: auth.log), plus recidive and
+# manual; SSHD_EXTRA is added to sshd's section.
+shipped_config() {
+    local sshd_extra=${1:-}
+    main_config
+    cp "$ROOT"/jails/*.toml "$TMP/jail.d/"
+    mkdir -p "$TMP/logs"
+    for f in auth mail proftpd panel; do : >"$TMP/logs/$f.log"; done
+    cat >"$TMP/jail.d/zz-bench.toml" <<EOF
+# The shipped jails, all enabled, reading temp files (read after the shipped drop-ins).
+[sshd]
+enabled = true
+logpath = ["$TMP/logs/auth.log"]
+$sshd_extra
+[postfix]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[postfix-sasl]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[dovecot]
+enabled = true
+logpath = ["$TMP/logs/mail.log"]
+[proftpd]
+enabled = true
+logpath = ["$TMP/logs/proftpd.log"]
+[panel]
+enabled = true
+logpath = ["$TMP/logs/panel.log"]
+EOF
+}
+
 # jail_config TEXT: $TMP/jail.d/bench.toml (the only drop-in unless the caller adds more).
 jail_config() { printf '%s\n' "$1" >"$TMP/jail.d/bench.toml"; }
 

@@ -25,36 +25,6 @@ build
 setup rss
 machine
 
-shipped_config() {
-    local sshd_extra=${1:-}
-    main_config
-    cp "$ROOT"/jails/*.toml "$TMP/jail.d/"
-    mkdir -p "$TMP/logs"
-    for f in auth mail proftpd panel; do : >"$TMP/logs/$f.log"; done
-    cat >"$TMP/jail.d/zz-bench.toml" <<EOF
-# The shipped jails, all enabled, reading temp files (read after the shipped drop-ins).
-[sshd]
-enabled = true
-logpath = ["$TMP/logs/auth.log"]
-$sshd_extra
-[postfix]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[postfix-sasl]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[dovecot]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[proftpd]
-enabled = true
-logpath = ["$TMP/logs/proftpd.log"]
-[panel]
-enabled = true
-logpath = ["$TMP/logs/panel.log"]
-EOF
-}
-
 report() { # report WHAT
     local rss_kb hwm_kb
     read -r rss_kb hwm_kb < <(rss "$DPID")
@@ -71,8 +41,17 @@ breakdown() {
     echo "  largest mappings (Rss kB, Size kB, what):"
     awk '/^[0-9a-f]+-/ {name=$6} /^Size:/ {size=$2} /^Rss:/ {print $2, size, (name == "" ? "[anon]" : name)}' \
         "/proc/$DPID/smaps" | sort -rn | head -8 | sed 's/^/    /'
+    echo "  src/startup.order: $(startup_order_found) listed functions defined in this executable"
     echo "  anonymous mappings of 132 kB (allocator arenas) and 2 MB (thread stacks):" \
         "$(awk '/^[0-9a-f]+-/ {name=$6} /^Size:/ {size=$2} /^Rss:/ {if (name == "" && (size == 132 || size == 2048)) {n++; r += $2}} END {printf "%d, %d kB resident", n, r}' "/proc/$DPID/smaps")"
+}
+
+# startup_order_found: how many of the names in src/startup.order this executable defines
+# (fewer as dependencies change: benches/daemon/startup-order.sh writes the list again).
+startup_order_found() {
+    awk 'NR == FNR {listed[$0] = 1; next} ($NF in listed) {found[$NF] = 1}
+        END {printf "%d of %d", length(found), length(listed)}' \
+        "$ROOT/src/startup.order" <(nm --defined-only "$BIN")
 }
 
 distributed_attack() {

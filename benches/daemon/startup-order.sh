@@ -1,0 +1,55 @@
+#!/bin/bash
+# Writes src/startup.order: the functions of the executable that the daemon runs from its start
+# to idle with the shipped jails, through a first ban and while it answers `status`, in the
+# order callgrind first lists them (callgrind sees every function entered, however short).
+# build.rs hands the file to the linker (lld's --symbol-ordering-file) for release builds, and
+# the linker lays those functions out side by side.
+#
+# Why: the kernel maps a process's code in around every page it touches (fault-around, 64 kB
+# blocks). Start-up runs about 2 MB of functions (clap, toml, the regex compiler, tokio, netlink)
+# that the linker otherwise scatters over the 11 MB of code, so that nearly all of it ended up
+# resident: three quarters of the idle RSS (benches/README.md, "Idle memory").
+#
+# Run it again after dependencies or the toolchain change: the listed names carry hashes that
+# change with them, and a name the executable no longer has is passed over. rss.sh says how many
+# of the listed functions the executable being measured still has.
+#
+#   sudo benches/daemon/startup-order.sh        # then: cargo build --release; rss.sh to compare
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+build
+setup order
+machine
+REAL=$BIN
+# `run` under callgrind; the client commands (status) as they are.
+BIN="$TMP/under-callgrind"
+cat >"$BIN" <<EOF
+#!/bin/sh
+if [ "\$1" = run ]; then
+    exec valgrind --tool=callgrind --demangle=no --dump-instr=no \
+        --callgrind-out-file="$TMP/callgrind.out" "$REAL" "\$@"
+fi
+exec "$REAL" "\$@"
+EOF
+chmod +x "$BIN"
+
+shipped_config ""
+start_nftjail
+log "started under callgrind in ${READY_MS} ms"
+# A first ban: the failure path from the tail to the kernel.
+"$EXAMPLES/gen-attack-log" attack 200 2 >>"$TMP/logs/auth.log"
+POLL=0.5 wait_for "a ban in sshd" 120 at_least 1 status_field sshd .jail.currently_banned
+nftjail status >/dev/null
+nftjail status sshd >/dev/null
+sleep 5
+stop_nftjail
+
+# Every function name callgrind met (`fn=(id) name` where it first names one), first seen
+# first, kept when the executable defines it.
+nm --defined-only "$REAL" | awk '{print $NF}' | sort -u >"$TMP/defined"
+sed -n -E 's/^c?fn=\([0-9]+\) (.*)$/\1/p' "$TMP/callgrind.out" | awk '!seen[$0]++' >"$TMP/met"
+awk 'NR == FNR {defined[$0] = 1; next} $0 in defined' "$TMP/defined" "$TMP/met" >"$ROOT/src/startup.order"
+echo "src/startup.order: $(wc -l <"$ROOT/src/startup.order") functions of $(wc -l <"$TMP/met") met under callgrind"
