@@ -57,6 +57,8 @@ struct Piece {
     run: Option<(Run, DFA)>,
     /// The piece is these bytes and nothing else (` from `): compared, not searched.
     literal: Option<Box<[u8]>>,
+    /// The piece is `<HOST>`'s body: read by [`host::body_end`], not searched.
+    host_body: bool,
 }
 
 /// What every match of a regex starts with, when that is a short list of literals: a length
@@ -103,12 +105,7 @@ impl Locator {
     /// The locator of an expanded regex as `regex::bytes::RegexBuilder::new(..).unicode(false)`
     /// compiles it; `None` when the regex cannot be split (its rule then uses the captures).
     pub fn new(expanded: &str) -> Option<Locator> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(expanded)
-            .ok()?;
+        let hir = parser().parse(expanded).ok()?;
         let items: Vec<Hir> = match hir.kind() {
             HirKind::Concat(items) => items.clone(),
             _ => vec![hir.clone()],
@@ -308,6 +305,9 @@ fn follow(
                 at = from + literal.len();
             }
             Piece {
+                host_body: true, ..
+            } => at = host::body_end(haystack, from)?,
+            Piece {
                 regex: Some(regex), ..
             } => at = anchored_end(regex, own.0.as_mut()?, haystack, from).ok()??,
             _ => {}
@@ -329,8 +329,11 @@ fn record(spans: &mut Spans, group: Option<usize>, span: (usize, usize)) {
 
 impl Piece {
     fn new(hir: Hir, group: Option<usize>) -> Option<Piece> {
-        // A literal piece is compared, never searched: it needs no regex (nor its caches).
+        // A literal piece is compared and the host's body read, never searched: neither needs
+        // a regex (nor its caches).
+        let host_body = group == Some(0) && host_body_hir().is_some_and(|body| *body == hir);
         let (regex, literal) = match hir.kind() {
+            _ if host_body => (None, None),
             HirKind::Empty => (None, None),
             HirKind::Literal(literal) => (None, Some(literal.0.clone())),
             _ => (Some(build(&hir)?), None),
@@ -340,8 +343,26 @@ impl Piece {
             group,
             run: None,
             literal,
+            host_body,
         })
     }
+}
+
+/// [`host::BODY`] as a locator parses it, to know a host group's piece when it is exactly that
+/// (under flags that change it, `(?i)` on a class with letters, say, it is not, and is searched).
+fn host_body_hir() -> Option<&'static Hir> {
+    static BODY: std::sync::OnceLock<Option<Hir>> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| parser().parse(host::BODY).ok())
+        .as_ref()
+}
+
+/// The parser of a locator: a regex as `regex::bytes::RegexBuilder::new(..).unicode(false)`
+/// reads it.
+fn parser() -> regex_syntax::Parser {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
 }
 
 impl Run {
@@ -560,6 +581,35 @@ mod tests {
                 None => assert!(want.is_none(), "{pattern} on {text}: no match found"),
             }
         }
+    }
+
+    /// In every built-in filter, a rule split into pieces reads its host by hand: the host
+    /// group's body is recognised as `<HOST>`'s (not searched with a DFA of its own).
+    #[test]
+    fn built_in_rules_read_their_host_by_hand() {
+        let mut split = 0;
+        for (name, filter) in crate::filter::builtin::every_mode() {
+            for rule in filter.rules.iter().filter(|r| r.host.is_some()) {
+                let Some(locator) = rule.locator() else {
+                    continue;
+                };
+                let hosts: Vec<&Piece> = locator
+                    .pieces
+                    .iter()
+                    .filter(|p| p.group == Some(0))
+                    .collect();
+                if hosts.is_empty() {
+                    continue;
+                }
+                split += 1;
+                assert!(
+                    hosts.iter().all(|p| p.host_body && p.regex.is_none()),
+                    "{name}: {}",
+                    rule.regex.as_str()
+                );
+            }
+        }
+        assert!(split > 50, "only {split} rules split");
     }
 
     #[test]
