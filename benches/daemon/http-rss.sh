@@ -27,34 +27,12 @@ setup http-rss
 machine
 [ -n "$BASE_BIN" ] && echo "base: $BASE_BIN"
 
-shipped_config() { # shipped_config HTTP(0|1)
-    main_config
+# shipped_http_config HTTP(0|1): lib.sh's shipped configuration, with the HTTP server on when 1.
+shipped_http_config() {
+    shipped_config ""
     if [ "$1" = 1 ]; then
         printf '\n[http]\nlisten = "127.0.0.1:9469"\n' >>"$TMP/nftjail.toml"
     fi
-    cp "$ROOT"/jails/*.toml "$TMP/jail.d/"
-    mkdir -p "$TMP/logs"
-    for f in auth mail proftpd panel; do : >"$TMP/logs/$f.log"; done
-    cat >"$TMP/jail.d/zz-bench.toml" <<EOF
-[sshd]
-enabled = true
-logpath = ["$TMP/logs/auth.log"]
-[postfix]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[postfix-sasl]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[dovecot]
-enabled = true
-logpath = ["$TMP/logs/mail.log"]
-[proftpd]
-enabled = true
-logpath = ["$TMP/logs/proftpd.log"]
-[panel]
-enabled = true
-logpath = ["$TMP/logs/panel.log"]
-EOF
 }
 
 get() { ip netns exec "$NS" curl -fsS -o /dev/null "http://127.0.0.1:9469$1"; }
@@ -85,7 +63,7 @@ run() { # run SETUP BIN HTTP
     ip netns del "$NS" 2>/dev/null || true
     new_namespace http-rss
     rm -rf "$TMP/state" "$TMP/jail.d" "$TMP/daemon.log"
-    shipped_config "$3"
+    shipped_http_config "$3"
     start_nftjail
     sleep 5
     kb=$(rss_kb)
