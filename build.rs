@@ -13,6 +13,13 @@
 //! packages' cargo-zigbuild, whose zig linker refuses the option) or an older toolchain gets the
 //! default layout. Names in the list that the executable does not have are passed over (a stale
 //! list costs memory, never a failed build). `NFTJAIL_NO_STARTUP_ORDER=1` turns it off.
+//!
+//! With the same linker, and a glibc of 2.36 or later on the build machine, the relocations
+//! of the executable's own pointers are packed (`-z pack-relative-relocs`, DT_RELR): 8 kB
+//! where there were 680 kB, all of which the loader read at every start, and about 1 MB less
+//! idle RSS in all. Such an executable needs glibc 2.36 or later to start (the loader names
+//! the missing `GLIBC_ABI_DT_RELR`); one built on Debian 12 would otherwise also start on EL9
+//! (2.34). The packages, built for glibc 2.28, have neither. `NFTJAIL_NO_RELR=1` turns it off.
 
 use std::env;
 use std::path::Path;
@@ -24,14 +31,21 @@ fn main() {
     println!("cargo:rerun-if-changed={ORDER}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=NFTJAIL_NO_STARTUP_ORDER");
+    println!("cargo:rerun-if-env-changed=NFTJAIL_NO_RELR");
+    if !linked_by_rust_lld() {
+        return;
+    }
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let order = Path::new(&dir).join(ORDER);
-    if order.is_file() && linked_by_rust_lld() {
+    if order.is_file() && env::var_os("NFTJAIL_NO_STARTUP_ORDER").is_none() {
         println!(
             "cargo:rustc-link-arg-bin=nftjail=-Wl,--symbol-ordering-file={}",
             order.display()
         );
         println!("cargo:rustc-link-arg-bin=nftjail=-Wl,--no-warn-symbol-ordering");
+    }
+    if env::var_os("NFTJAIL_NO_RELR").is_none() && glibc_minor().is_some_and(|minor| minor >= 36) {
+        println!("cargo:rustc-link-arg-bin=nftjail=-Wl,-z,pack-relative-relocs");
     }
 }
 
@@ -40,7 +54,6 @@ fn linked_by_rust_lld() -> bool {
     let var = |name: &str| env::var(name).unwrap_or_default();
     var("PROFILE") == "release"
         && var("TARGET") == "x86_64-unknown-linux-gnu"
-        && var("NFTJAIL_NO_STARTUP_ORDER").is_empty()
         // A linker chosen by configuration or flags (cargo-zigbuild sets one).
         && env::var_os("RUSTC_LINKER").is_none()
         && !["linker", "link-self-contained"]
@@ -57,5 +70,19 @@ fn rustc_minor() -> Option<u32> {
     let version = text.split_whitespace().nth(1)?;
     let mut parts = version.split('.');
     (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
+}
+
+/// The minor version of the build machine's glibc (`getconf GNU_LIBC_VERSION`: `glibc 2.36`
+/// gives 36); `None` without glibc.
+fn glibc_minor() -> Option<u32> {
+    let output = Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let version = text.trim().strip_prefix("glibc ")?;
+    let mut parts = version.split('.');
+    (parts.next()? == "2").then_some(())?;
     parts.next()?.parse().ok()
 }
