@@ -349,7 +349,8 @@ impl Piece {
 }
 
 /// [`host::BODY`] as a locator parses it, to know a host group's piece when it is exactly that
-/// (under flags that change it, `(?i)` on a class with letters, say, it is not, and is searched).
+/// (under a flag that changes it, `(?U)`, which makes its repetitions lazy, it is not, and is
+/// searched; `(?i)` leaves it as it is).
 fn host_body_hir() -> Option<&'static Hir> {
     static BODY: std::sync::OnceLock<Option<Hir>> = std::sync::OnceLock::new();
     BODY.get_or_init(|| parser().parse(host::BODY).ok())
@@ -610,6 +611,32 @@ mod tests {
             }
         }
         assert!(split > 50, "only {split} rules split");
+    }
+
+    /// A flag that changes the host's body (`(?U)`: lazy repetitions, a shorter address) keeps
+    /// it searched; one that leaves it as it is (`(?i)`) does not.
+    #[test]
+    fn only_the_host_body_as_written_is_read_by_hand() {
+        let host_piece = |pattern: &str| {
+            let expanded = expand(pattern, HostRule::Required).unwrap();
+            let locator = Locator::new(&expanded).unwrap();
+            let piece = locator.pieces.iter().find(|p| p.group == Some(0)).unwrap();
+            (piece.host_body, piece.regex.is_some())
+        };
+        assert_eq!(host_piece(r"^from <HOST> port \d+"), (true, false));
+        assert_eq!(host_piece(r"^(?i)from <HOST> port \d+"), (true, false));
+        assert_eq!(host_piece(r"^(?U)from <HOST> port \d+"), (false, true));
+        let expanded = expand(r"^(?U)from <HOST>", HostRule::Required).unwrap();
+        let text = "from 192.0.2.77";
+        assert_eq!(
+            by_captures(&expanded, text).unwrap().host,
+            Some((5, 14)),
+            "lazy: one digit"
+        );
+        assert_eq!(
+            by_locator(&expanded, text),
+            Some(by_captures(&expanded, text))
+        );
     }
 
     #[test]
