@@ -5,8 +5,8 @@
 //! Why: the kernel maps a process's code in around every page it touches, in 64 kB blocks.
 //! Start-up runs about 2 MB of functions that the linker would otherwise scatter over 11 MB of
 //! code, so nearly all of it became resident. Laid out together they cost what they are: the
-//! idle RSS with the shipped jails goes from ~14.8 MB to ~10.1 MB (benches/README.md, "Idle
-//! memory"). Nothing else changes: the same code, at other addresses.
+//! idle RSS with the shipped jails went from 14.5 MB to 10.0 MB (benches/README.md, "2026-12-02,
+//! evening"). Nothing else changes: the same code, at other addresses.
 //!
 //! Only where the linker is known to be LLD, whose `--symbol-ordering-file` this is: Rust 1.90+
 //! links x86_64 Linux with its own LLD unless told otherwise. A linker set by the build (the
@@ -17,7 +17,7 @@
 //! With the same linker, and a glibc of 2.36 or later on the build machine, the relocations
 //! of the executable's own pointers are packed (`-z pack-relative-relocs`, DT_RELR): 8 kB
 //! where there were 680 kB, all of which the loader read at every start, and about 1 MB less
-//! idle RSS in all. Such an executable needs glibc 2.36 or later to start (the loader names
+//! idle RSS in all (9.1 MB). Such an executable needs glibc 2.36 or later to start (the loader names
 //! the missing `GLIBC_ABI_DT_RELR`); one built on Debian 12 would otherwise also start on EL9
 //! (2.34). The packages, built for glibc 2.28, have neither. `NFTJAIL_NO_RELR=1` turns it off.
 
