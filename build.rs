@@ -8,10 +8,10 @@
 //! idle RSS with the shipped jails went from 14.5 MB to 10.0 MB (benches/README.md, "2026-12-02,
 //! evening"). Nothing else changes: the same code, at other addresses.
 //!
-//! Only where the linker is known to be LLD, whose `--symbol-ordering-file` this is: Rust 1.90+
-//! links x86_64 Linux with its own LLD unless told otherwise. A linker set by the build (the
-//! packages' cargo-zigbuild, whose zig linker refuses the option) or an older toolchain gets the
-//! default layout. Names in the list that the executable does not have are passed over (a stale
+//! Only where the compiler's default linker takes the option (LLD's `--symbol-ordering-file`:
+//! rustup's Rust 1.90+ links x86_64 Linux with its own LLD), which is asked by linking an empty
+//! program with it first. A linker set by the build (the packages' cargo-zigbuild, whose zig
+//! linker refuses the option), GNU ld or an older toolchain gets the default layout. Names in the list that the executable does not have are passed over (a stale
 //! list costs memory, never a failed build). `NFTJAIL_NO_STARTUP_ORDER=1` turns it off.
 //!
 //! With the same linker, and a glibc of 2.36 or later on the build machine, the relocations
@@ -32,45 +32,72 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=NFTJAIL_NO_STARTUP_ORDER");
     println!("cargo:rerun-if-env-changed=NFTJAIL_NO_RELR");
-    if !linked_by_rust_lld() {
+    if !default_release_link() {
         return;
     }
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let order = Path::new(&dir).join(ORDER);
-    if order.is_file() && env::var_os("NFTJAIL_NO_STARTUP_ORDER").is_none() {
-        println!(
-            "cargo:rustc-link-arg-bin=nftjail=-Wl,--symbol-ordering-file={}",
-            order.display()
-        );
-        println!("cargo:rustc-link-arg-bin=nftjail=-Wl,--no-warn-symbol-ordering");
+    let ordering = [
+        format!("-Wl,--symbol-ordering-file={}", order.display()),
+        "-Wl,--no-warn-symbol-ordering".to_string(),
+    ];
+    if order.is_file()
+        && env::var_os("NFTJAIL_NO_STARTUP_ORDER").is_none()
+        && linker_takes(&ordering)
+    {
+        for arg in ordering {
+            println!("cargo:rustc-link-arg-bin=nftjail={arg}");
+        }
     }
-    if env::var_os("NFTJAIL_NO_RELR").is_none() && glibc_minor().is_some_and(|minor| minor >= 36) {
-        println!("cargo:rustc-link-arg-bin=nftjail=-Wl,-z,pack-relative-relocs");
+    let relr = ["-Wl,-z,pack-relative-relocs".to_string()];
+    if env::var_os("NFTJAIL_NO_RELR").is_none()
+        && glibc_minor().is_some_and(|minor| minor >= 36)
+        && linker_takes(&relr)
+    {
+        println!("cargo:rustc-link-arg-bin=nftjail={}", relr[0]);
     }
 }
 
-/// Whether this is a release build for x86_64 Linux (glibc) linked by the toolchain's own LLD.
-fn linked_by_rust_lld() -> bool {
+/// Whether this is a release build for x86_64 Linux (glibc) with the toolchain's default
+/// linker: none set by configuration or flags (cargo-zigbuild sets one).
+fn default_release_link() -> bool {
     let var = |name: &str| env::var(name).unwrap_or_default();
     var("PROFILE") == "release"
         && var("TARGET") == "x86_64-unknown-linux-gnu"
-        // A linker chosen by configuration or flags (cargo-zigbuild sets one).
         && env::var_os("RUSTC_LINKER").is_none()
         && !["linker", "link-self-contained"]
             .iter()
             .any(|flag| var("CARGO_ENCODED_RUSTFLAGS").contains(flag))
-        && rustc_minor().is_some_and(|minor| minor >= 90)
 }
 
-/// The minor version of the compiler cargo runs (`rustc 1.95.0 (…)` gives 95).
-fn rustc_minor() -> Option<u32> {
+/// Whether the compiler cargo runs links an empty program with `args` (whatever linker it
+/// uses by default: Rust's own LLD since 1.90 on the toolchains rustup installs, a
+/// distribution's may differ). Asked rather than assumed, so that a linker without the option
+/// costs memory, never a failed build.
+fn linker_takes(args: &[String]) -> bool {
+    let Some(out) = env::var_os("OUT_DIR") else {
+        return false;
+    };
+    let out = Path::new(&out);
+    let source = out.join("probe.rs");
+    if std::fs::write(&source, "fn main() {}\n").is_err() {
+        return false;
+    }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(rustc).arg("-V").output().ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    let version = text.split_whitespace().nth(1)?;
-    let mut parts = version.split('.');
-    (parts.next()? == "1").then_some(())?;
-    parts.next()?.parse().ok()
+    let mut probe = Command::new(rustc);
+    probe
+        .arg(&source)
+        .arg("-o")
+        .arg(out.join("probe"))
+        .args(["--edition", "2021"]);
+    for arg in args {
+        probe.arg("-C").arg(format!("link-arg={arg}"));
+    }
+    probe
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The minor version of the build machine's glibc (`getconf GNU_LIBC_VERSION`: `glibc 2.36`
