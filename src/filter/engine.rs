@@ -63,7 +63,6 @@ impl CompiledFilter {
                     generation: local.generation(),
                     local,
                     zone,
-                    text: String::new(),
                     not_before: None,
                 }))
             }
@@ -88,8 +87,6 @@ pub struct Fail2banRun {
     /// The local zone's generation `zone` was made from.
     generation: u64,
     zone: Zone,
-    /// The line decoded (reused).
-    text: String,
     /// Failures logged before this instant are too old (see [`AnyMatcher::set_not_before`]).
     not_before: Option<i64>,
 }
@@ -99,9 +96,7 @@ impl Fail2banRun {
     fn line(&mut self, text: &str, now: DateTime<Utc>) -> Outcome {
         let now = now.timestamp();
         self.refresh(now);
-        self.text.clear();
-        self.text.push_str(text);
-        let found = self.matcher.feed(&self.text, now, &self.zone);
+        let found = self.matcher.feed(text, now, &self.zone);
         Fail2banRun::outcome(found, self.not_before)
     }
 
