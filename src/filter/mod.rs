@@ -302,7 +302,12 @@ impl MatchSink {
         if self.pending.is_empty() {
             return;
         }
-        let failures = std::mem::take(&mut self.pending);
+        // The next batch starts with room for as many failures as this one (at most
+        // FAILURE_BATCH: no regrowth, copy after copy, under a steady flood; a quiet round's
+        // batch stays small). Its lines' buffer grows from empty: it may reach a megabyte,
+        // which an idle jail should not keep.
+        let room = self.pending.len();
+        let failures = std::mem::replace(&mut self.pending, Vec::with_capacity(room));
         let text = std::mem::take(&mut self.pending_lines);
         let counted = text.len();
         self.lines_in_flight.fetch_add(counted, Ordering::Relaxed);
