@@ -186,6 +186,22 @@ mod tests {
         ] {
             check(shape.as_bytes());
         }
+        // An attacker's long runs (the line limit is 64 kB): read to their end once, as the
+        // search does.
+        for long in [
+            "1".repeat(70_000),
+            format!("1.2.3.{}", "4".repeat(70_000)),
+            format!("a:{}", "f:".repeat(35_000)),
+            format!("::1%{}", "z".repeat(70_000)),
+        ] {
+            let searched = body.find(long.as_bytes()).map(|m| m.end());
+            assert_eq!(
+                body_end(long.as_bytes(), 0),
+                searched,
+                "{} bytes",
+                long.len()
+            );
+        }
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/filters");
         for entry in std::fs::read_dir(corpus).unwrap() {
             for line in std::fs::read(entry.unwrap().path())
