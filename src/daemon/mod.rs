@@ -154,38 +154,16 @@ pub async fn run(
         );
     }
 
-    // The kernel: keep what is there, add what the state has and the kernel lacks.
+    // The kernel: keep what is there, add what the state has and the kernel lacks. What the
+    // kernel must hold is known from the replay alone (the live bans of enabled jails, which
+    // is what the tracker keeps of them), so the kernel is reconciled on a blocking thread
+    // while this one builds the tracker: on a restore of many bans the two take about as long.
     let now = clock();
     let enabled: HashSet<JailName> = config.enabled().map(|j| j.name.clone()).collect();
-    let mut tracker = Tracker::new(
-        config.enabled().map(|j| j.policy.clone()).collect(),
-        config.history_retention(),
-        options.seed,
-    );
-    // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
-    let replayed: Vec<Ban> = std::mem::take(&mut recovered.bans).into_values().collect();
-    tracker.restore(replayed, std::mem::take(&mut recovered.history), now);
-    for (jail, totals) in &recovered.totals {
-        tracker.set_totals(jail, totals.failed, totals.banned);
-    }
-    let mut ban_log = BanLog::new(config.daemon.dbpurgeage);
-    ban_log.restore(std::mem::take(&mut recovered.events), now);
-    let history = core::History::new(
-        ban_log,
-        std::mem::take(&mut recovered.totals)
-            .into_iter()
-            .map(|(j, t)| (j, t.failed, t.banned)),
-    );
-    let parked = tracker.parked().count();
-    if parked > 0 {
-        tracing::info!(
-            bans = parked,
-            "bans of jails not configured are parked (kept, out of the kernel)"
-        );
-    }
-    let desired: Vec<Element> = tracker
-        .settled()
-        .filter(|b| enabled.contains(&b.jail))
+    let desired: Vec<Element> = recovered
+        .bans
+        .values()
+        .filter(|b| b.live_at(now) && enabled.contains(&b.jail))
         .map(|b| {
             let left = b.remaining(now).map(Duration::from_secs);
             Element {
@@ -213,7 +191,7 @@ pub async fn run(
     let layout = config.layout();
     let started = std::time::Instant::now();
     let applied = firewall_layout.clone();
-    let (backend, store, report, firewall_report) = tokio::task::spawn_blocking(move || {
+    let reconciled = tokio::task::spawn_blocking(move || {
         let mut store = store;
         let report = reconcile(&mut *backend, &layout, &desired);
         let firewall_report: Result<_, DaemonError> = match report {
@@ -229,9 +207,38 @@ pub async fn run(
             Err(_) => Ok(nftjail_backend::FirewallReport::default()),
         };
         (backend, store, report, firewall_report)
-    })
-    .await
-    .map_err(|e| DaemonError::Internal(e.to_string()))?;
+    });
+
+    let mut tracker = Tracker::new(
+        config.enabled().map(|j| j.policy.clone()).collect(),
+        config.history_retention(),
+        options.seed,
+    );
+    // Taken out of the replay, not copied: the map would otherwise live as long as the daemon.
+    let replayed: Vec<Ban> = std::mem::take(&mut recovered.bans).into_values().collect();
+    tracker.restore(replayed, std::mem::take(&mut recovered.history), now);
+    for (jail, totals) in &recovered.totals {
+        tracker.set_totals(jail, totals.failed, totals.banned);
+    }
+    let mut ban_log = BanLog::new(config.daemon.dbpurgeage);
+    ban_log.restore(std::mem::take(&mut recovered.events), now);
+    let history = core::History::new(
+        ban_log,
+        std::mem::take(&mut recovered.totals)
+            .into_iter()
+            .map(|(j, t)| (j, t.failed, t.banned)),
+    );
+    let parked = tracker.parked().count();
+    if parked > 0 {
+        tracing::info!(
+            bans = parked,
+            "bans of jails not configured are parked (kept, out of the kernel)"
+        );
+    }
+
+    let (backend, store, report, firewall_report) = reconciled
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))?;
     let report = report.map_err(|e| DaemonError::Backend(e.error))?;
     let firewall_report = firewall_report?;
     tracing::info!(
