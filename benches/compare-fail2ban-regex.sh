@@ -20,7 +20,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 command -v fail2ban-regex >/dev/null || { echo "fail2ban-regex not found (apt-get install fail2ban)" >&2; exit 2; }
-cargo build --release --quiet --bin nftjail --example gen-sshd-log
+# The binary alone, as a user builds it (see daemon/lib.sh's build), then the example.
+cargo build --release --quiet --bin nftjail
+cargo build --release --quiet --example gen-sshd-log
 ./target/release/examples/gen-sshd-log "$LINES" "$SEED" > "$work/auth.log"
 lines=$(wc -l < "$work/auth.log")
 

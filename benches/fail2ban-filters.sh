@@ -19,7 +19,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 command -v fail2ban-regex >/dev/null || { echo "fail2ban-regex not found (apt-get install fail2ban)" >&2; exit 2; }
-cargo build --release --quiet --bin nftjail --example fail2ban_logs
+# The binary alone, as a user builds it (see daemon/lib.sh's build), then the example.
+cargo build --release --quiet --bin nftjail
+cargo build --release --quiet --example fail2ban_logs
 ./target/release/examples/fail2ban_logs "$work" "$LINES" > /dev/null
 
 now() { date +%s.%N; }

@@ -8,7 +8,9 @@ set -eu
 cd "$(dirname "$0")"
 out="results-$(date +%F).txt"
 : >"$out"
-(cd ../.. && cargo build --release --quiet --bin nftjail --example nft-events --example gen-attack-log)
+# The binary alone, as a user builds it (see lib.sh's build), then the examples.
+(cd ../.. && cargo build --release --quiet --bin nftjail &&
+    cargo build --release --quiet --example nft-events --example gen-attack-log)
 for script in latency.sh throughput.sh rss.sh restore.sh fail2ban.sh; do
     echo "=== $script ($(date -Is))" | tee -a "$out"
     NO_BUILD=1 "./$script" 2>&1 | tee -a "$out"

@@ -11,9 +11,11 @@
 # that the linker otherwise scatters over the 11 MB of code, so that nearly all of it ended up
 # resident: three quarters of the idle RSS (benches/README.md, "Idle memory").
 #
-# Run it again after dependencies or the toolchain change: the listed names carry hashes that
-# change with them, and a name the executable no longer has is passed over. rss.sh says how many
-# of the listed functions the executable being measured still has.
+# Run it again after any change of the code, the dependencies or the toolchain, and before a
+# release: the listed names carry hashes that change with them (ThinLTO's `.llvm.<hash>`
+# suffixes change for every module a change touches), and a name the executable no longer has
+# is passed over, its function left where the linker puts it. rss.sh says how many of the
+# listed functions the executable being measured has, and warns when that is not all.
 #
 #   sudo benches/daemon/startup-order.sh        # then: cargo build --release; rss.sh to compare
 set -eu
