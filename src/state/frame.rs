@@ -91,6 +91,8 @@ pub(super) struct Scan {
     pub len: u64,
     /// Where the last intact line ends.
     pub good_len: u64,
+    /// Chunks of lines the replay decoded (see [`scan`]).
+    pub chunks: u64,
 }
 
 /// How the file is damaged, which decides what opening it does.
@@ -120,8 +122,10 @@ impl Scan {
     }
 }
 
-/// Lines handed to a decoder at once (about this many bytes).
+/// Lines handed to a decoder at once: about this many bytes, or this many lines (a garbage
+/// file of empty or overlong lines adds no bytes, and must not gather all its lines at once).
 const CHUNK: usize = 256 * 1024;
+const CHUNK_LINES: usize = 16 * 1024;
 
 /// Lines read, not yet decoded: their bytes one after the other, and for each where it ends in
 /// `bytes` (`None`: longer than [`MAX_LINE`]), whether it was complete, and where it ends in the
@@ -220,6 +224,7 @@ pub(super) fn scan(file: &File) -> io::Result<Scan> {
                         }
                     }
                     next += 1;
+                    scan.chunks += 1;
                 }
             }
             scan
@@ -227,7 +232,7 @@ pub(super) fn scan(file: &File) -> io::Result<Scan> {
         let mut chunk = Chunk::default();
         let len = for_each_line(file, |line| {
             chunk.push(&line);
-            if chunk.bytes.len() >= CHUNK {
+            if chunk.bytes.len() >= CHUNK || chunk.lines.len() >= CHUNK_LINES {
                 let seq = chunk.seq + 1;
                 let full = std::mem::replace(
                     &mut chunk,
@@ -327,5 +332,23 @@ mod tests {
         let lifted = (0..30_000).filter(|i| i % 7 == 3).count();
         assert_eq!(scan.recovered.bans.len(), 30_000 - lifted);
         assert_eq!(scan.damage(), Damage::Inside);
+        assert!(scan.chunks > 8, "{} chunks", scan.chunks);
+    }
+
+    // A file of nothing but newlines and overlong lines (no bytes kept): each line is damage,
+    // counted once, in chunks of a bounded number of lines.
+    #[test]
+    fn a_garbage_file_of_empty_and_overlong_lines_is_counted_line_by_line() {
+        let mut log = vec![b'\n'; 3 * CHUNK_LINES + 5];
+        log.extend(std::iter::repeat_n(b'y', MAX_LINE + 1));
+        log.push(b'\n');
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&log).unwrap();
+        let scan = scan(&file).unwrap();
+        assert_eq!(scan.recovered.damaged, 3 * CHUNK_LINES + 6);
+        assert_eq!(scan.chunks, 4, "never more than CHUNK_LINES lines at once");
+        assert_eq!(scan.recovered.records, 0);
+        assert_eq!((scan.len, scan.good_len), (log.len() as u64, 0));
+        assert_eq!(scan.damage(), Damage::Unreadable);
     }
 }
